@@ -1,0 +1,3 @@
+"""Tidemark shared library: everything services share lives here once."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The FastAPI kit every service uses: app factory, problems, auth, health, metrics."""

@@ -1,0 +1,99 @@
+"""``build_app``: one or several service definitions become one FastAPI app with a lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from tidemark import __version__
+from tidemark.api.auth import TokenVerifier, require_internal_token, require_token
+from tidemark.api.metrics import install_metrics
+from tidemark.api.problems import MEDIA_TYPE, install_problem_handlers
+from tidemark.bus import Bus
+from tidemark.logs import configure_logging
+from tidemark.service import ServiceDefinition, ServiceRuntime
+
+
+def build_app(
+    services: Sequence[tuple[ServiceDefinition, Any]],
+    *,
+    title: str,
+    bus: Bus | None = None,
+    migrate: bool = False,
+) -> FastAPI:
+    """Build the app. ``bus`` is shared by all services when given (embedded mode);
+    ``migrate`` runs each service's migrations on start-up (embedded mode only: in
+    deployments migrations are their own step)."""
+    first_settings = services[0][1]
+    configure_logging(first_settings.log_level, first_settings.log_format)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtimes = {d.name: ServiceRuntime(d, s, bus) for d, s in services}
+        app.state.runtimes = runtimes
+        started: list[ServiceRuntime] = []
+        try:
+            for runtime in runtimes.values():
+                await runtime.start(migrate=migrate)
+                started.append(runtime)
+            if bus is not None:
+                await bus.start()
+            yield
+        finally:
+            if bus is not None:
+                await bus.stop()
+            for runtime in reversed(started):
+                await runtime.stop()
+
+    app = FastAPI(title=title, version=__version__, lifespan=lifespan)
+    verifiers = [TokenVerifier.for_api(s.auth, s.platform) for _, s in services]
+    app.state.api_tokens = TokenVerifier(d for v in verifiers for d in v.digests)
+    app.state.internal_tokens = TokenVerifier.for_internal(first_settings.platform)
+
+    install_problem_handlers(app)
+    install_metrics(app)
+    for definition, _ in services:
+        for router in definition.routers:
+            app.include_router(router, dependencies=[Depends(require_token)])
+        for router in definition.internal_routers:
+            app.include_router(router, dependencies=[Depends(require_internal_token)])
+    _install_health(app, [d.name for d, _ in services])
+    return app
+
+
+def _install_health(app: FastAPI, names: list[str]) -> None:
+    async def _ready(request: Request, only: list[str]) -> JSONResponse:
+        runtimes: dict[str, ServiceRuntime] = request.app.state.runtimes
+        checks = {name: await runtimes[name].ready() for name in only}
+        ok = all(all(c.values()) for c in checks.values())
+        if ok:
+            return JSONResponse({"status": "ready", "checks": checks})
+        return JSONResponse(
+            {"type": "https://tidemark.dev/problems/not-ready", "title": "Not ready", "status": 503,
+             "detail": "a dependency does not answer", "checks": checks},
+            status_code=503, media_type=MEDIA_TYPE,
+        )
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        return await _ready(request, names)
+
+    for name in names:
+        def _make(svc: str) -> None:
+            @app.get(f"/{svc}/healthz", tags=["health"], name=f"{svc}-healthz")
+            async def svc_healthz() -> dict[str, str]:
+                return {"status": "ok", "service": svc}
+
+            @app.get(f"/{svc}/readyz", tags=["health"], name=f"{svc}-readyz")
+            async def svc_readyz(request: Request) -> JSONResponse:
+                return await _ready(request, [svc])
+
+        _make(name)

@@ -1,0 +1,71 @@
+"""RFC 9457 problem responses: every error a client sees has one shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tidemark.errors import TidemarkError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_BASE = "https://tidemark.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+
+def problem(status: int, type_: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": PROBLEM_BASE + type_, "title": title, "status": status, "detail": detail, **extra}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _field(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+async def _tidemark_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TidemarkError)
+    if exc.status_code >= 500:
+        log.error("request failed: %s", exc.message, exc_info=exc)
+    return problem(exc.status_code, exc.problem_type, exc.title, exc.message, kind=exc.kind.value, **exc.detail)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    if any(e["type"] == "json_invalid" for e in errors):
+        return problem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON.",
+                       errors=errors)
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(422, "validation", "Invalid request", summary, errors=errors)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}.get(
+        exc.status_code, "http-error"
+    )
+    return problem(exc.status_code, slug, slug.replace("-", " ").capitalize(), str(exc.detail))
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return problem(500, "internal", "Internal error", "An unexpected error occurred; it has been logged.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(TidemarkError, _tidemark_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

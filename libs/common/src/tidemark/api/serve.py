@@ -1,0 +1,44 @@
+"""The command line every service shares: ``tidemark-<svc>-svc serve|migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from tidemark.db import create_engine
+from tidemark.db.migrate import upgrade
+from tidemark.service import ServiceDefinition
+
+
+def service_main(
+    definition: ServiceDefinition,
+    load_settings: Callable[[], Any],
+    create_app: Callable[[Any], FastAPI],
+    argv: list[str] | None = None,
+) -> None:
+    parser = argparse.ArgumentParser(prog=f"tidemark-{definition.name}-svc", description=definition.title)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the HTTP API and run the service's consumers")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--migrate", action="store_true", help="apply migrations before serving")
+    sub.add_parser("migrate", help="apply the database migrations and exit")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if args.command == "migrate" or args.migrate:
+        asyncio.run(_migrate(definition, settings))
+    if args.command == "serve":
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None)
+
+
+async def _migrate(definition: ServiceDefinition, settings: Any) -> None:
+    engine = create_engine(settings.database)
+    try:
+        await upgrade(engine, definition.migrations)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,61 @@
+"""In-process bus: only for the single-process mode and unit tests. Nothing survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Sequence
+
+from tidemark.bus.base import Bus, Handler
+from tidemark.bus.dispatch import dispatch
+from tidemark.bus.metrics import EVENTS_PUBLISHED
+from tidemark.events import Envelope, Topic
+
+
+class MemoryBus(Bus):
+    def __init__(self) -> None:
+        self._groups: dict[str, tuple[list[Topic], Handler]] = {}
+        self._queues: dict[str, asyncio.Queue[Envelope]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.published: dict[Topic, list[Envelope]] = defaultdict(list)
+
+    def subscribe(self, group: str, topics: Sequence[Topic], handler: Handler) -> None:
+        self._groups[group] = (list(topics), handler)
+
+    async def start(self) -> None:
+        for group, (_, handler) in self._groups.items():
+            queue: asyncio.Queue[Envelope] = asyncio.Queue()
+            self._queues[group] = queue
+            self._tasks.append(asyncio.create_task(self._run(group, queue, handler)))
+
+    async def _run(self, group: str, queue: asyncio.Queue[Envelope], handler: Handler) -> None:
+        while True:
+            envelope = await queue.get()
+            try:
+                await dispatch(group, handler, envelope)
+            finally:
+                queue.task_done()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def publish(self, topic: Topic, envelope: Envelope) -> None:
+        self.published[topic].append(envelope)
+        EVENTS_PUBLISHED.labels(topic.value, envelope.type).inc()
+        for group, (topics, _) in self._groups.items():
+            if topic in topics and group in self._queues:
+                self._queues[group].put_nowait(envelope)
+
+    async def drain(self) -> None:
+        """Wait until every delivered event was handled (tests use it to avoid sleeping)."""
+        for queue in self._queues.values():
+            await queue.join()
+
+    async def ready(self) -> bool:
+        return True

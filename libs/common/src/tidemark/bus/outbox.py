@@ -1,0 +1,173 @@
+"""Transactional outbox: the state change and its event commit together; a relay publishes.
+
+A service calls :meth:`Outbox.add` inside the transaction that changes its state.
+:class:`OutboxRelay` publishes unsent rows in order and marks them sent, so an
+event survives a broker outage or a crash between commit and publish. Publishing
+is at-least-once; consumers deduplicate on the envelope id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tidemark.bus.base import Bus
+from tidemark.bus.metrics import OUTBOX_PENDING, OUTBOX_PUBLISH_SECONDS
+from tidemark.bus.retry import backoff_seconds
+from tidemark.db.types import UTCDateTime, utcnow
+from tidemark.errors import TransientError
+from tidemark.events import Envelope, EventPayload, Topic
+from tidemark.logs import fields
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MessagingTables:
+    outbox: sa.Table
+    inbox: sa.Table
+
+
+def messaging_tables(metadata: sa.MetaData) -> MessagingTables:
+    """Declare the outbox and the processed-events inbox in a service's own metadata."""
+    outbox = sa.Table(
+        "outbox",
+        metadata,
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.Uuid, nullable=False, unique=True),
+        sa.Column("topic", sa.String(64), nullable=False),
+        sa.Column("envelope", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("published_at", UTCDateTime, nullable=True, index=True),
+    )
+    inbox = sa.Table(
+        "processed_events",
+        metadata,
+        sa.Column("consumer", sa.String(128), primary_key=True),
+        sa.Column("event_id", sa.Uuid, primary_key=True),
+        sa.Column("processed_at", UTCDateTime, nullable=False),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox)
+
+
+class Outbox:
+    def __init__(self, table: sa.Table, source: str) -> None:
+        self._table = table
+        self._source = source
+        self._wakeup: asyncio.Event | None = None
+
+    def bind_relay(self, wakeup: asyncio.Event) -> None:
+        self._wakeup = wakeup
+
+    async def add(self, session: AsyncSession, payload: EventPayload) -> Envelope:
+        """Record ``payload`` in the caller's transaction. Call :meth:`notify` after commit."""
+        envelope = Envelope.wrap(payload, source=self._source)
+        await session.execute(
+            sa.insert(self._table).values(
+                event_id=envelope.id,
+                topic=payload.topic.value,
+                envelope=envelope.model_dump_json(),
+                created_at=envelope.occurred_at,
+            )
+        )
+        return envelope
+
+    def notify(self) -> None:
+        """Wake the relay now instead of at its next poll."""
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        table: sa.Table,
+        bus: Bus,
+        poll_seconds: float = 1.0,
+        batch_size: int = 100,
+        retention: timedelta = timedelta(days=1),
+    ) -> None:
+        self._sessions = sessions
+        self._table = table
+        self._bus = bus
+        self._poll = poll_seconds
+        self._batch = batch_size
+        self._retention = retention
+        self.wakeup = asyncio.Event()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch in order; returns how many were sent. Raises TransientError if the
+        broker refused, leaving the unsent rows for the next attempt."""
+        t = self._table
+        sent = 0
+        async with self._sessions() as session, session.begin():
+            query = (
+                sa.select(t.c.seq, t.c.topic, t.c.envelope)
+                .where(t.c.published_at.is_(None))
+                .order_by(t.c.seq)
+                .limit(self._batch)
+            )
+            if session.bind.dialect.name == "postgresql":
+                # Two replicas never publish the same row at once (each would still be safe).
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.execute(query)).all()
+            started = time.perf_counter()
+            try:
+                for seq, topic, raw in rows:
+                    await self._bus.publish(Topic(topic), Envelope.model_validate_json(raw))
+                    await session.execute(
+                        sa.update(t).where(t.c.seq == seq).values(published_at=utcnow())
+                    )
+                    sent += 1
+            finally:
+                if rows:
+                    OUTBOX_PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        return sent
+
+    async def pending(self) -> int:
+        t = self._table
+        async with self._sessions() as session:
+            count = await session.scalar(
+                sa.select(sa.func.count()).select_from(t).where(t.c.published_at.is_(None))
+            )
+        return int(count or 0)
+
+    async def purge_published(self) -> None:
+        t = self._table
+        async with self._sessions() as session, session.begin():
+            await session.execute(
+                sa.delete(t).where(t.c.published_at.is_not(None), t.c.published_at < utcnow() - self._retention)
+            )
+
+    async def run(self) -> None:
+        attempt = 0
+        last_purge = 0.0
+        while True:
+            try:
+                sent = await self.publish_pending()
+                attempt = 0
+                OUTBOX_PENDING.set(await self.pending())
+                if time.monotonic() - last_purge > 3600:
+                    await self.purge_published()
+                    last_purge = time.monotonic()
+                if sent == self._batch:
+                    continue
+            except TransientError as exc:
+                delay = backoff_seconds(attempt, base=0.5, cap=15)
+                attempt += 1
+                log.warning("outbox relay cannot publish; will retry",
+                            extra=fields(error=exc.message, retry_in_s=round(delay, 2)))
+                await asyncio.sleep(delay)
+                continue
+            self.wakeup.clear()
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), timeout=self._poll)
+            except TimeoutError:
+                pass

@@ -1,0 +1,227 @@
+"""Typed event payloads, versioned. Other platforms get them as JSON Schema (`make contracts`).
+
+Adding an optional field keeps ``schema_version``; removing or retyping a field bumps it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tidemark.events.topics import Topic
+
+
+class SyncMode(StrEnum):
+    FULL_REFRESH = "full_refresh"
+    INCREMENTAL = "incremental"
+    INCREMENTAL_APPEND = "incremental_append"
+
+
+class RunStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    STARTING = "starting"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIALLY_SUCCEEDED = "partially_succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = {RunStatus.SUCCEEDED, RunStatus.PARTIALLY_SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventPayload(_Model):
+    """Base of every payload: its wire name, topic, version and the key that orders it."""
+
+    event_type: ClassVar[str]
+    topic: ClassVar[Topic]
+    schema_version: ClassVar[int] = 1
+
+    def subject(self) -> str:
+        raise NotImplementedError
+
+
+class StreamSpec(_Model):
+    name: str = Field(description="Stream name as the connector's catalog names it, e.g. `public.orders`.")
+    sync_mode: SyncMode = Field(default=SyncMode.FULL_REFRESH, description="How the stream is loaded.")
+    cursor_field: str | None = Field(default=None, description="Column that orders changes (incremental).")
+    primary_key: list[str] = Field(default_factory=list, description="Key columns (incremental merge).")
+    columns: list[str] | None = Field(default=None, description="Columns to load; all when absent.")
+
+
+class DestinationSpec(_Model):
+    kind: Literal["iceberg", "parquet"] = Field(default="iceberg", description="Table format.")
+    namespace: str = Field(default="tidemark", description="Iceberg namespace (or Parquet directory).")
+    table_prefix: str = Field(default="", description="Prefix added to every table name.")
+
+
+class PipelineSpec(_Model):
+    """Everything a worker needs to know about a pipeline, frozen at request time."""
+
+    pipeline_id: UUID
+    name: str
+    connection_id: UUID
+    streams: list[StreamSpec]
+    destination: DestinationSpec
+
+
+class RunError(_Model):
+    message: str = Field(description="What went wrong, safe to show a user.")
+    kind: Literal["config", "transient", "terminal"] = Field(description="Whether a retry can help.")
+    stream: str | None = Field(default=None, description="The stream that failed, when one did.")
+
+
+class StreamStats(_Model):
+    stream: str
+    table: str = Field(description="Destination table identifier.")
+    status: Literal["succeeded", "failed"]
+    rows_read: int = 0
+    rows_written: int = 0
+    bytes_written: int = 0
+    duration_seconds: float = 0.0
+    snapshot_id: int | None = Field(default=None, description="Iceberg snapshot committed by this run.")
+    error: RunError | None = None
+
+
+class RunRequested(EventPayload):
+    event_type: ClassVar[str] = "run.requested"
+    topic: ClassVar[Topic] = Topic.RUNS
+
+    run_id: UUID
+    pipeline: PipelineSpec
+    trigger: Literal["manual", "schedule", "dependency", "retry"]
+    scheduled_for: datetime | None = None
+    attempt: int = 1
+
+    def subject(self) -> str:
+        return str(self.run_id)
+
+
+class RunStarted(EventPayload):
+    event_type: ClassVar[str] = "run.started"
+    topic: ClassVar[Topic] = Topic.RUNS
+
+    run_id: UUID
+    pipeline_id: UUID
+    launcher: str = Field(description="`local` or `kubernetes`.")
+    worker_ref: str = Field(description="Process id or Kubernetes Job name.")
+
+    def subject(self) -> str:
+        return str(self.run_id)
+
+
+class RunProgress(EventPayload):
+    event_type: ClassVar[str] = "run.progress"
+    topic: ClassVar[Topic] = Topic.RUNS
+
+    run_id: UUID
+    pipeline_id: UUID
+    stream: str
+    rows_read: int
+
+    def subject(self) -> str:
+        return str(self.run_id)
+
+
+class RunFinished(EventPayload):
+    event_type: ClassVar[str] = "run.finished"
+    topic: ClassVar[Topic] = Topic.RUNS
+
+    run_id: UUID
+    pipeline_id: UUID
+    status: RunStatus
+    streams: list[StreamStats] = Field(default_factory=list)
+    error: RunError | None = None
+
+    def subject(self) -> str:
+        return str(self.run_id)
+
+    @property
+    def rows_written(self) -> int:
+        return sum(s.rows_written for s in self.streams)
+
+
+class ConnectionChanged(EventPayload):
+    event_type: ClassVar[str] = "connection.changed"
+    topic: ClassVar[Topic] = Topic.CONNECTIONS
+
+    connection_id: UUID
+    name: str
+    connector_type: str
+    change: Literal["created", "updated", "deleted"]
+
+    def subject(self) -> str:
+        return str(self.connection_id)
+
+
+class SchemaChange(_Model):
+    kind: Literal[
+        "stream_added", "stream_removed", "column_added", "column_removed",
+        "type_changed", "nullability_changed", "primary_key_changed",
+    ]
+    stream: str
+    column: str | None = None
+    before: str | None = None
+    after: str | None = None
+    breaking: bool = False
+
+
+class SchemaDriftDetected(EventPayload):
+    event_type: ClassVar[str] = "schema.drift"
+    topic: ClassVar[Topic] = Topic.SCHEMA
+
+    connection_id: UUID
+    snapshot_id: UUID
+    changes: list[SchemaChange]
+
+    def subject(self) -> str:
+        return str(self.connection_id)
+
+
+class AlertSent(EventPayload):
+    event_type: ClassVar[str] = "alert.sent"
+    topic: ClassVar[Topic] = Topic.ALERTS
+
+    alert_id: UUID
+    rule: str
+    channel: str
+    title: str
+    severity: Literal["info", "warning", "critical"]
+    subject_id: str = Field(description="What the alert is about: a connection, pipeline or run id.")
+
+    def subject(self) -> str:
+        return self.subject_id
+
+
+class PipelinePauseRequested(EventPayload):
+    event_type: ClassVar[str] = "pipeline.pause_requested"
+    topic: ClassVar[Topic] = Topic.PIPELINES
+
+    pipeline_id: UUID
+    reason: str
+    cause_event_id: UUID | None = None
+
+    def subject(self) -> str:
+        return str(self.pipeline_id)
+
+
+EVENT_TYPES: dict[str, type[EventPayload]] = {
+    cls.event_type: cls
+    for cls in (
+        RunRequested, RunStarted, RunProgress, RunFinished, ConnectionChanged,
+        SchemaDriftDetected, AlertSent, PipelinePauseRequested,
+    )
+}

@@ -1,0 +1,67 @@
+"""Structured logging with context (service, run id) carried in contextvars."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("tidemark_log_context", default={})  # noqa: B039 - never mutated, only replaced
+
+
+@contextlib.contextmanager
+def log_context(**values: Any) -> Iterator[None]:
+    """Attach ``values`` (e.g. ``run_id``) to every log record emitted inside the block."""
+    token = _context.set({**_context.get(), **values})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            **_context.get(),
+        }
+        extra = getattr(record, "fields", None)
+        if isinstance(extra, dict):
+            entry.update(extra)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ctx = {**_context.get(), **(getattr(record, "fields", None) or {})}
+        suffix = " ".join(f"{k}={v}" for k, v in ctx.items())
+        base = super().format(record)
+        return f"{base} {suffix}" if suffix else base
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiokafka logs every rebalance and reconnect at INFO; that is noise for operators.
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+
+
+def fields(**values: Any) -> dict[str, Any]:
+    """``log.info("...", extra=fields(run_id=...))`` adds structured fields to one record."""
+    return {"fields": values}

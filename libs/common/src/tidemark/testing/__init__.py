@@ -1,0 +1,1 @@
+"""Test helpers: the broker and PostgreSQL harness, and app fixtures' building blocks."""

@@ -1,0 +1,63 @@
+"""The orchestrator's rules, as plain functions tests call directly."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidemark.errors import ConflictError
+from tidemark.events import DestinationSpec, Envelope, PipelineSpec, RunFinished, RunRequested, RunStarted, RunStatus, StreamSpec
+from tidemark.service import ServiceRuntime
+from tidemark_orchestrator import repository
+from tidemark_orchestrator.models import Pipeline, Run
+
+Trigger = Literal["manual", "schedule", "dependency", "retry"]
+
+
+def pipeline_spec(pipeline: Pipeline) -> PipelineSpec:
+    return PipelineSpec(
+        pipeline_id=pipeline.id,
+        name=pipeline.name,
+        connection_id=pipeline.connection_id,
+        streams=[StreamSpec.model_validate(s) for s in pipeline.streams],
+        destination=DestinationSpec.model_validate(pipeline.destination),
+    )
+
+
+async def request_run(
+    runtime: ServiceRuntime, session: AsyncSession, pipeline: Pipeline, trigger: Trigger = "manual"
+) -> Run:
+    """Store a queued run and its ``run.requested`` event in the caller's transaction.
+
+    At most one run per pipeline is active: a second request is refused (overlap policy `skip`).
+    """
+    if pipeline.status != "active":
+        raise ConflictError(f"pipeline {pipeline.name!r} is {pipeline.status}; resume it first")
+    current = await repository.active_run(session, pipeline.id)
+    if current is not None:
+        raise ConflictError(
+            f"pipeline {pipeline.name!r} already has an active run", run_id=str(current.id)
+        )
+    run = await repository.add_run(session, pipeline, trigger)
+    await runtime.emit(
+        session,
+        RunRequested(run_id=run.id, pipeline=pipeline_spec(pipeline), trigger=trigger, attempt=run.attempt),
+    )
+    return run
+
+
+async def on_run_started(session: AsyncSession, event: RunStarted, envelope: Envelope) -> None:
+    run = await repository.get_run(session, event.run_id)
+    if run is not None and not RunStatus(run.status).terminal:
+        run.status = RunStatus.RUNNING
+        run.started_at = envelope.occurred_at
+
+
+async def on_run_finished(session: AsyncSession, event: RunFinished, envelope: Envelope) -> None:
+    run = await repository.get_run(session, event.run_id)
+    if run is None:
+        return
+    run.status = event.status
+    run.finished_at = envelope.occurred_at
+    run.error = event.error.message if event.error else None

@@ -1,0 +1,53 @@
+"""orchestrator-svc's own tables: pipelines and the desired state of their runs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from tidemark.bus import messaging_tables
+from tidemark.db import JSONType, UTCDateTime, utcnow
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Pipeline(Base):
+    __tablename__ = "pipelines"
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
+    streams: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    destination: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    schedule: Mapped[str | None] = mapped_column(sa.String(128))
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        # A scheduled tick fires once, however many replicas or restarts see it.
+        sa.UniqueConstraint("pipeline_id", "scheduled_for", name="uq_runs_pipeline_scheduled_for"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("pipelines.id", ondelete="CASCADE"), index=True)
+    trigger: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(24), index=True)
+    attempt: Mapped[int] = mapped_column(sa.Integer, default=1)
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+TABLES = messaging_tables(Base.metadata)

@@ -1,0 +1,19 @@
+"""Every test runs isolated from the developer's environment: no TIDEMARK_* leaks in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+pytest_plugins = ["tests.fixtures.infra"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    for key in list(os.environ):
+        if key.startswith("TIDEMARK_") and not key.startswith("TIDEMARK_TEST_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("TIDEMARK_HOME", str(tmp_path_factory.mktemp("home")))
+    yield

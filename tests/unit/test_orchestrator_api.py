@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from tidemark.api.app import build_app
+from tidemark.bus import MemoryBus
+from tidemark.events import RunRequested, Topic
+from tidemark.settings import AuthSettings, DatabaseSettings
+from tidemark.testing.apps import running
+from tidemark_orchestrator.app import DEFINITION
+from tidemark_orchestrator.settings import OrchestratorSettings
+
+pytestmark = pytest.mark.unit
+TOKEN = "unit-token"
+
+
+@pytest.fixture
+async def bus() -> MemoryBus:
+    return MemoryBus()
+
+
+@pytest.fixture
+async def client(tmp_path: Path, bus: MemoryBus) -> AsyncIterator[httpx.AsyncClient]:
+    settings = OrchestratorSettings(
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/o.db"),
+        auth=AuthSettings(tokens=[SecretStr(TOKEN)]),
+        bus="memory",
+    )
+    app = build_app([(DEFINITION, settings)], title="t", bus=bus, migrate=True)
+    async with running(app, TOKEN) as c:
+        yield c
+
+
+def pipeline_body(**over: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "name": "orders",
+        "connection_id": str(uuid.uuid4()),
+        "streams": [{"name": "main.orders"}],
+    }
+    body.update(over)
+    return body
+
+
+async def test_trigger_run_emits_run_requested_once_committed(client: httpx.AsyncClient, bus: MemoryBus) -> None:
+    created = await client.post("/v1/pipelines", json=pipeline_body())
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    run = await client.post(f"/v1/pipelines/{pid}/runs")
+    assert run.status_code == 202, run.text
+    assert run.json()["status"] == "queued"
+    # A second trigger while the first is active is refused.
+    again = await client.post(f"/v1/pipelines/{pid}/runs")
+    assert again.status_code == 409
+    assert again.headers["content-type"] == "application/problem+json"
+    # The relay publishes the outbox row.
+    for _ in range(50):
+        if bus.published[Topic.RUNS]:
+            break
+        import asyncio
+
+        await asyncio.sleep(0.05)
+    [envelope] = bus.published[Topic.RUNS]
+    event = envelope.payload_as(RunRequested)
+    assert str(event.run_id) == run.json()["id"]
+    assert event.pipeline.name == "orders"
+
+
+async def test_incremental_without_key_is_422_naming_the_stream(client: httpx.AsyncClient) -> None:
+    body = pipeline_body(streams=[{"name": "main.events", "sync_mode": "incremental", "cursor_field": "ts"}])
+    response = await client.post("/v1/pipelines", json=body)
+    assert response.status_code == 422
+    assert "main.events" in response.json()["detail"]
+
+
+async def test_unknown_field_malformed_json_and_missing_token(client: httpx.AsyncClient) -> None:
+    unknown = await client.post("/v1/pipelines", json=pipeline_body(colour="blue"))
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "colour"
+    bad = await client.post("/v1/pipelines", content=b"{not json", headers={"content-type": "application/json"})
+    assert bad.status_code == 400
+    assert bad.json()["type"].endswith("/malformed-json")
+    anon = await client.get("/v1/pipelines", headers={"Authorization": ""})
+    assert anon.status_code == 401
+    assert anon.headers["content-type"] == "application/problem+json"
