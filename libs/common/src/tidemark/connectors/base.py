@@ -1,0 +1,94 @@
+"""The connector protocol every source implements: ``check``, ``discover``, ``read``.
+
+Sources are synchronous (drivers are); services call them in a worker thread and
+the worker process calls them directly. ``read`` yields Arrow record batches of
+bounded size, so memory stays flat whatever the table size.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from tidemark.events import StreamSpec
+
+
+class ConnectorConfig(BaseModel):
+    """Base of every connector's config. Secret fields are ``SecretStr``: stored encrypted,
+    never returned by the API, never logged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def secret_fields(cls) -> list[str]:
+        return [name for name, f in cls.model_fields.items() if f.annotation in (SecretStr, SecretStr | None)]
+
+    def reveal(self) -> dict[str, Any]:
+        """The config as plain JSON, secrets included: only for storage and for workers."""
+        data = self.model_dump(mode="json")
+        for name in self.secret_fields():
+            value = getattr(self, name)
+            data[name] = value.get_secret_value() if value is not None else None
+        return data
+
+
+class ColumnInfo(BaseModel):
+    name: str
+    type: str = Field(description="Arrow type, e.g. `int64`, `decimal128(12, 2)`, `timestamp[us, tz=UTC]`.")
+    nullable: bool = True
+    source_type: str = Field(description="The type as the source declares it.")
+
+
+class StreamInfo(BaseModel):
+    name: str
+    columns: list[ColumnInfo]
+    primary_key: list[str] = Field(default_factory=list)
+    cursor_candidates: list[str] = Field(default_factory=list)
+
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+class Catalog(BaseModel):
+    streams: list[StreamInfo]
+
+    def stream(self, name: str) -> StreamInfo | None:
+        return next((s for s in self.streams if s.name == name), None)
+
+
+class StreamState(BaseModel):
+    """Where an incremental stream stopped: the cursor value of the last committed run."""
+
+    cursor_field: str | None = None
+    cursor_value: Any = None
+
+
+class Source(abc.ABC):
+    type_name: ClassVar[str]
+    title: ClassVar[str]
+    config_model: ClassVar[type[ConnectorConfig]]
+
+    def __init__(self, config: ConnectorConfig) -> None:
+        self.config = config
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Raise :class:`~tidemark.errors.SourceError` with a user-facing message if unusable."""
+
+    @abc.abstractmethod
+    def discover(self) -> Catalog: ...
+
+    @abc.abstractmethod
+    def arrow_schema(self, stream: StreamSpec) -> pa.Schema:
+        """The schema ``read`` yields for ``stream`` (selected columns only)."""
+
+    @abc.abstractmethod
+    def read(self, stream: StreamSpec, state: StreamState | None) -> Iterator[pa.RecordBatch]:
+        """Yield batches of the stream; with ``state``, only rows past its cursor."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

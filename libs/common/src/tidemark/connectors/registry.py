@@ -1,0 +1,41 @@
+"""Registry of connector types: built-ins by import path (loaded lazily), plus plug-ins
+registered under the ``tidemark.connectors`` entry-point group."""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any
+
+from tidemark.connectors.base import Source
+from tidemark.errors import ConfigError
+
+BUILTIN: dict[str, str] = {
+    "sqlite": "tidemark.connectors.sqlite:SQLiteSource",
+}
+
+
+@cache
+def _all_paths() -> dict[str, str]:
+    paths = dict(BUILTIN)
+    for ep in entry_points(group="tidemark.connectors"):
+        paths.setdefault(ep.name, ep.value)
+    return paths
+
+
+def connector_types() -> list[str]:
+    return sorted(_all_paths())
+
+
+def get_connector(type_name: str) -> type[Source]:
+    path = _all_paths().get(type_name)
+    if path is None:
+        raise ConfigError(
+            f"unknown connector type {type_name!r}; known: {', '.join(connector_types())}", field="type"
+        )
+    module_name, _, attr = path.partition(":")
+    cls: Any = getattr(importlib.import_module(module_name), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Source)):
+        raise ConfigError(f"connector {type_name!r} does not implement Source")
+    return cls
