@@ -1,0 +1,79 @@
+"""Folding ``run.*`` events into the read model.
+
+Events of one run share a Kafka key, but they come from different services, so
+the projection never lets a status move backwards: a late ``run.started`` after
+``run.finished`` changes nothing, and ``run.requested`` arriving last only fills
+in what it knows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidemark.events import Envelope, RunFinished, RunProgress, RunRequested, RunStarted, RunStatus
+from tidemark_jobs.models import RunView
+
+_RANK = {
+    RunStatus.SCHEDULED: 0,
+    RunStatus.QUEUED: 1,
+    RunStatus.STARTING: 2,
+    RunStatus.RUNNING: 3,
+}
+
+
+def _rank(status: str) -> int:
+    return _RANK.get(RunStatus(status), 9)
+
+
+async def _view(session: AsyncSession, envelope: Envelope, run_id: object, pipeline_id: object) -> RunView:
+    view = await session.get(RunView, run_id)
+    if view is None:
+        view = RunView(run_id=run_id, pipeline_id=pipeline_id, status=RunStatus.QUEUED, attempt=1,
+                       rows_read=0, rows_written=0, bytes_written=0, streams=[],
+                       updated_at=envelope.occurred_at)
+        session.add(view)
+    return view
+
+
+def _advance(view: RunView, status: RunStatus, envelope: Envelope) -> bool:
+    if _rank(status) <= _rank(view.status) and not (status.terminal and not RunStatus(view.status).terminal):
+        return False
+    view.status = status
+    view.updated_at = envelope.occurred_at
+    return True
+
+
+async def on_requested(session: AsyncSession, event: RunRequested, envelope: Envelope) -> None:
+    view = await _view(session, envelope, event.run_id, event.pipeline.pipeline_id)
+    view.pipeline_name = event.pipeline.name
+    view.trigger = event.trigger
+    view.attempt = event.attempt
+    view.scheduled_for = event.scheduled_for
+    view.requested_at = envelope.occurred_at
+
+
+async def on_started(session: AsyncSession, event: RunStarted, envelope: Envelope) -> None:
+    view = await _view(session, envelope, event.run_id, event.pipeline_id)
+    view.worker_ref = event.worker_ref
+    if _advance(view, RunStatus.RUNNING, envelope):
+        view.started_at = envelope.occurred_at
+
+
+async def on_progress(session: AsyncSession, event: RunProgress, envelope: Envelope) -> None:
+    view = await _view(session, envelope, event.run_id, event.pipeline_id)
+    if not RunStatus(view.status).terminal:
+        view.rows_read = max(view.rows_read, event.rows_read)
+
+
+async def on_finished(session: AsyncSession, event: RunFinished, envelope: Envelope) -> None:
+    view = await _view(session, envelope, event.run_id, event.pipeline_id)
+    if RunStatus(view.status).terminal:
+        return
+    _advance(view, event.status, envelope)
+    view.finished_at = envelope.occurred_at
+    view.started_at = view.started_at or envelope.occurred_at
+    view.rows_read = sum(s.rows_read for s in event.streams)
+    view.rows_written = event.rows_written
+    view.bytes_written = sum(s.bytes_written for s in event.streams)
+    view.streams = [s.model_dump(mode="json") for s in event.streams]
+    view.error = event.error.message if event.error else None

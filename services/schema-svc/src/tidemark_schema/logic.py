@@ -1,0 +1,21 @@
+"""Keeping the set of watched connections in step with connector-svc's events."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tidemark.events import ConnectionChanged, Envelope
+from tidemark_schema.models import WatchedConnection
+
+
+async def on_connection_changed(session: AsyncSession, event: ConnectionChanged, envelope: Envelope) -> None:
+    watched = await session.get(WatchedConnection, event.connection_id)
+    if watched is None:
+        watched = WatchedConnection(connection_id=event.connection_id)
+        session.add(watched)
+    elif watched.updated_at > envelope.occurred_at:
+        return  # an older event delivered late
+    watched.name = event.name
+    watched.connector_type = event.connector_type
+    watched.active = event.change != "deleted"
+    watched.updated_at = envelope.occurred_at
