@@ -1,0 +1,99 @@
+"""The embedded platform: every service in one process on one port, SQLite databases,
+a local Iceberg warehouse and a local Kafka-protocol broker, all under one home directory."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from tidemark.api.app import build_app
+from tidemark.bus.kafka import KafkaBus
+from tidemark.service import ServiceDefinition
+from tidemark.settings import DatabaseSettings, KafkaSettings, PlatformSettings
+from tidemark_connector.app import DEFINITION as CONNECTOR
+from tidemark_connector.settings import ConnectorSettings
+from tidemark_impact.app import DEFINITION as IMPACT
+from tidemark_impact.settings import ImpactSettings
+from tidemark_ingest.app import DEFINITION as INGEST
+from tidemark_ingest.settings import IngestSettings
+from tidemark_jobs.app import DEFINITION as JOBS
+from tidemark_jobs.settings import JobsSettings
+from tidemark_orchestrator.app import DEFINITION as ORCHESTRATOR
+from tidemark_orchestrator.settings import OrchestratorSettings
+from tidemark_schema.app import DEFINITION as SCHEMA
+from tidemark_schema.settings import SchemaSettings
+
+SERVICES: list[tuple[ServiceDefinition, type[Any]]] = [
+    (CONNECTOR, ConnectorSettings),
+    (ORCHESTRATOR, OrchestratorSettings),
+    (INGEST, IngestSettings),
+    (JOBS, JobsSettings),
+    (SCHEMA, SchemaSettings),
+    (IMPACT, ImpactSettings),
+]
+
+
+@dataclass(frozen=True)
+class Embedded:
+    home: Path
+    url: str
+    api_token: str
+    internal_token: str
+    kafka: KafkaSettings
+
+
+def _token_file(path: Path, env: str | None) -> str:
+    """The token from the environment, else the one saved before, else a new one (saved 0600)."""
+    if env:
+        return env
+    if path.is_file():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    path.write_text(token + "\n")
+    path.chmod(0o600)
+    return token
+
+
+def prepare(home: Path, host: str, port: int, bootstrap_servers: str) -> Embedded:
+    home = home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    platform = PlatformSettings()
+    api = platform.api_token.get_secret_value() if platform.api_token else None
+    internal = platform.internal_token.get_secret_value() if platform.internal_token else None
+    return Embedded(
+        home=home,
+        url=f"http://{host}:{port}",
+        api_token=_token_file(home / "token", api),
+        internal_token=_token_file(home / "internal_token", internal),
+        kafka=KafkaSettings(bootstrap_servers=bootstrap_servers, session_timeout_ms=10_000,
+                            heartbeat_interval_ms=1_000),
+    )
+
+
+def service_settings(env: Embedded) -> list[tuple[ServiceDefinition, Any]]:
+    platform = PlatformSettings(home=env.home, api_token=SecretStr(env.api_token),
+                                internal_token=SecretStr(env.internal_token), environment="development")
+    built: list[tuple[ServiceDefinition, Any]] = []
+    for definition, settings_type in SERVICES:
+        kwargs: dict[str, Any] = {
+            "platform": platform,
+            "database": DatabaseSettings(url=f"sqlite+aiosqlite:///{env.home / (definition.name + '.db')}"),
+            "kafka": env.kafka,
+            "outbox_poll_seconds": 0.5,
+        }
+        if definition is INGEST:
+            kwargs["connector_url"] = env.url
+        built.append((definition, settings_type(**kwargs)))
+    return built
+
+
+def create_embedded_app(env: Embedded) -> FastAPI:
+    services = service_settings(env)
+    # One producer and one set of consumer groups for the whole process.
+    bus = KafkaBus(env.kafka, client_id="tidemark-embedded")
+    return build_app(services, title="Tidemark (embedded)", bus=bus, migrate=True)

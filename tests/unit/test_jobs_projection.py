@@ -1,0 +1,119 @@
+"""jobs-svc folds run events into one row per run, whatever order they arrive in."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from tidemark.api.app import build_app
+from tidemark.bus import MemoryBus
+from tidemark.events import (
+    DestinationSpec,
+    Envelope,
+    PipelineSpec,
+    RunError,
+    RunFinished,
+    RunRequested,
+    RunStarted,
+    RunStatus,
+    StreamSpec,
+    StreamStats,
+    Topic,
+)
+from tidemark.settings import AuthSettings, DatabaseSettings
+from tidemark.testing.apps import running
+from tidemark_jobs.app import DEFINITION
+from tidemark_jobs.settings import JobsSettings
+
+pytestmark = pytest.mark.unit
+TOKEN = "jobs-token"
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, MemoryBus]]:
+    bus = MemoryBus()
+    settings = JobsSettings(
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/jobs.db"),
+        auth=AuthSettings(tokens=[SecretStr(TOKEN)]),
+        bus="memory",
+    )
+    async with running(build_app([(DEFINITION, settings)], title="t", bus=bus, migrate=True), TOKEN) as client:
+        yield client, bus
+
+
+def requested(run_id: uuid.UUID, pipeline_id: uuid.UUID, name: str = "orders") -> RunRequested:
+    spec = PipelineSpec(pipeline_id=pipeline_id, name=name, connection_id=uuid.uuid4(),
+                        streams=[StreamSpec(name="main.orders")], destination=DestinationSpec())
+    return RunRequested(run_id=run_id, pipeline=spec, trigger="manual")
+
+
+def finished(run_id: uuid.UUID, pipeline_id: uuid.UUID, rows: int) -> RunFinished:
+    stats = StreamStats(stream="main.orders", table="tidemark.orders", status="succeeded",
+                        rows_read=rows, rows_written=rows, bytes_written=10 * rows)
+    return RunFinished(run_id=run_id, pipeline_id=pipeline_id, status=RunStatus.SUCCEEDED, streams=[stats])
+
+
+async def deliver(bus: MemoryBus, *payloads: object) -> None:
+    for p in payloads:
+        await bus.publish(Topic.RUNS, Envelope.wrap(p, source="test"))  # type: ignore[arg-type]
+    await bus.drain()
+
+
+async def test_run_lifecycle_in_order(setup: tuple[httpx.AsyncClient, MemoryBus]) -> None:
+    client, bus = setup
+    run_id, pipeline_id = uuid.uuid4(), uuid.uuid4()
+    await deliver(bus, requested(run_id, pipeline_id))
+    assert (await client.get(f"/v1/runs/{run_id}")).json()["status"] == "queued"
+    await deliver(bus, RunStarted(run_id=run_id, pipeline_id=pipeline_id, launcher="local", worker_ref="42"))
+    assert (await client.get(f"/v1/runs/{run_id}")).json()["status"] == "running"
+    await deliver(bus, finished(run_id, pipeline_id, 1000))
+    run = (await client.get(f"/v1/runs/{run_id}")).json()
+    assert run["status"] == "succeeded"
+    assert run["rows_written"] == 1000
+    assert run["pipeline_name"] == "orders"
+    assert run["streams"][0]["table"] == "tidemark.orders"
+
+
+async def test_late_events_never_move_a_run_backwards(setup: tuple[httpx.AsyncClient, MemoryBus]) -> None:
+    client, bus = setup
+    run_id, pipeline_id = uuid.uuid4(), uuid.uuid4()
+    await deliver(
+        bus,
+        finished(run_id, pipeline_id, 7),
+        RunStarted(run_id=run_id, pipeline_id=pipeline_id, launcher="local", worker_ref="1"),
+        requested(run_id, pipeline_id, name="late"),
+    )
+    run = (await client.get(f"/v1/runs/{run_id}")).json()
+    assert run["status"] == "succeeded"
+    assert run["rows_written"] == 7
+    assert run["pipeline_name"] == "late"
+
+
+async def test_filter_by_status(setup: tuple[httpx.AsyncClient, MemoryBus]) -> None:
+    client, bus = setup
+    ok, bad, pipeline_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    failure = RunFinished(run_id=bad, pipeline_id=pipeline_id, status=RunStatus.FAILED,
+                          error=RunError(message="source unreachable", kind="transient"))
+    await deliver(bus, requested(ok, pipeline_id), requested(bad, pipeline_id), finished(ok, pipeline_id, 1), failure)
+    failed = (await client.get("/v1/runs", params={"status": "failed"})).json()
+    assert [r["run_id"] for r in failed] == [str(bad)]
+    assert failed[0]["error"] == "source unreachable"
+    both = (await client.get("/v1/runs", params={"status": ["failed", "succeeded"]})).json()
+    assert {r["run_id"] for r in both} == {str(ok), str(bad)}
+    bogus = await client.get("/v1/runs", params={"status": "exploded"})
+    assert bogus.status_code == 422
+    assert bogus.json()["errors"][0]["field"] == "status.0"
+    await asyncio.sleep(0)
+
+
+async def test_unknown_run_is_a_404_problem(setup: tuple[httpx.AsyncClient, MemoryBus]) -> None:
+    client, _ = setup
+    response = await client.get(f"/v1/runs/{uuid.uuid4()}")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
