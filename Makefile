@@ -1,0 +1,43 @@
+# Tidemark developer commands. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+# Use uv from PATH, else the copy `make bootstrap` installs with pip.
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap run test test-unit test-integration test-e2e lint fmt contracts bench clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+bootstrap: ## Install uv (if missing) and every Python dependency into .venv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+
+run: bootstrap ## Start the whole platform locally (embedded) and run the demo pipeline; Ctrl-C stops it
+	$(UV) run tidemark up --demo
+
+test: bootstrap ## Run every test: unit, integration and e2e (starts its own broker; uses PostgreSQL on 127.0.0.1:5432)
+	$(UV) run pytest $(PYTEST_ARGS)
+
+test-unit: bootstrap ## Only the unit tests (nothing running needed)
+	$(UV) run pytest -m unit $(PYTEST_ARGS)
+
+test-integration: bootstrap ## Only the integration tests
+	$(UV) run pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: bootstrap ## Only the end-to-end tests
+	$(UV) run pytest -m e2e $(PYTEST_ARGS)
+
+lint: bootstrap ## ruff and mypy (strict), exactly as CI runs them
+	$(UV) run ruff check .
+	$(UV) run mypy libs/common/src libs/cli/src services/*/src
+
+fmt: bootstrap ## Fix what ruff can fix
+	$(UV) run ruff check --fix .
+
+contracts: bootstrap ## Export event contracts as JSON Schema into docs/contracts
+	$(UV) run tidemark contracts --out docs/contracts
+
+clean: ## Remove local state (.tidemark) and caches
+	rm -rf .tidemark .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,160 @@
+"""The walking skeleton, end to end: six service processes, real PostgreSQL, the real broker.
+
+connection → pipeline → trigger → run.requested → worker → Iceberg → run.finished → jobs view.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from pyiceberg.catalog import load_catalog
+
+from tests.e2e.processes import ServiceProcess, free_port, service_argv, start
+
+pytestmark = pytest.mark.e2e
+SERVICES = ["connector", "orchestrator", "ingest", "jobs", "schema", "impact"]
+API_TOKEN = "e2e-api-token"
+
+
+@dataclass
+class Platform:
+    services: dict[str, ServiceProcess]
+    catalog_uri: str
+    warehouse: str
+
+    def __getitem__(self, name: str) -> ServiceProcess:
+        return self.services[name]
+
+
+@pytest.fixture(scope="module")
+def platform(
+    kafka_bootstrap: str, pg_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    home = tmp_path_factory.mktemp("e2e-home")
+    ports = {s: free_port() for s in SERVICES}
+    catalog_db = pg_database("catalog").replace("postgresql+asyncpg", "postgresql+psycopg")
+    common = {
+        "TIDEMARK_HOME": str(home),
+        "TIDEMARK_API_TOKEN": API_TOKEN,
+        "TIDEMARK_INTERNAL_TOKEN": "e2e-internal-token",
+    }
+    prefix = f"e2e{uuid.uuid4().hex[:8]}"
+    started: dict[str, ServiceProcess] = {}
+    try:
+        for service in SERVICES:
+            upper = service.upper()
+            env = {
+                **common,
+                f"TIDEMARK_{upper}__DATABASE__URL": pg_database(service),
+                f"TIDEMARK_{upper}__KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
+                f"TIDEMARK_{upper}__KAFKA__TOPIC_PREFIX": prefix,
+                f"TIDEMARK_{upper}__KAFKA__SESSION_TIMEOUT_MS": "6000",
+                f"TIDEMARK_{upper}__KAFKA__HEARTBEAT_INTERVAL_MS": "1000",
+                f"TIDEMARK_{upper}__OUTBOX_POLL_SECONDS": "0.3",
+                f"TIDEMARK_{upper}__LOG_FORMAT": "text",
+            }
+            if service == "connector":
+                env["TIDEMARK_CONNECTOR__SECRET_KEY"] = Fernet.generate_key().decode()
+            if service == "ingest":
+                env["TIDEMARK_INGEST__CONNECTOR_URL"] = f"http://127.0.0.1:{ports['connector']}"
+                env["TIDEMARK_INGEST__LAKEHOUSE__CATALOG_URI"] = catalog_db
+                env["TIDEMARK_INGEST__LAKEHOUSE__WAREHOUSE"] = f"file://{home / 'warehouse'}"
+            started[service] = start(service_argv(service, ports[service]), service, ports[service], env,
+                                     home / "logs")
+        yield Platform(started, catalog_db, f"file://{home / 'warehouse'}")
+    finally:
+        for proc in started.values():
+            proc.stop()
+
+
+def api(service: ServiceProcess) -> httpx.Client:
+    return httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=30)
+
+
+def wait_for(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fetch()
+        if done(last):
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}; last seen: {last}")
+
+
+def test_every_service_is_ready(platform: Platform) -> None:
+    for name, service in platform.services.items():
+        response = wait_for(lambda s=service: httpx.get(s.url + "/readyz", timeout=10),
+                            lambda r: r.status_code == 200, 30, f"{name} ready")
+        assert response.json()["checks"][name] == {"database": True, "broker": True}
+
+
+def test_skeleton_run_lands_in_iceberg_and_jobs(platform: Platform) -> None:
+    with api(platform["connector"]) as connector, api(platform["orchestrator"]) as orchestrator, \
+            api(platform["jobs"]) as jobs:
+        created = connector.post("/v1/connections", json={
+            "name": "shop", "type": "sqlite", "config": {"path": "sample:shop"}})
+        assert created.status_code == 201, created.text
+        connection_id = created.json()["id"]
+        assert connector.post(f"/v1/connections/{connection_id}/check").json()["status"] == "succeeded"
+
+        pipeline = orchestrator.post("/v1/pipelines", json={
+            "name": "shop-full",
+            "connection_id": connection_id,
+            "streams": [{"name": "main.orders"}, {"name": "main.customers"}],
+            "destination": {"kind": "iceberg", "namespace": "e2e"},
+        })
+        assert pipeline.status_code == 201, pipeline.text
+        run = orchestrator.post(f"/v1/pipelines/{pipeline.json()['id']}/runs")
+        assert run.status_code == 202, run.text
+        run_id = run.json()["id"]
+
+        view = wait_for(lambda: jobs.get(f"/v1/runs/{run_id}"),
+                        lambda r: r.status_code == 200 and r.json()["status"] in {"succeeded", "failed"},
+                        120, "the run to finish in jobs-svc")
+        body = view.json()
+        assert body["status"] == "succeeded", (body, platform["ingest"].log_tail())
+        assert body["rows_written"] == 1200
+        assert {s["stream"]: s["rows_written"] for s in body["streams"]} == {
+            "main.orders": 1000, "main.customers": 200}
+
+        # The orchestrator learned the outcome from run.finished too.
+        runs = wait_for(lambda: orchestrator.get(f"/v1/pipelines/{pipeline.json()['id']}/runs").json(),
+                        lambda rs: rs[0]["status"] == "succeeded", 30, "orchestrator run state")
+        assert runs[0]["id"] == run_id
+
+        failed = jobs.get("/v1/runs", params={"status": "failed"}).json()
+        assert run_id not in [r["run_id"] for r in failed]
+
+    catalog = load_catalog("e2e", type="sql", uri=platform.catalog_uri, warehouse=platform.warehouse)
+    orders = catalog.load_table("e2e.orders").scan().to_arrow()
+    assert orders.num_rows == 1000
+    assert sorted(orders.column("id").to_pylist()) == list(range(1, 1001))
+    snapshot = catalog.load_table("e2e.orders").current_snapshot()
+    assert snapshot is not None
+    assert snapshot.summary is not None
+    assert snapshot.summary.additional_properties.get("tidemark.run-id") == run_id
+
+
+def test_schema_svc_watches_the_new_connection(platform: Platform) -> None:
+    with api(platform["schema"]) as schema:
+        watched = wait_for(lambda: schema.get("/v1/schemas/connections").json(),
+                           lambda rows: any(r["name"] == "shop" for r in rows), 30, "connection.changed")
+    assert [r["connector_type"] for r in watched if r["name"] == "shop"] == ["sqlite"]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_bad_requests_are_4xx_problems(platform: Platform, service: str) -> None:
+    url = platform[service].url
+    anonymous = httpx.get(url + "/v1/" + {"connector": "connections", "orchestrator": "pipelines",
+                                          "ingest": "workers", "jobs": "runs", "schema": "schemas/connections",
+                                          "impact": "alerts"}[service])
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == "application/problem+json"
