@@ -1,0 +1,36 @@
+"""connector-svc: connections (secrets encrypted), their checks and catalogs, and ``connection.changed``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+from tidemark.api.app import build_app
+from tidemark.service import ServiceDefinition, ServiceRuntime
+
+from tidemark_connector.crypto import SecretBox, load_secret_key
+from tidemark_connector.models import TABLES, Base
+from tidemark_connector.routes import BOX_EXTRA, internal_router, router, types_router
+from tidemark_connector.settings import ConnectorSettings
+
+
+async def _setup(runtime: ServiceRuntime) -> None:
+    settings: ConnectorSettings = runtime.settings
+    key = await asyncio.to_thread(load_secret_key, settings)
+    runtime.extras[BOX_EXTRA] = SecretBox(key, settings.previous_secret_keys)
+
+
+DEFINITION = ServiceDefinition(
+    name="connector",
+    title="Tidemark connector",
+    metadata=Base.metadata,
+    tables=TABLES,
+    migrations="tidemark_connector:migrations",
+    routers=[types_router, router],
+    internal_routers=[internal_router],
+    setup=_setup,
+)
+
+
+def create_app(settings: ConnectorSettings) -> FastAPI:
+    return build_app([(DEFINITION, settings)], title=DEFINITION.title)
