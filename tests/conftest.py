@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -11,9 +10,8 @@ pytest_plugins = ["tests.fixtures.infra"]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     for key in list(os.environ):
         if key.startswith("TIDEMARK_") and not key.startswith("TIDEMARK_TEST_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("TIDEMARK_HOME", str(tmp_path_factory.mktemp("home")))
-    yield

@@ -19,7 +19,15 @@ from fastapi import APIRouter, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidemark.bus import Bus, IdempotentHandler, MessagingTables, Outbox, OutboxRelay, SessionHandler, create_bus
+from tidemark.bus import (
+    Bus,
+    IdempotentHandler,
+    MessagingTables,
+    Outbox,
+    OutboxRelay,
+    SessionHandler,
+    create_bus,
+)
 from tidemark.db import create_engine, session_factory
 from tidemark.db.migrate import upgrade
 from tidemark.errors import TransientError

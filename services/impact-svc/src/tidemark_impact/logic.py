@@ -11,7 +11,6 @@ from tidemark.ids import new_id
 from tidemark.service import ServiceRuntime
 from tidemark_impact.models import Alert
 
-
 RunFinishedHandler = Callable[[AsyncSession, RunFinished, Envelope], Awaitable[None]]
 
 

@@ -7,7 +7,16 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.errors import ConflictError
-from tidemark.events import DestinationSpec, Envelope, PipelineSpec, RunFinished, RunRequested, RunStarted, RunStatus, StreamSpec
+from tidemark.events import (
+    DestinationSpec,
+    Envelope,
+    PipelineSpec,
+    RunFinished,
+    RunRequested,
+    RunStarted,
+    RunStatus,
+    StreamSpec,
+)
 from tidemark.service import ServiceRuntime
 from tidemark_orchestrator import repository
 from tidemark_orchestrator.models import Pipeline, Run

@@ -17,7 +17,7 @@ SessionHandler = Callable[[AsyncSession, Envelope], Awaitable[None]]
 
 async def insert_ignore(session: AsyncSession, table: sa.Table, values: dict[str, object]) -> bool:
     """Insert a row unless its key exists; True when it was inserted."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     stmt: sa.Insert
     if dialect == "postgresql":
         stmt = postgresql.insert(table).values(**values).on_conflict_do_nothing()

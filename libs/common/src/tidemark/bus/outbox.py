@@ -9,6 +9,7 @@ is at-least-once; consumers deduplicate on the envelope id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ class OutboxRelay:
                 .order_by(t.c.seq)
                 .limit(self._batch)
             )
-            if session.bind.dialect.name == "postgresql":
+            if session.get_bind().dialect.name == "postgresql":
                 # Two replicas never publish the same row at once (each would still be safe).
                 query = query.with_for_update(skip_locked=True)
             rows = (await session.execute(query)).all()
@@ -167,7 +168,5 @@ class OutboxRelay:
                 await asyncio.sleep(delay)
                 continue
             self.wakeup.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=self._poll)
-            except TimeoutError:
-                pass

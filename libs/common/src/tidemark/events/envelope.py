@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -44,7 +45,7 @@ class Envelope(BaseModel):
             raise TerminalError(f"unknown event type {self.type!r}", event_id=str(self.id))
         return model.model_validate(self.data)
 
-    def payload_as(self, model: type[P]) -> P:
+    def payload_as(self, model: builtins.type[P]) -> P:
         if self.type != model.event_type:
             raise TerminalError(f"expected {model.event_type}, got {self.type}", event_id=str(self.id))
         return model.model_validate(self.data)
