@@ -82,7 +82,7 @@ def test_envelope_round_trip_and_typed_payload() -> None:
     again = Envelope.from_bytes(envelope.to_bytes())
     assert again == envelope
     assert again.payload_as(RunFinished) == payload
-    with pytest.raises(TerminalError, match="expected connection.changed"):
+    with pytest.raises(TerminalError, match=r"expected connection\.changed"):
         again.payload_as(ConnectionChanged)
 
 
