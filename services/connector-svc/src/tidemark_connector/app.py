@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import FastAPI
+
 from tidemark.api.app import build_app
 from tidemark.service import ServiceDefinition, ServiceRuntime
-
 from tidemark_connector.crypto import SecretBox, load_secret_key
 from tidemark_connector.models import TABLES, Base
 from tidemark_connector.routes import BOX_EXTRA, internal_router, router, types_router

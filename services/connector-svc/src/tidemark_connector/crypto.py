@@ -15,8 +15,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import SecretStr
-from tidemark.errors import ConfigError
 
+from tidemark.errors import ConfigError
 from tidemark_connector.settings import ConnectorSettings
 
 log = logging.getLogger(__name__)

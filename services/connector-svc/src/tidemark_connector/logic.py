@@ -6,9 +6,9 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from pydantic import ValidationError
+
 from tidemark.connectors import ConnectorConfig, Source, get_connector
 from tidemark.errors import ConfigError
-
 from tidemark_connector.crypto import SecretBox
 from tidemark_connector.models import Connection
 from tidemark_connector.schemas import MASK, ConnectionOut

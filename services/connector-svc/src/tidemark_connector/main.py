@@ -1,5 +1,4 @@
 from tidemark.api.serve import service_main
-
 from tidemark_connector.app import DEFINITION, create_app
 from tidemark_connector.settings import ConnectorSettings
 

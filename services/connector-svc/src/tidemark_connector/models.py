@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
 from tidemark.bus import messaging_tables
 from tidemark.db import JSONType, UTCDateTime, utcnow
 

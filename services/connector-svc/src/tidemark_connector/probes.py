@@ -11,7 +11,6 @@ import traceback
 from tidemark.connectors import Catalog, ConnectorConfig, Source
 from tidemark.errors import FailureKind, SourceError, TidemarkError
 from tidemark.logs import fields
-
 from tidemark_connector.logic import scrub
 from tidemark_connector.metrics import CATALOG_DISCOVERIES, CONNECTION_CHECK_DURATION, CONNECTION_CHECKS
 from tidemark_connector.schemas import CheckResult

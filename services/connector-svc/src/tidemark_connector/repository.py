@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from tidemark.errors import ConflictError, NotFoundError
 from tidemark.ids import new_id
-
 from tidemark_connector.models import Connection
 
 

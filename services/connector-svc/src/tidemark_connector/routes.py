@@ -9,10 +9,10 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response, status
+
 from tidemark.connectors import Catalog, connector_types, get_connector
 from tidemark.events import ConnectionChanged
 from tidemark.service import ServiceRuntime, runtime_of
-
 from tidemark_connector import logic, probes, repository
 from tidemark_connector.crypto import SecretBox
 from tidemark_connector.models import Connection

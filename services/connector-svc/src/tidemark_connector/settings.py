@@ -4,6 +4,7 @@ from typing import ClassVar, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+
 from tidemark.settings import ServiceSettings
 
 
