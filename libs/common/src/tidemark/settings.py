@@ -94,7 +94,7 @@ class ServiceSettings(BaseSettings):
 
     service_name: ClassVar[str] = "service"
 
-    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True)
 
     platform: PlatformSettings = Field(default_factory=PlatformSettings, description="Shared values.")
     database: DatabaseSettings = Field(default_factory=DatabaseSettings, description="Own database.")

@@ -40,11 +40,11 @@ def build(path: Path = TARGET) -> None:
         )
     statuses = ["placed", "shipped", "delivered", "returned"]
     for i in range(1, 1001):
-        ts = start + timedelta(minutes=37 * i)
+        at = start + timedelta(minutes=37 * i)
         conn.execute(
             "INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?)",
             (i, rng.randint(1, 200), f"{rng.uniform(3, 900):.2f}", rng.choice(statuses), rng.random() > 0.1,
-             ts.date().isoformat(), ts.isoformat()),
+             at.date().isoformat(), at.isoformat()),
         )
     conn.commit()
     conn.execute("VACUUM")
