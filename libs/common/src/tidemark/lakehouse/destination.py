@@ -1,0 +1,57 @@
+"""One entry point for both destinations: table names, state and writes by ``DestinationSpec.kind``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+
+from tidemark.connectors.base import StreamState
+from tidemark.events import DestinationSpec, SyncMode
+from tidemark.lakehouse.catalog import open_catalog
+from tidemark.lakehouse.iceberg import read_state, write_stream
+from tidemark.lakehouse.parquet import read_parquet_state, write_parquet_stream
+from tidemark.lakehouse.settings import LakehouseSettings
+from tidemark.lakehouse.state import WriteResult
+
+
+def table_identifier(destination: DestinationSpec, stream_name: str) -> str:
+    """``main.orders`` → ``<namespace>.<prefix>orders``: the stream name's last part names the table."""
+    table = stream_name.rsplit(".", 1)[-1]
+    return f"{destination.namespace}.{destination.table_prefix}{table}"
+
+
+class Lakehouse:
+    """The destinations of one process. Opens the Iceberg catalog only when a stream needs it."""
+
+    def __init__(self, settings: LakehouseSettings) -> None:
+        self.settings = settings
+        self._catalog: Catalog | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = open_catalog(self.settings)
+        return self._catalog
+
+    def read_state(self, destination: DestinationSpec, identifier: str) -> StreamState | None:
+        if destination.kind == "parquet":
+            return read_parquet_state(self.settings, identifier)
+        return read_state(self.catalog, identifier)
+
+    def write(
+        self,
+        destination: DestinationSpec,
+        identifier: str,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        mode: SyncMode,
+        primary_key: Sequence[str],
+        run_id: str,
+        cursor_field: str | None,
+    ) -> WriteResult:
+        if destination.kind == "parquet":
+            return write_parquet_stream(self.settings, identifier, schema, batches, mode, primary_key,
+                                        run_id, cursor_field)
+        return write_stream(self.catalog, identifier, schema, batches, mode, primary_key, run_id, cursor_field)

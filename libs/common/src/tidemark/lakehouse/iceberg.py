@@ -1,0 +1,226 @@
+"""The Iceberg writer: every Iceberg write in Tidemark goes through :func:`write_stream`.
+
+Blocking (pyiceberg and pyarrow I/O): services call it in a worker thread, the
+worker process calls it directly.
+
+Memory stays bounded by ``chunk_bytes``: the input is written as Parquet data
+files one chunk at a time, and the files are committed together in a single
+snapshot (full refresh: one overwrite snapshot; append: one append snapshot).
+Upserts merge chunk by chunk inside one transaction, so they too become
+visible in one commit. Nothing is visible before the commit: a failure while
+reading the source leaves the previous snapshot as the table's current state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import Table, Transaction
+from sqlalchemy.exc import OperationalError
+
+from tidemark.connectors.base import StreamState
+from tidemark.errors import ConfigError, TransientError
+from tidemark.events import SyncMode
+from tidemark.lakehouse.batches import DEFAULT_CHUNK_BYTES, Feed, check_columns, chunks, writable_schema
+from tidemark.lakehouse.schema import evolve, iceberg_schema
+from tidemark.lakehouse.state import CURSOR, RUN_ID, WriteResult, state_from_properties, summary_properties
+from tidemark.logs import fields
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPSERT_CHUNK_ROWS = 50_000
+
+
+def write_stream(
+    catalog: Catalog,
+    identifier: str,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    mode: SyncMode,
+    primary_key: Sequence[str] = (),
+    run_id: str = "",
+    cursor_field: str | None = None,
+    *,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    upsert_chunk_rows: int = DEFAULT_UPSERT_CHUNK_ROWS,
+) -> WriteResult:
+    """Write ``batches`` to the table ``identifier`` in one commit and return what was committed.
+
+    ``full_refresh`` replaces the table, ``incremental_append`` appends, ``incremental``
+    upserts on ``primary_key``. The table (and namespace) is created on first write; new
+    columns are added; an incompatible type change raises ConfigError naming the column.
+    """
+    target = writable_schema(schema)
+    check_columns(target, identifier, primary_key, cursor_field)
+    if mode is SyncMode.INCREMENTAL and not primary_key:
+        raise ConfigError(f"table {identifier}: incremental (merge) needs a primary key")
+    with _translated(identifier):
+        table = _load_or_create(catalog, identifier, target)
+        before = table.current_snapshot()
+        feed = Feed(batches, target, cursor_field)
+        txn = table.transaction()
+        evolve(txn, target, identifier)
+        written: list[DataFile] = []
+        try:
+            if mode is SyncMode.INCREMENTAL:
+                _upsert(txn, table, feed, primary_key, run_id, chunk_bytes, upsert_chunk_rows)
+            else:
+                _write_files(txn, table, feed, chunk_bytes, written)
+                props = summary_properties(run_id, feed.cursor)
+                if mode is SyncMode.FULL_REFRESH:
+                    _replace(txn, table, written, props)
+                elif written:
+                    with txn.update_snapshot(snapshot_properties=props).fast_append() as append:
+                        for data_file in written:
+                            append.append_data_file(data_file)
+            committed = txn.commit_transaction()
+        except BaseException:
+            # Files of a failed write are referenced by no snapshot; remove what we can.
+            _delete_quietly(table, written)
+            raise
+    snapshot = committed.current_snapshot()
+    new = snapshot is not None and (before is None or snapshot.snapshot_id != before.snapshot_id)
+    result = WriteResult(
+        rows_written=feed.rows,
+        bytes_written=_added_bytes(committed, before.snapshot_id if before else None),
+        snapshot_id=snapshot.snapshot_id if new and snapshot is not None else None,
+        cursor_value=feed.cursor.value,
+    )
+    log.info("table written", extra=fields(table=identifier, mode=mode.value, rows=result.rows_written,
+                                           snapshot_id=result.snapshot_id))
+    return result
+
+
+@contextlib.contextmanager
+def _translated(identifier: str) -> Iterator[None]:
+    try:
+        yield
+    except CommitFailedException as exc:
+        raise TransientError(f"table {identifier}: another writer committed first; retry the run") from exc
+    except OperationalError as exc:
+        raise TransientError(f"table {identifier}: the Iceberg catalog database is unavailable") from exc
+
+
+def read_state(catalog: Catalog, identifier: str) -> StreamState | None:
+    """The cursor the last Tidemark commit to ``identifier`` recorded, or None.
+
+    Snapshots from other writers (compaction, maintenance) are skipped; the newest
+    Tidemark snapshot decides, even when it recorded no cursor (a full refresh).
+    """
+    try:
+        table = catalog.load_table(identifier)
+    except (NoSuchTableError, NoSuchNamespaceError):
+        return None
+    snapshot = table.current_snapshot()
+    while snapshot is not None:
+        props = snapshot.summary.additional_properties if snapshot.summary else {}
+        if RUN_ID in props:
+            return state_from_properties(props)
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    return None
+
+
+def _split(identifier: str) -> tuple[str, str]:
+    namespace, _, name = identifier.rpartition(".")
+    if not namespace or not name:
+        raise ConfigError(f"table identifier {identifier!r} must be `namespace.table`")
+    return namespace, name
+
+
+def _load_or_create(catalog: Catalog, identifier: str, schema: pa.Schema) -> Table:
+    namespace, _ = _split(identifier)
+    try:
+        return catalog.load_table(identifier)
+    except (NoSuchTableError, NoSuchNamespaceError):
+        pass
+    catalog.create_namespace_if_not_exists(namespace)
+    log.info("creating table", extra=fields(table=identifier))
+    return catalog.create_table_if_not_exists(identifier, schema=iceberg_schema(schema, identifier))
+
+
+def _write_files(txn: Transaction, table: Table, feed: Feed, chunk_bytes: int, written: list[DataFile]) -> None:
+    """Write the feed as data files into ``written``, one bounded chunk at a time; commit nothing."""
+    write_uuid = uuid.uuid4()
+    counter = itertools.count(0)
+    for group in chunks(feed, chunk_bytes):
+        data = pa.Table.from_batches(group, schema=feed.schema)
+        try:
+            written.extend(_dataframe_to_data_files(
+                table_metadata=txn.table_metadata, df=data, io=table.io, write_uuid=write_uuid, counter=counter,
+            ))
+        except OSError as exc:
+            raise TransientError(f"cannot write data files to the warehouse: {exc}") from exc
+
+
+def _replace(txn: Transaction, table: Table, written: list[DataFile], props: dict[str, str]) -> None:
+    """One overwrite snapshot: drop every current data file, add the new ones."""
+    with txn.update_snapshot(snapshot_properties=props).overwrite() as overwrite:
+        if table.current_snapshot() is not None:
+            for task in table.scan().plan_files():
+                overwrite.delete_data_file(task.file)
+        for data_file in written:
+            overwrite.append_data_file(data_file)
+
+
+def _upsert(txn: Transaction, table: Table, feed: Feed, primary_key: Sequence[str], run_id: str,
+            chunk_bytes: int, chunk_rows: int) -> None:
+    keys = list(primary_key)
+    for group in chunks(feed, chunk_bytes, chunk_rows):
+        data = _last_per_key(pa.Table.from_batches(group, schema=feed.schema), keys)
+        # Each chunk sees the chunks before it (they are staged in txn), so later rows win.
+        txn.upsert(data, join_cols=keys, snapshot_properties=summary_properties(run_id, feed.cursor))
+    if feed.rows == 0:
+        return
+    final = summary_properties(run_id, feed.cursor)
+    staged = txn.table_metadata.current_snapshot()
+    base = table.current_snapshot()
+    unchanged = staged is None or (base is not None and staged.snapshot_id == base.snapshot_id)
+    recorded = staged.summary.additional_properties.get(CURSOR) if staged and staged.summary else None
+    if unchanged or recorded != final.get(CURSOR):
+        # The last chunks changed nothing, so no snapshot carries the final cursor yet:
+        # an empty append records it, keeping the state in the table.
+        with txn.update_snapshot(snapshot_properties=final).fast_append():
+            pass
+
+
+def _last_per_key(data: pa.Table, keys: list[str]) -> pa.Table:
+    """Keep the last row of each key: a source may return a key twice, and pyiceberg refuses that."""
+    if data.num_rows < 2:
+        return data
+    index = "__tidemark_row"
+    numbered = data.append_column(index, pa.array(range(data.num_rows), pa.int64()))
+    last = numbered.group_by(keys, use_threads=False).aggregate([(index, "max")])[f"{index}_max"]
+    if len(last) == data.num_rows:
+        return data
+    return data.take(pc.take(last, pc.sort_indices(last)))
+
+
+def _added_bytes(table: Table, since: int | None) -> int:
+    """Bytes of data files added by the snapshots committed after ``since``."""
+    total = 0
+    snapshot = table.current_snapshot()
+    while snapshot is not None and snapshot.snapshot_id != since:
+        if snapshot.summary is not None:
+            total += int(snapshot.summary.additional_properties.get("added-files-size", 0) or 0)
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    return total
+
+
+def _delete_quietly(table: Table, files: list[DataFile]) -> None:
+    for data_file in files:
+        try:
+            table.io.delete(data_file.file_path)
+        except OSError:
+            log.warning("could not remove an uncommitted data file", extra=fields(path=data_file.file_path))

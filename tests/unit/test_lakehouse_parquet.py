@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+from tidemark.errors import ConfigError
+from tidemark.events import DestinationSpec, SyncMode
+from tidemark.lakehouse import Lakehouse, LakehouseSettings, read_parquet_state, table_identifier, write_parquet_stream
+
+pytestmark = pytest.mark.unit
+
+SCHEMA = pa.schema([pa.field("id", pa.int64(), nullable=False), pa.field("name", pa.string())])
+TABLE = "raw.orders"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> LakehouseSettings:
+    return LakehouseSettings().resolve(tmp_path)
+
+
+def batch(ids: range | list[int], name: str = "a") -> pa.RecordBatch:
+    return pa.record_batch([pa.array(list(ids), pa.int64()), pa.array([name] * len(ids))], schema=SCHEMA)
+
+
+def table_dir(settings: LakehouseSettings) -> Path:
+    return Path(settings.warehouse.removeprefix("file://")) / "parquet" / "raw" / "orders"
+
+
+def read(settings: LakehouseSettings) -> list[int]:
+    return sorted(ds.dataset(table_dir(settings), format="parquet").to_table()["id"].to_pylist())
+
+
+def test_full_refresh_swaps_and_append_adds(settings: LakehouseSettings) -> None:
+    write_parquet_stream(settings, TABLE, SCHEMA, [batch(range(5))], SyncMode.FULL_REFRESH, run_id="r1",
+                         cursor_field="id")
+    write_parquet_stream(settings, TABLE, SCHEMA, [batch(range(10, 13))], SyncMode.FULL_REFRESH, run_id="r2",
+                         cursor_field="id")
+    assert read(settings) == [10, 11, 12]
+    result = write_parquet_stream(settings, TABLE, SCHEMA, [batch([20, 21])], SyncMode.INCREMENTAL_APPEND,
+                                  run_id="r3", cursor_field="id")
+    assert result.rows_written == 2
+    assert result.bytes_written > 0
+    assert read(settings) == [10, 11, 12, 20, 21]
+    state = read_parquet_state(settings, TABLE)
+    assert state is not None
+    assert state.cursor_value == 21
+    # No staging leftovers next to the table.
+    assert not any((table_dir(settings).parent / "_staging").iterdir())
+
+
+def test_failed_full_refresh_keeps_the_previous_files(settings: LakehouseSettings) -> None:
+    write_parquet_stream(settings, TABLE, SCHEMA, [batch(range(3))], SyncMode.FULL_REFRESH, run_id="r1")
+
+    def broken() -> Iterator[pa.RecordBatch]:
+        yield batch(range(100, 200))
+        raise RuntimeError("source went away")
+
+    with pytest.raises(RuntimeError):
+        write_parquet_stream(settings, TABLE, SCHEMA, broken(), SyncMode.FULL_REFRESH, run_id="r2",
+                             chunk_bytes=1)
+    assert read(settings) == [0, 1, 2]
+
+
+def test_parquet_refuses_merge_and_incompatible_appends(settings: LakehouseSettings) -> None:
+    with pytest.raises(ConfigError, match="cannot merge"):
+        write_parquet_stream(settings, TABLE, SCHEMA, [batch([1])], SyncMode.INCREMENTAL, primary_key=["id"])
+    write_parquet_stream(settings, TABLE, SCHEMA, [batch([1])], SyncMode.FULL_REFRESH, run_id="r1")
+    changed = pa.schema([pa.field("id", pa.int64()), pa.field("name", pa.float64())])
+    with pytest.raises(ConfigError, match="'name'"):
+        write_parquet_stream(settings, TABLE, changed, [], SyncMode.INCREMENTAL_APPEND, run_id="r2")
+
+
+def test_lakehouse_routes_by_destination_kind(settings: LakehouseSettings) -> None:
+    lake = Lakehouse(settings)
+    dest = DestinationSpec(kind="parquet", namespace="raw", table_prefix="")
+    ident = table_identifier(dest, "main.orders")
+    assert ident == TABLE
+    lake.write(dest, ident, SCHEMA, [batch([7])], SyncMode.INCREMENTAL_APPEND, [], "r1", "id")
+    state = lake.read_state(dest, ident)
+    assert state is not None
+    assert state.cursor_value == 7
+    assert read(settings) == [7]
+    iceberg = DestinationSpec(namespace="lake", table_prefix="src_")
+    assert table_identifier(iceberg, "public.sales.orders") == "lake.src_orders"
