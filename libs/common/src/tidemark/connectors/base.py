@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from tidemark.errors import FailureKind, SourceError
 from tidemark.events import StreamSpec
 
 
@@ -67,6 +68,20 @@ class StreamState(BaseModel):
     cursor_value: Any = None
 
 
+class KeyRange(BaseModel):
+    """One slice of a stream by primary-key range, ``lower <= key < upper``; a missing bound is open.
+
+    Bounds are the key's text form, so a range is hashable, serialisable and can be
+    handed to another process; the source casts them back to the column's type.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    column: str
+    lower: str | None = None
+    upper: str | None = None
+
+
 class Source(abc.ABC):
     type_name: ClassVar[str]
     title: ClassVar[str]
@@ -89,6 +104,18 @@ class Source(abc.ABC):
     @abc.abstractmethod
     def read(self, stream: StreamSpec, state: StreamState | None) -> Iterator[pa.RecordBatch]:
         """Yield batches of the stream; with ``state``, only rows past its cursor."""
+
+    def partitions(self, stream: StreamSpec, count: int) -> list[KeyRange]:
+        """Split ``stream`` into about ``count`` key ranges that together cover it, for
+        :meth:`read_partition` to read in parallel; ``[]`` when the source cannot split it."""
+        return []
+
+    def read_partition(
+        self, stream: StreamSpec, state: StreamState | None, partition: KeyRange
+    ) -> Iterator[pa.RecordBatch]:
+        """Like :meth:`read`, limited to the rows of ``partition``."""
+        raise SourceError(f"stream {stream.name!r}: {self.title} sources cannot be read by key range",
+                          FailureKind.CONFIG)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
