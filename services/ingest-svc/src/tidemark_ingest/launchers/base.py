@@ -1,0 +1,25 @@
+"""The launcher interface: start a worker for a run, and report when it exits."""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+ExitCallback = Callable[[uuid.UUID, int], Awaitable[None]]
+"""Called with the run id and the exit code when a supervised worker ends."""
+
+
+class Launcher(abc.ABC):
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    async def launch(self, run_id: uuid.UUID) -> str:
+        """Start ``tidemark-worker run RUN_ID``; return a reference to it (process id, Job name).
+
+        Raise a :class:`~tidemark.errors.TidemarkError` (or ``OSError``) when it cannot start.
+        """
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Stop supervising (called when the service stops)."""

@@ -1,0 +1,1 @@
+"""The worker: one process per run, ``tidemark-worker run RUN_ID``."""

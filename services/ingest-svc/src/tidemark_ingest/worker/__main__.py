@@ -1,0 +1,3 @@
+from tidemark_ingest.worker.main import main
+
+main()

@@ -1,0 +1,147 @@
+"""The blocking part of a run: fetch the connection, read each stream, write it. Runs in a thread."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+from pydantic import ValidationError
+
+from tidemark.connectors import Source, StreamState, get_connector
+from tidemark.connectors.client import fetch_connection_config
+from tidemark.errors import ConfigError, TidemarkError
+from tidemark.events import DestinationSpec, RunRequested, RunStatus, StreamSpec, StreamStats, SyncMode
+from tidemark.events.contracts import RunError
+from tidemark.lakehouse import Lakehouse, table_identifier
+from tidemark.logs import fields, log_context
+from tidemark_ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "unexpected internal error; the worker's log has the details"
+
+
+@dataclass
+class Progress:
+    """What the loading thread is doing, read by the heartbeat (plain attributes: the GIL suffices)."""
+
+    stream: str | None = None
+    rows_read: int = 0
+
+    def begin(self, stream: str) -> None:
+        self.stream, self.rows_read = stream, 0
+
+    def count(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            self.rows_read += batch.num_rows
+            yield batch
+
+
+@dataclass
+class Outcome:
+    status: RunStatus
+    streams: list[StreamStats] = field(default_factory=list)
+    error: RunError | None = None
+
+
+def run_error(exc: TidemarkError, stream: str | None = None) -> RunError:
+    return RunError(message=exc.message, kind=exc.kind.value, stream=stream)
+
+
+def open_source(settings: IngestSettings, connection_id: uuid.UUID) -> Source:
+    token = settings.platform.internal_token
+    if token is None:
+        raise ConfigError("TIDEMARK_INTERNAL_TOKEN is not set, so the worker cannot fetch the connection")
+    connector_type, config = fetch_connection_config(settings.connector_url, token.get_secret_value(),
+                                                     connection_id)
+    source_type = get_connector(connector_type)
+    try:
+        parsed = source_type.config_model.model_validate(config)
+    except ValidationError as exc:
+        # Field names and messages only: the input holds secrets.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"connection {connection_id} has an invalid {connector_type} config: {problems}") from exc
+    return source_type(parsed)
+
+
+def ingest(settings: IngestSettings, request: RunRequested, progress: Progress) -> Outcome:
+    """Load every stream of the run; a failing stream does not stop the others."""
+    spec = request.pipeline
+    try:
+        source = open_source(settings, spec.connection_id)
+    except TidemarkError as exc:
+        log.warning("cannot open the source", extra=fields(error=exc.message))
+        return Outcome(RunStatus.FAILED, error=run_error(exc))
+    lake = Lakehouse(settings.lakehouse)
+    try:
+        stats = [load_stream(lake, source, spec.destination, s, str(request.run_id), progress)
+                 for s in spec.streams]
+    finally:
+        source.close()
+    return summarise(stats)
+
+
+def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, stream: StreamSpec,
+                run_id: str, progress: Progress) -> StreamStats:
+    identifier = table_identifier(destination, stream.name)
+    started = time.perf_counter()
+    progress.begin(stream.name)
+    with log_context(stream=stream.name, table=identifier):
+        try:
+            schema = source.arrow_schema(stream)
+            state = _state(stream, lake.read_state(destination, identifier))
+            log.info("loading stream", extra=fields(mode=stream.sync_mode.value,
+                                                    cursor=None if state is None else str(state.cursor_value)))
+            batches = progress.count(source.read(stream, state))
+            result = lake.write(destination, identifier, schema, batches, stream.sync_mode,
+                                stream.primary_key, run_id, stream.cursor_field)
+        except TidemarkError as exc:
+            log.warning("stream failed", extra=fields(error=exc.message, kind=exc.kind.value))
+            return _failed(stream, identifier, progress, started, run_error(exc, stream.name))
+        except Exception:
+            log.exception("stream failed unexpectedly")
+            return _failed(stream, identifier, progress, started,
+                           RunError(message=INTERNAL_ERROR, kind="terminal", stream=stream.name))
+        duration = time.perf_counter() - started
+        log.info("stream loaded", extra=fields(rows=result.rows_written, seconds=round(duration, 3),
+                                               snapshot_id=result.snapshot_id))
+        return StreamStats(
+            stream=stream.name, table=identifier, status="succeeded", rows_read=progress.rows_read,
+            rows_written=result.rows_written, bytes_written=result.bytes_written,
+            duration_seconds=duration, snapshot_id=result.snapshot_id,
+        )
+
+
+def _state(stream: StreamSpec, state: StreamState | None) -> StreamState | None:
+    """The committed state, when it applies to this stream's mode and cursor."""
+    if stream.sync_mode is SyncMode.FULL_REFRESH or state is None:
+        return None
+    if state.cursor_field == stream.cursor_field:
+        return state
+    if stream.sync_mode is SyncMode.INCREMENTAL:
+        return None  # merging on the key makes reading everything again harmless
+    raise ConfigError(
+        f"stream {stream.name}: the cursor changed from {state.cursor_field!r} to {stream.cursor_field!r}; "
+        "appending from the start would duplicate rows, so run a full refresh first"
+    )
+
+
+def _failed(stream: StreamSpec, identifier: str, progress: Progress, started: float,
+            error: RunError) -> StreamStats:
+    return StreamStats(stream=stream.name, table=identifier, status="failed", rows_read=progress.rows_read,
+                       duration_seconds=time.perf_counter() - started, error=error)
+
+
+def summarise(stats: list[StreamStats]) -> Outcome:
+    errors = [s.error for s in stats if s.error is not None]
+    if not errors:
+        return Outcome(RunStatus.SUCCEEDED, stats)
+    if len(errors) < len(stats):
+        return Outcome(RunStatus.PARTIALLY_SUCCEEDED, stats, errors[0])
+    return Outcome(RunStatus.FAILED, stats, errors[0])

@@ -1,0 +1,23 @@
+"""``tidemark-worker run RUN_ID`` (also ``python -m tidemark_ingest.worker run RUN_ID``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+
+from tidemark.logs import configure_logging
+from tidemark_ingest.settings import IngestSettings
+from tidemark_ingest.worker.run import run_worker
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="tidemark-worker", description="Load one run's streams.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="do the run RUN_ID recorded in ingest-svc's database")
+    run.add_argument("run_id", type=uuid.UUID)
+    args = parser.parse_args(argv)
+    settings = IngestSettings()
+    configure_logging(settings.log_level, settings.log_format)
+    sys.exit(asyncio.run(run_worker(settings, args.run_id)))

@@ -1,0 +1,126 @@
+"""The worker's life: mark the run running, load it in a thread while heartbeating, finish it.
+
+Every state change and its event go into ingest-svc's database in one transaction
+(its outbox); the service's relay publishes them. The worker needs no broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tidemark.bus import Outbox
+from tidemark.db import create_engine, session_factory, utcnow
+from tidemark.events import RunFinished, RunProgress, RunRequested, RunStarted, RunStatus
+from tidemark.events.contracts import RunError
+from tidemark.logs import fields, log_context
+from tidemark_ingest import repository
+from tidemark_ingest.models import TABLES
+from tidemark_ingest.settings import IngestSettings
+from tidemark_ingest.worker.load import INTERNAL_ERROR, Outcome, Progress, ingest
+
+log = logging.getLogger(__name__)
+
+SOURCE = "ingest-svc"
+
+
+async def run_worker(settings: IngestSettings, run_id: uuid.UUID) -> int:
+    """Do the run; the exit code is 0 when it succeeded (also partially), 1 when it failed."""
+    with log_context(run_id=str(run_id)):
+        engine = create_engine(settings.database)
+        try:
+            worker = _Worker(settings, session_factory(engine), Outbox(TABLES.outbox, source=SOURCE), run_id)
+            return await worker.run()
+        finally:
+            await engine.dispose()
+
+
+class _Worker:
+    def __init__(self, settings: IngestSettings, sessions: async_sessionmaker[AsyncSession], outbox: Outbox,
+                 run_id: uuid.UUID) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.outbox = outbox
+        self.run_id = run_id
+        self.progress = Progress()
+
+    async def run(self) -> int:
+        request = await self._start()
+        if request is None:
+            return 0
+        beat = asyncio.create_task(self._heartbeat(request))
+        try:
+            outcome = await asyncio.to_thread(ingest, self.settings, request, self.progress)
+        except Exception:
+            log.exception("run failed unexpectedly")
+            outcome = Outcome(RunStatus.FAILED, error=RunError(message=INTERNAL_ERROR, kind="terminal"))
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        await self._finish(request, outcome)
+        return 1 if outcome.status is RunStatus.FAILED else 0
+
+    async def _start(self) -> RunRequested | None:
+        async with self.sessions() as session, session.begin():
+            run = await repository.get_worker_run(session, self.run_id)
+            if run is None:
+                log.error("no such run in the ingest database")
+                raise SystemExit(2)
+            if RunStatus(run.status).terminal:
+                log.warning("run already finished; nothing to do", extra=fields(status=run.status))
+                return None
+            request = RunRequested.model_validate(run.spec)
+            now = utcnow()
+            run.status = RunStatus.RUNNING.value
+            run.worker_ref = run.worker_ref or str(os.getpid())
+            run.started_at = now
+            run.heartbeat_at = now
+            await self.outbox.add(session, RunStarted(
+                run_id=run.run_id, pipeline_id=run.pipeline_id, launcher=run.launcher, worker_ref=run.worker_ref,
+            ))
+        log.info("run started", extra=fields(pipeline=request.pipeline.name, streams=len(request.pipeline.streams)))
+        return request
+
+    async def _heartbeat(self, request: RunRequested) -> None:
+        reported: tuple[str | None, int] = (None, 0)
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                async with self.sessions() as session, session.begin():
+                    if not await repository.touch_heartbeat(session, self.run_id):
+                        log.warning("the run is no longer running here; it was failed by the service")
+                        return
+                    current = (self.progress.stream, self.progress.rows_read)
+                    if current[0] is not None and current != reported:
+                        await self.outbox.add(session, RunProgress(
+                            run_id=self.run_id, pipeline_id=request.pipeline.pipeline_id,
+                            stream=current[0], rows_read=current[1],
+                        ))
+                        reported = current
+            except Exception:
+                # A missed beat is survivable (the timeout allows several); a dead heartbeat is not.
+                log.exception("heartbeat failed; will retry")
+
+    async def _finish(self, request: RunRequested, outcome: Outcome) -> None:
+        async with self.sessions() as session, session.begin():
+            run = await repository.get_worker_run(session, self.run_id)
+            if run is None or RunStatus(run.status).terminal:
+                log.warning("run was finished by someone else; keeping their result",
+                            extra=fields(status=run.status if run else None))
+                return
+            run.status = outcome.status.value
+            run.finished_at = utcnow()
+            run.error = outcome.error.message if outcome.error else None
+            run.stats = [s.model_dump(mode="json") for s in outcome.streams]
+            await self.outbox.add(session, RunFinished(
+                run_id=self.run_id, pipeline_id=request.pipeline.pipeline_id, status=outcome.status,
+                streams=outcome.streams, error=outcome.error,
+            ))
+        log.info("run finished", extra=fields(status=outcome.status.value,
+                                              rows_written=sum(s.rows_written for s in outcome.streams)))

@@ -1,0 +1,206 @@
+"""ingest-svc end to end in one test process: MemoryBus, SQLite, the real worker subprocess,
+and a stand-in for connector-svc's internal config route."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+
+from tidemark.api.app import build_app
+from tidemark.bus import MemoryBus
+from tidemark.events import (
+    DestinationSpec,
+    Envelope,
+    EventPayload,
+    PipelineSpec,
+    RunFinished,
+    RunRequested,
+    RunStarted,
+    RunStatus,
+    StreamSpec,
+    Topic,
+)
+from tidemark.ids import new_id
+from tidemark.lakehouse import open_catalog
+from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
+from tidemark.testing.apps import running
+from tidemark_ingest.app import DEFINITION
+from tidemark_ingest.settings import IngestSettings
+
+pytestmark = pytest.mark.unit
+
+TOKEN = "unit-token"
+INTERNAL = "internal-secret"
+CONNECTION_ID = uuid.UUID("0191a6f0-0000-7000-8000-000000000001")
+_ROUTE = re.compile(r"^/internal/v1/connections/([^/]+)/config$")
+
+
+class _ConnectorStandIn(BaseHTTPRequestHandler):
+    """connector-svc's internal route contract: 200 {id, type, config}; 401 without the token; 404."""
+
+    def do_GET(self) -> None:
+        if self.headers.get("Authorization") != f"Bearer {INTERNAL}":
+            self._answer(401, {"title": "Unauthorized", "status": 401, "detail": "Missing bearer token."})
+            return
+        match = _ROUTE.match(self.path)
+        if match is None or match.group(1) != str(CONNECTION_ID):
+            self._answer(404, {"title": "Not found", "status": 404, "detail": "connection does not exist"})
+            return
+        self._answer(200, {"id": str(CONNECTION_ID), "type": "sqlite", "config": {"path": "sample:shop"}})
+
+    def _answer(self, status: int, body: dict[str, object]) -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json" if status == 200 else "application/problem+json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def connector_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ConnectorStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, connector_url: str) -> IngestSettings:
+    return IngestSettings(
+        platform=PlatformSettings(home=tmp_path, internal_token=SecretStr(INTERNAL)),
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/ingest.db"),
+        auth=AuthSettings(tokens=[SecretStr(TOKEN)]),
+        bus="memory",
+        connector_url=connector_url,
+        outbox_poll_seconds=0.1,
+        heartbeat_seconds=0.5,
+        heartbeat_timeout_seconds=60,
+        log_format="text",
+    )
+
+
+class WatchedBus(MemoryBus):
+    """A MemoryBus that says when something was published, so tests wait without sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published_event = asyncio.Event()
+
+    async def publish(self, topic: Topic, envelope: Envelope) -> None:
+        await super().publish(topic, envelope)
+        self.published_event.set()
+
+
+@pytest.fixture
+async def service(settings: IngestSettings) -> AsyncIterator[tuple[WatchedBus, httpx.AsyncClient]]:
+    bus = WatchedBus()
+    app = build_app([(DEFINITION, settings)], title="t", bus=bus, migrate=True)
+    async with running(app, TOKEN) as client:
+        yield bus, client
+
+
+def request(connection_id: uuid.UUID = CONNECTION_ID, stream: str = "main.orders") -> RunRequested:
+    return RunRequested(
+        run_id=new_id(),
+        pipeline=PipelineSpec(
+            pipeline_id=new_id(), name="shop-orders", connection_id=connection_id,
+            streams=[StreamSpec(name=stream)], destination=DestinationSpec(namespace="shop"),
+        ),
+        trigger="manual",
+    )
+
+
+def events(bus: MemoryBus, kind: type[EventPayload], run_id: uuid.UUID) -> list[Envelope]:
+    return [e for e in bus.published[Topic.RUNS] if e.type == kind.event_type and e.subject == str(run_id)]
+
+
+async def wait_finished(bus: WatchedBus, run_id: uuid.UUID) -> RunFinished:
+    async with asyncio.timeout(90):
+        while not (found := events(bus, RunFinished, run_id)):
+            bus.published_event.clear()
+            await bus.published_event.wait()
+    await bus.drain()
+    return found[0].payload_as(RunFinished)
+
+
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_run_loads_the_sample_orders_into_iceberg(
+    service: tuple[WatchedBus, httpx.AsyncClient], settings: IngestSettings
+) -> None:
+    bus, client = service
+    succeeded_before = _metric("tidemark_worker_runs_total", outcome="succeeded")
+    rows_before = _metric("tidemark_rows_written_total")
+    run = request()
+    await bus.publish(Topic.RUNS, Envelope.wrap(run, source="orchestrator-svc"))
+
+    finished = await wait_finished(bus, run.run_id)
+    assert finished.status is RunStatus.SUCCEEDED, finished.error
+    assert finished.rows_written == 1000
+    [stream] = finished.streams
+    assert stream.table == "shop.orders"
+    assert stream.rows_read == 1000
+    assert stream.snapshot_id is not None
+    [started] = events(bus, RunStarted, run.run_id)
+    assert started.payload_as(RunStarted).launcher == "local"
+
+    table = await asyncio.to_thread(lambda: open_catalog(settings.lakehouse).load_table("shop.orders"))
+    assert table.scan().count() == 1000
+    assert table.current_snapshot().summary["tidemark.run-id"] == str(run.run_id)
+
+    listed = await client.get("/v1/workers", params={"status": "succeeded"})
+    assert listed.status_code == 200, listed.text
+    [worker] = listed.json()
+    assert worker["run_id"] == str(run.run_id)
+    assert worker["stats"][0]["rows_written"] == 1000
+    assert worker["heartbeat_at"] is not None
+    assert _metric("tidemark_worker_runs_total", outcome="succeeded") == succeeded_before + 1
+    assert _metric("tidemark_rows_written_total") == rows_before + 1000
+
+    # The same run requested again (a retried publish) launches nothing new.
+    await bus.publish(Topic.RUNS, Envelope.wrap(run, source="orchestrator-svc"))
+    await bus.drain()
+    await asyncio.sleep(0.5)
+    assert len(events(bus, RunStarted, run.run_id)) == 1
+    assert (await client.get(f"/v1/workers/{run.run_id}")).json()["status"] == "succeeded"
+
+
+async def test_unknown_connection_fails_the_run_with_a_clear_message(
+    service: tuple[WatchedBus, httpx.AsyncClient],
+) -> None:
+    bus, client = service
+    run = request(connection_id=uuid.UUID("0191a6f0-0000-7000-8000-0000000000ff"))
+    await bus.publish(Topic.RUNS, Envelope.wrap(run, source="orchestrator-svc"))
+
+    finished = await wait_finished(bus, run.run_id)
+    assert finished.status is RunStatus.FAILED
+    assert finished.error is not None
+    assert finished.error.kind == "config"
+    assert "does not exist" in finished.error.message
+    assert str(run.pipeline.connection_id) in finished.error.message
+    worker = (await client.get(f"/v1/workers/{run.run_id}")).json()
+    assert worker["status"] == "failed"
+    assert "does not exist" in worker["error"]
+    missing = await client.get(f"/v1/workers/{new_id()}")
+    assert missing.status_code == 404
