@@ -186,3 +186,16 @@ def _home(catalog: Catalog) -> Path:
 def test_upsert_keeps_the_last_row_of_a_key_repeated_within_one_chunk(catalog: Catalog) -> None:
     write(catalog, [batch([1, 2], "v1"), batch([2], "v2", day=2), batch([2, 3], "v3", day=3)], SyncMode.INCREMENTAL)
     assert rows(catalog) == {1: "v1-1", 2: "v3-2", 3: "v3-3"}
+
+
+def test_state_skips_snapshots_of_other_writers(catalog: Catalog) -> None:
+    write(catalog, [batch(range(3), day=9)], SyncMode.INCREMENTAL_APPEND)
+    # Someone else (compaction, a manual fix) commits after us without our summary keys.
+    table = catalog.load_table(TABLE)
+    table.append(pa.Table.from_batches([batch([50], day=1)]).cast(table.schema().as_arrow()))
+    state = read_state(catalog, TABLE)
+    assert state is not None
+    assert state.cursor_value == datetime(2026, 1, 9, tzinfo=UTC)
+    # A full refresh without a cursor is a Tidemark commit too: it resets the state.
+    write_stream(catalog, TABLE, SCHEMA, [batch([1])], SyncMode.FULL_REFRESH, run_id="run-3")
+    assert read_state(catalog, TABLE) is None

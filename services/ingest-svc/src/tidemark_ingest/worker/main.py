@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import uuid
 
-from tidemark.logs import configure_logging
+from tidemark.logs import configure_logging, fields
 from tidemark_ingest.settings import IngestSettings
 from tidemark_ingest.worker.run import run_worker
 
@@ -20,4 +21,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = IngestSettings()
     configure_logging(settings.log_level, settings.log_format)
-    sys.exit(asyncio.run(run_worker(settings, args.run_id)))
+    try:
+        code = asyncio.run(run_worker(settings, args.run_id))
+    except Exception:
+        # Only infrastructure failures get here (the run's own errors are recorded on the run);
+        # log them structured, and let the exit code tell the supervisor.
+        logging.getLogger("tidemark_ingest.worker").exception("worker crashed", extra=fields(run_id=str(args.run_id)))
+        code = 1
+    sys.exit(code)

@@ -51,8 +51,8 @@ class _Worker:
 
     async def run(self) -> int:
         request = await self._start()
-        if request is None:
-            return 0
+        if isinstance(request, int):
+            return request
         beat = asyncio.create_task(self._heartbeat(request))
         try:
             outcome = await asyncio.to_thread(ingest, self.settings, request, self.progress)
@@ -66,15 +66,16 @@ class _Worker:
         await self._finish(request, outcome)
         return 1 if outcome.status is RunStatus.FAILED else 0
 
-    async def _start(self) -> RunRequested | None:
+    async def _start(self) -> RunRequested | int:
+        """The run's request once it is marked running, or the exit code when there is nothing to do."""
         async with self.sessions() as session, session.begin():
             run = await repository.get_worker_run(session, self.run_id)
             if run is None:
                 log.error("no such run in the ingest database")
-                raise SystemExit(2)
+                return 2
             if RunStatus(run.status).terminal:
                 log.warning("run already finished; nothing to do", extra=fields(status=run.status))
-                return None
+                return 0
             request = RunRequested.model_validate(run.spec)
             now = utcnow()
             run.status = RunStatus.RUNNING.value
