@@ -13,6 +13,7 @@ from tidemark.errors import ConfigError
 
 BUILTIN: dict[str, str] = {
     "sqlite": "tidemark.connectors.sqlite:SQLiteSource",
+    "postgres": "tidemark.connectors.postgres:PostgresSource",
 }
 
 

@@ -188,22 +188,17 @@ class CursorFilter:
     value: Any
 
 
-def cursor_filter(spec: StreamSpec, state: StreamState | None, table: SqlTable) -> CursorFilter | None:
-    """Which rows past the saved cursor a mode reads.
+def cursor_bound(
+    spec: StreamSpec, state: StreamState | None, cursor_type: pa.DataType
+) -> tuple[Literal[">=", ">"], Any] | None:
+    """Which rows past the saved cursor a mode reads, as ``(operator, typed value)``.
 
     Full refresh reads everything. ``incremental`` reads ``cursor >= last - lookback``:
     the boundary row is read again on purpose, because rows committed late with the same
     cursor value would otherwise be lost, and the merge on the key makes re-reading harmless.
     ``incremental_append`` reads ``cursor > last``: an append must never see a row twice.
     """
-    if spec.sync_mode is SyncMode.FULL_REFRESH:
-        return None
-    if not spec.cursor_field:
-        raise SourceError(f"stream {spec.name!r}: {spec.sync_mode.value} needs a cursor field", FailureKind.CONFIG)
-    column = table.column(spec.cursor_field)
-    if column is None:
-        raise SourceError(f"stream {spec.name!r}: unknown cursor column {spec.cursor_field!r}", FailureKind.CONFIG)
-    if state is None or state.cursor_value is None:
+    if spec.sync_mode is SyncMode.FULL_REFRESH or state is None or state.cursor_value is None:
         return None
     if state.cursor_field and state.cursor_field != spec.cursor_field:
         if spec.sync_mode is SyncMode.INCREMENTAL_APPEND:
@@ -213,12 +208,25 @@ def cursor_filter(spec: StreamSpec, state: StreamState | None, table: SqlTable) 
         log.warning("cursor changed: reading the whole stream once",
                     extra=fields(stream=spec.name, old=state.cursor_field, new=spec.cursor_field))
         return None
-    value = coerce_cursor(state.cursor_value, column.arrow_type)
+    value = coerce_cursor(state.cursor_value, cursor_type)
     if spec.sync_mode is SyncMode.INCREMENTAL_APPEND:
-        return CursorFilter(column, ">", value)
+        return ">", value
     if spec.lookback:
-        value = subtract_lookback(value, spec.lookback, column.arrow_type, spec.name)
-    return CursorFilter(column, ">=", value)
+        value = subtract_lookback(value, spec.lookback, cursor_type, spec.name)
+    return ">=", value
+
+
+def cursor_filter(spec: StreamSpec, state: StreamState | None, table: SqlTable) -> CursorFilter | None:
+    """:func:`cursor_bound` on ``table``'s cursor column (which must exist)."""
+    if spec.sync_mode is SyncMode.FULL_REFRESH:
+        return None
+    if not spec.cursor_field:
+        raise SourceError(f"stream {spec.name!r}: {spec.sync_mode.value} needs a cursor field", FailureKind.CONFIG)
+    column = table.column(spec.cursor_field)
+    if column is None:
+        raise SourceError(f"stream {spec.name!r}: unknown cursor column {spec.cursor_field!r}", FailureKind.CONFIG)
+    bound = cursor_bound(spec, state, column.arrow_type)
+    return None if bound is None else CursorFilter(column, bound[0], bound[1])
 
 
 # --------------------------------------------------------------------------- plans and SQL

@@ -14,6 +14,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from tidemark.connectors.base import Catalog, ColumnInfo, ConnectorConfig, Source, StreamInfo, StreamState
+from tidemark.connectors.sql_common import cursor_bound
 from tidemark.errors import FailureKind, SourceError
 from tidemark.events import StreamSpec
 
@@ -137,6 +138,14 @@ class SQLiteSource(Source):
             [pa.field(c, arrow_type(by_name[c].source_type), nullable=by_name[c].nullable) for c in wanted]
         )
 
+    def _cursor_type(self, stream: StreamSpec) -> pa.DataType:
+        info = self.discover().stream(stream.name)
+        column = next((c for c in info.columns if c.name == stream.cursor_field), None) if info else None
+        if column is None:
+            raise SourceError(f"stream {stream.name!r}: unknown cursor column {stream.cursor_field!r}",
+                              FailureKind.CONFIG)
+        return arrow_type(column.source_type)
+
     def read(self, stream: StreamSpec, state: StreamState | None) -> Iterator[pa.RecordBatch]:
         assert isinstance(self.config, SQLiteConfig)
         schema = self.arrow_schema(stream)
@@ -144,10 +153,17 @@ class SQLiteSource(Source):
         # Identifiers are quoted by _quote; values go through parameters.
         sql = f"SELECT {', '.join(_quote(n) for n in schema.names)} FROM {_quote(table)}"  # noqa: S608
         params: list[Any] = []
-        if state is not None and state.cursor_value is not None and stream.cursor_field:
-            op = ">=" if stream.sync_mode == "incremental" else ">"
-            sql += f" WHERE {_quote(stream.cursor_field)} {op} ?"
-            params.append(state.cursor_value)
+        if stream.cursor_field and (bound := cursor_bound(stream, state, self._cursor_type(stream))):
+            op, value = bound
+            column = _quote(stream.cursor_field)
+            if isinstance(value, date):
+                # Stored as ISO text in any of several spellings: compare instants, not strings.
+                sql += f" WHERE julianday({column}) {op} julianday(?)"
+                value = value.isoformat()
+            else:
+                sql += f" WHERE {column} {op} ?"
+                value = str(value) if isinstance(value, Decimal) else value
+            params.append(value)
         if stream.cursor_field:
             sql += f" ORDER BY {_quote(stream.cursor_field)}"
         with self._connect() as conn:
