@@ -64,30 +64,32 @@ def write_stream(
     check_columns(target, identifier, primary_key, cursor_field)
     if mode is SyncMode.INCREMENTAL and not primary_key:
         raise ConfigError(f"table {identifier}: incremental (merge) needs a primary key")
+    # Only catalog calls are translated: an OperationalError from the source is not the catalog's.
     with _translated(identifier):
         table = _load_or_create(catalog, identifier, target)
-        before = table.current_snapshot()
-        feed = Feed(batches, target, cursor_field)
-        txn = table.transaction()
-        evolve(txn, target, identifier)
-        written: list[DataFile] = []
-        try:
-            if mode is SyncMode.INCREMENTAL:
-                _upsert(txn, table, feed, primary_key, run_id, chunk_bytes, upsert_chunk_rows)
-            else:
-                _write_files(txn, table, feed, chunk_bytes, written)
-                props = summary_properties(run_id, feed.cursor)
-                if mode is SyncMode.FULL_REFRESH:
-                    _replace(txn, table, written, props)
-                elif written:
-                    with txn.update_snapshot(snapshot_properties=props).fast_append() as append:
-                        for data_file in written:
-                            append.append_data_file(data_file)
+    before = table.current_snapshot()
+    feed = Feed(batches, target, cursor_field)
+    txn = table.transaction()
+    evolve(txn, target, identifier)
+    written: list[DataFile] = []
+    try:
+        if mode is SyncMode.INCREMENTAL:
+            _upsert(txn, table, feed, primary_key, run_id, chunk_bytes, upsert_chunk_rows)
+        else:
+            _write_files(txn, table, feed, chunk_bytes, written)
+            props = summary_properties(run_id, feed.cursor)
+            if mode is SyncMode.FULL_REFRESH:
+                _replace(txn, table, written, props)
+            elif written:
+                with txn.update_snapshot(snapshot_properties=props).fast_append() as append:
+                    for data_file in written:
+                        append.append_data_file(data_file)
+        with _translated(identifier):
             committed = txn.commit_transaction()
-        except BaseException:
-            # Files of a failed write are referenced by no snapshot; remove what we can.
-            _delete_quietly(table, written)
-            raise
+    except BaseException:
+        # Files of a failed write are referenced by no snapshot; remove what we can.
+        _delete_quietly(table, written)
+        raise
     snapshot = committed.current_snapshot()
     new = snapshot is not None and (before is None or snapshot.snapshot_id != before.snapshot_id)
     result = WriteResult(
@@ -118,7 +120,8 @@ def read_state(catalog: Catalog, identifier: str) -> StreamState | None:
     Tidemark snapshot decides, even when it recorded no cursor (a full refresh).
     """
     try:
-        table = catalog.load_table(identifier)
+        with _translated(identifier):
+            table = catalog.load_table(identifier)
     except (NoSuchTableError, NoSuchNamespaceError):
         return None
     snapshot = table.current_snapshot()
