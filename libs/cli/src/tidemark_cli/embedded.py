@@ -45,6 +45,7 @@ class Embedded:
     api_token: str
     internal_token: str
     kafka: KafkaSettings
+    log_format: str = "text"
 
 
 def _token_file(path: Path, env: str | None) -> str:
@@ -59,7 +60,7 @@ def _token_file(path: Path, env: str | None) -> str:
     return token
 
 
-def prepare(home: Path, host: str, port: int, bootstrap_servers: str) -> Embedded:
+def prepare(home: Path, host: str, port: int, bootstrap_servers: str, log_format: str = "text") -> Embedded:
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     platform = PlatformSettings()
@@ -72,6 +73,7 @@ def prepare(home: Path, host: str, port: int, bootstrap_servers: str) -> Embedde
         internal_token=_token_file(home / "internal_token", internal),
         kafka=KafkaSettings(bootstrap_servers=bootstrap_servers, session_timeout_ms=10_000,
                             heartbeat_interval_ms=1_000),
+        log_format=log_format,
     )
 
 
@@ -85,6 +87,7 @@ def service_settings(env: Embedded) -> list[tuple[ServiceDefinition, Any]]:
             "database": DatabaseSettings(url=f"sqlite+aiosqlite:///{env.home / (definition.name + '.db')}"),
             "kafka": env.kafka,
             "outbox_poll_seconds": 0.5,
+            "log_format": env.log_format,
         }
         if definition is INGEST:
             kwargs["connector_url"] = env.url

@@ -54,11 +54,12 @@ def cli(ctx: click.Context, url: str, token: str | None, as_json: bool) -> None:
 @click.option("--home", envvar="TIDEMARK_HOME", default=".tidemark", show_default=True,
               type=click.Path(path_type=Path), help="Where databases, warehouse and tokens live.")
 @click.option("--demo/--no-demo", default=False, help="Run the demo pipeline once the platform is up.")
-def up(host: str, port: int, home: Path, demo: bool) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def up(host: str, port: int, home: Path, demo: bool, log_format: str) -> None:
     """Start the whole platform in this process (embedded mode) until Ctrl-C."""
     from tidemark_cli.up import run_embedded
 
-    run_embedded(host, port, home, demo)
+    run_embedded(host, port, home, demo, log_format)
 
 
 # --- connections -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -15,7 +16,7 @@ from tidemark_cli.demo import run_demo, wait_ready
 from tidemark_cli.embedded import create_embedded_app, prepare
 
 
-def run_embedded(host: str, port: int, home: Path, demo: bool) -> None:
+def run_embedded(host: str, port: int, home: Path, demo: bool, log_format: str = "text") -> None:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     broker = None
     if not external:
@@ -24,7 +25,7 @@ def run_embedded(host: str, port: int, home: Path, demo: bool) -> None:
         broker.start()
     bootstrap = external or (broker.bootstrap_servers if broker else "")
     try:
-        env = prepare(home, host, port, bootstrap)
+        env = prepare(home, host, port, bootstrap, log_format)
         app = create_embedded_app(env)
         click.echo(f"Tidemark is starting on {env.url}  (home: {env.home}, broker: {bootstrap})")
         click.echo(f"  API docs:  {env.url}/docs")
@@ -32,6 +33,8 @@ def run_embedded(host: str, port: int, home: Path, demo: bool) -> None:
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
         if demo:
             threading.Thread(target=_demo, args=(env.url, env.api_token, env.home), daemon=True).start()
+        # The demo and the CLI poll; per-request access lines would drown what matters.
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
         server.run()
     finally:
         if broker is not None:

@@ -60,6 +60,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     # aiokafka logs every rebalance and reconnect at INFO; that is noise for operators.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request at INFO; our own clients log what matters with context.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
 
 
 def fields(**values: Any) -> dict[str, Any]:
