@@ -13,6 +13,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -162,6 +163,8 @@ class LocalBroker:
             stderr=subprocess.STDOUT,
             # Its own session: a Ctrl-C meant for the parent does not kill it mid-shutdown.
             start_new_session=True,
+            # ...but it never outlives us, even when we are killed before stop() runs.
+            preexec_fn=_die_with_parent,
         )
         try:
             self._wait_ready()
@@ -237,3 +240,13 @@ class LocalBroker:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"LocalBroker({self._host}:{self._port}, {state})"
+
+
+def _die_with_parent() -> None:
+    """Linux: ask for SIGTERM when the process that started us exits (PR_SET_PDEATHSIG)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
