@@ -14,6 +14,8 @@ from tidemark.errors import ConfigError
 BUILTIN: dict[str, str] = {
     "sqlite": "tidemark.connectors.sqlite:SQLiteSource",
     "postgres": "tidemark.connectors.postgres:PostgresSource",
+    "mysql": "tidemark.connectors.mysql:MySQLSource",
+    "mariadb": "tidemark.connectors.mysql:MySQLSource",
 }
 
 

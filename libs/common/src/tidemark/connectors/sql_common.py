@@ -10,6 +10,7 @@ here, once, so the four databases cannot disagree about it.
 from __future__ import annotations
 
 import abc
+import itertools
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -310,6 +311,15 @@ def quote_with(identifier: str, open_: str, close: str) -> str:
     if "\x00" in identifier:
         raise SourceError("identifiers cannot contain NUL characters", FailureKind.CONFIG)
     return open_ + identifier.replace(close, close + close) + close
+
+
+def integer_ranges(column: str, low: int, high: int, count: int) -> list[KeyRange]:
+    """``count`` ranges of equal width over ``[low, high]``; the outer ones are open-ended so
+    rows inserted beyond the extremes while reading are not lost."""
+    step = max(1, -(-(high - low + 1) // count))
+    bounds = [str(low + step * i) for i in range(1, count) if low + step * i <= high]
+    edges: list[str | None] = [None, *bounds, None]
+    return [KeyRange(column=column, lower=lo, upper=hi) for lo, hi in itertools.pairwise(edges)]
 
 
 # --------------------------------------------------------------------------- rows → Arrow
