@@ -45,15 +45,20 @@ class ServiceProcess:
                 self.proc.wait()
 
 
-def start(argv: list[str], name: str, port: int, env: dict[str, str], logs: Path,
-          health_path: str = "/healthz", timeout: float = 60) -> ServiceProcess:
+def spawn(argv: list[str], name: str, port: int, env: dict[str, str], logs: Path) -> ServiceProcess:
+    """Start the process without waiting for it (start several, then wait for each)."""
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"
-    handle = log.open("wb")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEMARK_")}
     full_env.update(env)
-    proc = subprocess.Popen(argv, env=full_env, stdout=handle, stderr=subprocess.STDOUT)
-    service = ServiceProcess(name, port, log, proc)
+    with log.open("wb") as handle:  # the child keeps its own descriptor
+        proc = subprocess.Popen(argv, env=full_env, stdout=handle, stderr=subprocess.STDOUT)
+    return ServiceProcess(name, port, log, proc)
+
+
+def wait_healthy(service: ServiceProcess, health_path: str = "/healthz", timeout: float = 90) -> ServiceProcess:
+    proc = service.proc
+    name = service.name
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from pyiceberg.catalog import load_catalog
 
-from tests.e2e.processes import ServiceProcess, free_port, service_argv, start
+from tests.e2e.processes import ServiceProcess, free_port, service_argv, spawn, wait_healthy
+from tidemark.lakehouse.catalog import open_catalog
+from tidemark.lakehouse.settings import LakehouseSettings
 
 pytestmark = pytest.mark.e2e
 SERVICES = ["connector", "orchestrator", "ingest", "jobs", "schema", "impact"]
@@ -35,11 +36,11 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform(
-    kafka_bootstrap: str, pg_database: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+    kafka_bootstrap: str, pg_database: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
     home = tmp_path_factory.mktemp("e2e-home")
     ports = {s: free_port() for s in SERVICES}
-    catalog_db = pg_database("catalog").replace("postgresql+asyncpg", "postgresql+psycopg")
+    catalog_db = pg_database().replace("postgresql+asyncpg", "postgresql+psycopg")
     common = {
         "TIDEMARK_HOME": str(home),
         "TIDEMARK_API_TOKEN": API_TOKEN,
@@ -52,7 +53,7 @@ def platform(
             upper = service.upper()
             env = {
                 **common,
-                f"TIDEMARK_{upper}__DATABASE__URL": pg_database(service),
+                f"TIDEMARK_{upper}__DATABASE__URL": pg_database(),
                 f"TIDEMARK_{upper}__KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
                 f"TIDEMARK_{upper}__KAFKA__TOPIC_PREFIX": prefix,
                 f"TIDEMARK_{upper}__KAFKA__SESSION_TIMEOUT_MS": "6000",
@@ -66,8 +67,10 @@ def platform(
                 env["TIDEMARK_INGEST__CONNECTOR_URL"] = f"http://127.0.0.1:{ports['connector']}"
                 env["TIDEMARK_INGEST__LAKEHOUSE__CATALOG_URI"] = catalog_db
                 env["TIDEMARK_INGEST__LAKEHOUSE__WAREHOUSE"] = f"file://{home / 'warehouse'}"
-            started[service] = start(service_argv(service, ports[service]), service, ports[service], env,
+            started[service] = spawn(service_argv(service, ports[service]), service, ports[service], env,
                                      home / "logs")
+        for process in started.values():
+            wait_healthy(process)
         yield Platform(started, catalog_db, f"file://{home / 'warehouse'}")
     finally:
         for proc in started.values():
@@ -133,11 +136,15 @@ def test_skeleton_run_lands_in_iceberg_and_jobs(platform: Platform) -> None:
         failed = jobs.get("/v1/runs", params={"status": "failed"}).json()
         assert run_id not in [r["run_id"] for r in failed]
 
-    catalog = load_catalog("e2e", type="sql", uri=platform.catalog_uri, warehouse=platform.warehouse)
-    orders = catalog.load_table("e2e.orders").scan().to_arrow()
+    catalog = open_catalog(LakehouseSettings(catalog_uri=platform.catalog_uri, warehouse=platform.warehouse))
+    try:
+        table = catalog.load_table("e2e.orders")
+        orders = table.scan().to_arrow()
+        snapshot = table.current_snapshot()
+    finally:
+        catalog.engine.dispose()
     assert orders.num_rows == 1000
     assert sorted(orders.column("id").to_pylist()) == list(range(1, 1001))
-    snapshot = catalog.load_table("e2e.orders").current_snapshot()
     assert snapshot is not None
     assert snapshot.summary is not None
     assert snapshot.summary.additional_properties.get("tidemark.run-id") == run_id
