@@ -16,6 +16,8 @@ BUILTIN: dict[str, str] = {
     "postgres": "tidemark.connectors.postgres:PostgresSource",
     "mysql": "tidemark.connectors.mysql:MySQLSource",
     "mariadb": "tidemark.connectors.mysql:MySQLSource",
+    "mssql": "tidemark.connectors.mssql:MssqlSource",
+    "redshift": "tidemark.connectors.redshift:RedshiftSource",
 }
 
 

@@ -1,0 +1,5 @@
+"""SQL Server source."""
+
+from tidemark.connectors.mssql.source import MssqlConfig, MssqlSource
+
+__all__ = ["MssqlConfig", "MssqlSource"]
