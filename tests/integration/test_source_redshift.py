@@ -132,8 +132,9 @@ def shimmed(pg_admin_dsn: str) -> Iterator[dict[str, Any]]:
 
     url = create_database(pg_admin_dsn, "tidemark_src")
     parsed = make_url(url)
-    fields = {"host": parsed.host or "127.0.0.1", "port": parsed.port or 5432, "user": parsed.username or "postgres",
-              "database": parsed.database or "", "tls_mode": "disable"}
+    fields: dict[str, Any] = {"host": parsed.host or "127.0.0.1", "port": parsed.port or 5432,
+                              "user": parsed.username or "postgres", "database": parsed.database or "",
+                              "tls_mode": "disable"}
     with psycopg.connect(host=fields["host"], port=fields["port"], user=fields["user"], dbname=fields["database"],
                          autocommit=True) as conn:
         conn.execute(SHIMS.format(db=f'"{fields["database"]}"').encode())
