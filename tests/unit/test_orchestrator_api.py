@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -62,8 +63,6 @@ async def test_trigger_run_emits_run_requested_once_committed(client: httpx.Asyn
     for _ in range(50):
         if bus.published[Topic.RUNS]:
             break
-        import asyncio
-
         await asyncio.sleep(0.05)
     [envelope] = bus.published[Topic.RUNS]
     event = envelope.payload_as(RunRequested)
@@ -88,3 +87,21 @@ async def test_unknown_field_malformed_json_and_missing_token(client: httpx.Asyn
     anon = await client.get("/v1/pipelines", headers={"Authorization": ""})
     assert anon.status_code == 401
     assert anon.headers["content-type"] == "application/problem+json"
+
+
+async def test_resync_names_pipeline_streams_and_travels_in_the_event(
+    client: httpx.AsyncClient, bus: MemoryBus
+) -> None:
+    pid = (await client.post("/v1/pipelines", json=pipeline_body(name="resync"))).json()["id"]
+    unknown = await client.post(f"/v1/pipelines/{pid}/runs", json={"resync": ["main.nope"]})
+    assert unknown.status_code == 422
+    assert unknown.json()["field"] == "resync"
+    assert "main.nope" in unknown.json()["detail"]
+    accepted = await client.post(f"/v1/pipelines/{pid}/runs", json={"resync": ["main.orders"]})
+    assert accepted.status_code == 202, accepted.text
+    for _ in range(50):
+        if bus.published[Topic.RUNS]:
+            break
+        await asyncio.sleep(0.05)
+    [envelope] = bus.published[Topic.RUNS]
+    assert envelope.payload_as(RunRequested).resync == ["main.orders"]

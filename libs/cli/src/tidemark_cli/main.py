@@ -190,14 +190,16 @@ def pipelines_list(ctx: Ctx) -> None:
 @pipelines.command("run")
 @click.argument("pipeline")
 @click.option("--wait/--no-wait", default=False, help="Wait until the run finishes.")
+@click.option("--resync", multiple=True, metavar="STREAM",
+              help="Reset this stream's state: read it in full and rewrite its table (repeatable).")
 @pass_ctx
-def pipelines_run(ctx: Ctx, pipeline: str, wait: bool) -> None:
+def pipelines_run(ctx: Ctx, pipeline: str, wait: bool, resync: tuple[str, ...]) -> None:
     """Trigger a run now."""
     from tidemark_cli.demo import wait_for_run
 
     with ctx.client() as client:
         found = client.resolve("pipelines", pipeline)
-        run = client.post(f"/v1/pipelines/{found['id']}/runs")
+        run = client.post(f"/v1/pipelines/{found['id']}/runs", json={"resync": list(resync)})
         if wait:
             run = wait_for_run(client, run["id"])
     emit(run, ctx.as_json, ["id" if "id" in run else "run_id", "status", "rows_written" if wait else "trigger"])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidemark.errors import ConflictError
+from tidemark.errors import ConfigError, ConflictError
 from tidemark.events import (
     DestinationSpec,
     Envelope,
@@ -35,12 +36,23 @@ def pipeline_spec(pipeline: Pipeline) -> PipelineSpec:
 
 
 async def request_run(
-    runtime: ServiceRuntime, session: AsyncSession, pipeline: Pipeline, trigger: Trigger = "manual"
+    runtime: ServiceRuntime,
+    session: AsyncSession,
+    pipeline: Pipeline,
+    trigger: Trigger = "manual",
+    resync: Sequence[str] = (),
 ) -> Run:
     """Store a queued run and its ``run.requested`` event in the caller's transaction.
 
     At most one run per pipeline is active: a second request is refused (overlap policy `skip`).
     """
+    known = {s["name"] for s in pipeline.streams}
+    unknown = [name for name in resync if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"resync: {', '.join(unknown)} not among the pipeline's streams ({', '.join(sorted(known))})",
+            field="resync",
+        )
     if pipeline.status != "active":
         raise ConflictError(f"pipeline {pipeline.name!r} is {pipeline.status}; resume it first")
     current = await repository.active_run(session, pipeline.id)
@@ -51,7 +63,8 @@ async def request_run(
     run = await repository.add_run(session, pipeline, trigger)
     await runtime.emit(
         session,
-        RunRequested(run_id=run.id, pipeline=pipeline_spec(pipeline), trigger=trigger, attempt=run.attempt),
+        RunRequested(run_id=run.id, pipeline=pipeline_spec(pipeline), trigger=trigger, attempt=run.attempt,
+                     resync=list(dict.fromkeys(resync))),
     )
     return run
 

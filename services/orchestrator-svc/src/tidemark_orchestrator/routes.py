@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from tidemark.api.openapi import problem_responses
 from tidemark.service import ServiceRuntime, runtime_of
 from tidemark_orchestrator import logic, repository
-from tidemark_orchestrator.schemas import PipelineCreate, PipelineOut, PipelineUpdate, RunOut
+from tidemark_orchestrator.schemas import PipelineCreate, PipelineOut, PipelineUpdate, RunOut, TriggerRun
 
 
 def _runtime(request: Request) -> ServiceRuntime:
@@ -20,7 +21,7 @@ Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
 async def create_pipeline(body: PipelineCreate, rt: Runtime) -> PipelineOut:
     async with rt.transaction() as session:
         pipeline = await repository.add_pipeline(session, body)
@@ -53,12 +54,15 @@ async def delete_pipeline(pipeline_id: uuid.UUID, rt: Runtime) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{pipeline_id}/runs", status_code=status.HTTP_202_ACCEPTED)
-async def trigger_run(pipeline_id: uuid.UUID, rt: Runtime) -> RunOut:
-    """Queue a manual run. 409 when the pipeline is paused or already has an active run."""
+@router.post("/{pipeline_id}/runs", status_code=status.HTTP_202_ACCEPTED, responses=problem_responses(409))
+async def trigger_run(pipeline_id: uuid.UUID, rt: Runtime, body: TriggerRun | None = None) -> RunOut:
+    """Queue a manual run, optionally resyncing some streams.
+
+    409 when the pipeline is paused or already has an active run."""
+    resync = body.resync if body is not None else []
     async with rt.transaction() as session:
         pipeline = await repository.get_pipeline(session, pipeline_id)
-        run = await logic.request_run(rt, session, pipeline, "manual")
+        run = await logic.request_run(rt, session, pipeline, "manual", resync)
         return RunOut.model_validate(run)
 
 

@@ -57,6 +57,15 @@ class PipelineUpdate(BaseModel):
         return self
 
 
+class TriggerRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resync: list[str] = Field(
+        default_factory=list,
+        description="Streams to resync: their state is reset, they are read in full and their tables rewritten.",
+    )
+
+
 class PipelineOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -110,6 +110,10 @@ class RunRequested(EventPayload):
     trigger: Literal["manual", "schedule", "dependency", "retry"]
     scheduled_for: datetime | None = None
     attempt: int = 1
+    resync: list[str] = Field(
+        default_factory=list,
+        description="Streams whose state is reset: read in full and rewritten, then incremental again.",
+    )
 
     def subject(self) -> str:
         return str(self.run_id)

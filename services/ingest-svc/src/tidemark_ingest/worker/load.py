@@ -80,7 +80,8 @@ def ingest(settings: IngestSettings, request: RunRequested, progress: Progress) 
         return Outcome(RunStatus.FAILED, error=run_error(exc))
     lake = Lakehouse(settings.lakehouse)
     try:
-        stats = [load_stream(lake, source, spec.destination, s, str(request.run_id), progress)
+        stats = [load_stream(lake, source, spec.destination, s, str(request.run_id), progress,
+                             resync=s.name in request.resync)
                  for s in spec.streams]
     finally:
         source.close()
@@ -88,18 +89,21 @@ def ingest(settings: IngestSettings, request: RunRequested, progress: Progress) 
 
 
 def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, stream: StreamSpec,
-                run_id: str, progress: Progress) -> StreamStats:
+                run_id: str, progress: Progress, resync: bool = False) -> StreamStats:
+    """Load one stream. ``resync`` forgets its state: read everything, replace the table, and commit
+    the new cursor so the next run is incremental again."""
     identifier = table_identifier(destination, stream.name)
     started = time.perf_counter()
     progress.begin(stream.name)
     with log_context(stream=stream.name, table=identifier):
         try:
             schema = source.arrow_schema(stream)
-            state = _state(stream, lake.read_state(destination, identifier))
-            log.info("loading stream", extra=fields(mode=stream.sync_mode.value,
+            state = None if resync else _state(stream, lake.read_state(destination, identifier))
+            mode = SyncMode.FULL_REFRESH if resync else stream.sync_mode
+            log.info("loading stream", extra=fields(mode=mode.value, resync=resync,
                                                     cursor=None if state is None else str(state.cursor_value)))
             batches = progress.count(source.read(stream, state))
-            result = lake.write(destination, identifier, schema, batches, stream.sync_mode,
+            result = lake.write(destination, identifier, schema, batches, mode,
                                 stream.primary_key, run_id, stream.cursor_field)
         except TidemarkError as exc:
             log.warning("stream failed", extra=fields(error=exc.message, kind=exc.kind.value))
