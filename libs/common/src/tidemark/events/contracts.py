@@ -54,6 +54,16 @@ class EventPayload(_Model):
         raise NotImplementedError
 
 
+class PartitionField(_Model):
+    column: str = Field(min_length=1, description="Column the partition value is derived from.")
+    transform: str = Field(
+        default="identity",
+        pattern=r"^(identity|year|month|day|hour|bucket\[[1-9][0-9]{0,5}\]|truncate\[[1-9][0-9]{0,5}\])$",
+        description="`identity`, `year`, `month`, `day`, `hour`, `bucket[N]` (N hash buckets) "
+                    "or `truncate[W]` (values cut to width W).",
+    )
+
+
 class StreamSpec(_Model):
     name: str = Field(description="Stream name as the connector's catalog names it, e.g. `public.orders`.")
     sync_mode: SyncMode = Field(default=SyncMode.FULL_REFRESH, description="How the stream is loaded.")
@@ -64,6 +74,11 @@ class StreamSpec(_Model):
         default=None, ge=0,
         description="Incremental only: re-read rows this far before the last cursor, to catch late commits. "
                     "Seconds for date and timestamp cursors, cursor units for numeric ones.",
+    )
+    partition: list[PartitionField] | None = Field(
+        default=None,
+        description="Partition spec of the destination table, in order. Absent: keep the table's current spec "
+                    "(a new table is unpartitioned); an empty list: unpartitioned from now on.",
     )
 
 
