@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import os
 from typing import ClassVar, Literal, Self
 
@@ -68,11 +67,8 @@ class IngestSettings(ServiceSettings):
             f"{ENV_PREFIX}LOG_LEVEL": self.log_level,
             f"{ENV_PREFIX}LOG_FORMAT": self.log_format,
             f"{ENV_PREFIX}BUS": self.bus,
-            f"{ENV_PREFIX}LAKEHOUSE__CATALOG_TYPE": lake.catalog_type,
-            f"{ENV_PREFIX}LAKEHOUSE__CATALOG_URI": lake.catalog_uri,
-            f"{ENV_PREFIX}LAKEHOUSE__WAREHOUSE": lake.warehouse,
-            f"{ENV_PREFIX}LAKEHOUSE__PROPERTIES": json.dumps(lake.properties),
         })
+        env.update(lake.environment(f"{ENV_PREFIX}LAKEHOUSE__"))
         token = self.platform.internal_token
         if token is not None:
             env["TIDEMARK_INTERNAL_TOKEN"] = token.get_secret_value()

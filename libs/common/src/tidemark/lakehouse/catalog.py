@@ -6,7 +6,15 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import ForbiddenError, UnauthorizedError
+from pyiceberg.exceptions import (
+    ForbiddenError,
+    OAuthError,
+    RESTError,
+    ServerError,
+    ServiceUnavailableError,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from tidemark.errors import ConfigError, TransientError
@@ -19,7 +27,7 @@ def open_catalog(settings: LakehouseSettings) -> Catalog:
     """The catalog, built from ``settings`` alone (never from ``~/.pyiceberg.yaml`` or ``PYICEBERG_*``)."""
     if not settings.catalog_uri or not settings.warehouse:
         raise ConfigError("lakehouse: catalog_uri and warehouse are empty; resolve the settings against a home")
-    props = {**settings.properties, "uri": settings.catalog_uri, "warehouse": settings.warehouse}
+    props = settings.catalog_properties()
     if settings.catalog_type == "sql":
         return _sql_catalog(settings, props)
     return _rest_catalog(settings, props)
@@ -42,12 +50,16 @@ def _rest_catalog(settings: LakehouseSettings, props: dict[str, str]) -> Catalog
     import requests
     from pyiceberg.catalog.rest import RestCatalog
 
+    where = settings.catalog_uri
     try:
         return RestCatalog(CATALOG_NAME, **props)
-    except (UnauthorizedError, ForbiddenError) as exc:
-        raise ConfigError(f"the Iceberg REST catalog at {settings.catalog_uri} refused our credentials") from exc
-    except requests.RequestException as exc:
-        raise TransientError(f"cannot reach the Iceberg REST catalog at {settings.catalog_uri}") from exc
+    except (UnauthorizedError, ForbiddenError, OAuthError) as exc:
+        raise ConfigError(f"the Iceberg REST catalog at {where} refused our credentials") from exc
+    except (ServerError, ServiceUnavailableError, TooManyRequestsError, requests.RequestException) as exc:
+        raise TransientError(f"cannot reach the Iceberg REST catalog at {where}") from exc
+    except RESTError as exc:
+        # The server's own words (never our secrets): e.g. an unknown warehouse.
+        raise ConfigError(f"the Iceberg REST catalog at {where} refused the configuration: {exc}") from exc
 
 
 def _first_line(exc: BaseException) -> str:

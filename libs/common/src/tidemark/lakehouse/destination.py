@@ -8,7 +8,7 @@ import pyarrow as pa
 from pyiceberg.catalog import Catalog
 
 from tidemark.connectors.base import StreamState
-from tidemark.events import DestinationSpec, SyncMode
+from tidemark.events import DestinationSpec, PartitionField, SyncMode
 from tidemark.lakehouse.catalog import open_catalog
 from tidemark.lakehouse.iceberg import read_state, write_stream
 from tidemark.lakehouse.parquet import read_parquet_state, write_parquet_stream
@@ -50,8 +50,10 @@ class Lakehouse:
         primary_key: Sequence[str],
         run_id: str,
         cursor_field: str | None,
+        partition: Sequence[PartitionField] | None = None,
     ) -> WriteResult:
         if destination.kind == "parquet":
             return write_parquet_stream(self.settings, identifier, schema, batches, mode, primary_key,
-                                        run_id, cursor_field)
-        return write_stream(self.catalog, identifier, schema, batches, mode, primary_key, run_id, cursor_field)
+                                        run_id, cursor_field, partition=partition)
+        return write_stream(self.catalog, identifier, schema, batches, mode, primary_key, run_id, cursor_field,
+                            partition=partition)

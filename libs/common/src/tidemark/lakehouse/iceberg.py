@@ -21,17 +21,28 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import requests
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchNamespaceError, NoSuchTableError
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    CommitStateUnknownException,
+    ForbiddenError,
+    NoSuchNamespaceError,
+    NoSuchTableError,
+    ServerError,
+    UnauthorizedError,
+)
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
+from pyiceberg.schema import assign_fresh_schema_ids
 from pyiceberg.table import Table, Transaction
 from sqlalchemy.exc import OperationalError
 
 from tidemark.connectors.base import StreamState
 from tidemark.errors import ConfigError, TransientError
-from tidemark.events import SyncMode
+from tidemark.events import PartitionField, SyncMode
 from tidemark.lakehouse.batches import DEFAULT_CHUNK_BYTES, Feed, check_columns, chunks, writable_schema
+from tidemark.lakehouse.partition import evolve_spec, new_spec, parts
 from tidemark.lakehouse.schema import evolve, iceberg_schema
 from tidemark.lakehouse.state import CURSOR, RUN_ID, WriteResult, state_from_properties, summary_properties
 from tidemark.logs import fields
@@ -51,14 +62,17 @@ def write_stream(
     run_id: str = "",
     cursor_field: str | None = None,
     *,
+    partition: Sequence[PartitionField] | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     upsert_chunk_rows: int = DEFAULT_UPSERT_CHUNK_ROWS,
 ) -> WriteResult:
     """Write ``batches`` to the table ``identifier`` in one commit and return what was committed.
 
     ``full_refresh`` replaces the table, ``incremental_append`` appends, ``incremental``
-    upserts on ``primary_key``. The table (and namespace) is created on first write; new
-    columns are added; an incompatible type change raises ConfigError naming the column.
+    upserts on ``primary_key``. The table (and namespace) is created on first write, with
+    ``partition`` as its spec; new columns are added; an incompatible type change raises
+    ConfigError naming the column. A ``partition`` different from the table's evolves the
+    spec in the same commit; ``None`` keeps the table's spec.
     """
     target = writable_schema(schema)
     check_columns(target, identifier, primary_key, cursor_field)
@@ -66,11 +80,13 @@ def write_stream(
         raise ConfigError(f"table {identifier}: incremental (merge) needs a primary key")
     # Only catalog calls are translated: an OperationalError from the source is not the catalog's.
     with _translated(identifier):
-        table = _load_or_create(catalog, identifier, target)
+        table = _load_or_create(catalog, identifier, target, partition or ())
     before = table.current_snapshot()
     feed = Feed(batches, target, cursor_field)
     txn = table.transaction()
     evolve(txn, target, identifier)
+    if partition is not None:
+        _evolve_partition(txn, partition, identifier)
     written: list[DataFile] = []
     try:
         if mode is SyncMode.INCREMENTAL:
@@ -111,6 +127,12 @@ def _translated(identifier: str) -> Iterator[None]:
         raise TransientError(f"table {identifier}: another writer committed first; retry the run") from exc
     except OperationalError as exc:
         raise TransientError(f"table {identifier}: the Iceberg catalog database is unavailable") from exc
+    except (UnauthorizedError, ForbiddenError) as exc:
+        raise ConfigError(f"table {identifier}: the Iceberg REST catalog refused our credentials") from exc
+    except (ServerError, CommitStateUnknownException, requests.RequestException) as exc:
+        raise TransientError(f"table {identifier}: the Iceberg REST catalog is unavailable") from exc
+    except OSError as exc:
+        raise TransientError(f"table {identifier}: cannot write table metadata to the warehouse: {exc}") from exc
 
 
 def read_state(catalog: Catalog, identifier: str) -> StreamState | None:
@@ -141,15 +163,28 @@ def _split(identifier: str) -> tuple[str, str]:
     return namespace, name
 
 
-def _load_or_create(catalog: Catalog, identifier: str, schema: pa.Schema) -> Table:
+def _load_or_create(catalog: Catalog, identifier: str, schema: pa.Schema,
+                    partition: Sequence[PartitionField]) -> Table:
     namespace, _ = _split(identifier)
     try:
         return catalog.load_table(identifier)
     except (NoSuchTableError, NoSuchNamespaceError):
         pass
+    fresh = assign_fresh_schema_ids(iceberg_schema(schema, identifier))
+    spec = new_spec(parts(partition, fresh, identifier), fresh)
     catalog.create_namespace_if_not_exists(namespace)
-    log.info("creating table", extra=fields(table=identifier))
-    return catalog.create_table_if_not_exists(identifier, schema=iceberg_schema(schema, identifier))
+    log.info("creating table", extra=fields(table=identifier, partition=str(spec)))
+    return catalog.create_table_if_not_exists(identifier, schema=fresh, partition_spec=spec)
+
+
+def _evolve_partition(txn: Transaction, partition: Sequence[PartitionField], identifier: str) -> None:
+    items = parts(partition, txn.table_metadata.schema(), identifier)
+    try:
+        changed = evolve_spec(txn, items)
+    except ValueError as exc:
+        raise ConfigError(f"table {identifier}: cannot change the partition spec: {exc}") from exc
+    if changed:
+        log.info("partition spec changed", extra=fields(table=identifier, partition=str(txn.table_metadata.spec())))
 
 
 def _write_files(txn: Transaction, table: Table, feed: Feed, chunk_bytes: int, written: list[DataFile]) -> None:

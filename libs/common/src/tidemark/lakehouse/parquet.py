@@ -1,16 +1,20 @@
 """Plain Parquet output, through the same chunking, schema and state rules as Iceberg.
 
-Layout under the warehouse::
+Layout under the warehouse (local disk, S3 or Azure: the same pyarrow filesystem Iceberg uses)::
 
-    parquet/<namespace>/<table>/part-<run>-<n>.parquet     the data readers see
-    parquet/<namespace>/<table>/_tidemark_state.json       run id and cursor (hidden from readers)
-    parquet/<namespace>/_staging/<table>-<run>/            files being written
+    parquet/<namespace>/<table>/[<key>=<value>/...]part-<run>-<n>.parquet   the data readers see
+    parquet/<namespace>/<table>/_tidemark_state.json      run id, cursor, partition layout (hidden from readers)
+    parquet/<namespace>/_staging/<table>-<run>/           files being written
 
-A run writes into its staging directory first. Full refresh then swaps the
-staging directory in for the table directory (two renames; on a local disk
-readers never see a mix of old and new files); append moves the new files in and
-replaces the state file last. A failure before that leaves the table untouched.
-Object stores have no atomic rename: there the swap is a copy, not atomic.
+Partitioned tables use hive-style directories (see :mod:`tidemark.lakehouse.partition`).
+
+A run writes into its staging directory first; a failure there leaves the table
+untouched. On a local disk, full refresh then swaps the staging directory in for
+the table directory (two renames: readers never see a mix of old and new files).
+Object stores cannot rename: there the new files are copied in, the state file is
+replaced, and only then are the old files deleted, so for that short moment a
+reader may see both. Append moves the new files in and replaces the state file last,
+so a crash in between re-reads rows next run rather than skipping them.
 
 Blocking: call it off the event loop.
 """
@@ -24,20 +28,24 @@ from collections.abc import Iterable, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
-from pyiceberg.io.pyarrow import PyArrowFileIO
+from pyiceberg.schema import assign_fresh_schema_ids
+from pyiceberg.transforms import IdentityTransform
 
 from tidemark.connectors.base import StreamState
 from tidemark.errors import ConfigError, TransientError
-from tidemark.events import SyncMode
+from tidemark.events import PartitionField, SyncMode
 from tidemark.lakehouse.batches import DEFAULT_CHUNK_BYTES, Feed, check_columns, chunks, writable_schema
+from tidemark.lakehouse.partition import Part, described, parts, split
 from tidemark.lakehouse.schema import check_compatible, iceberg_schema
 from tidemark.lakehouse.settings import LakehouseSettings
 from tidemark.lakehouse.state import WriteResult, state_from_properties, summary_properties
+from tidemark.lakehouse.storage import is_local, list_files, move_file, warehouse_filesystem
 from tidemark.logs import fields
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "_tidemark_state.json"
+PARTITION = "tidemark.partition"
 
 
 class ParquetLocation:
@@ -45,24 +53,30 @@ class ParquetLocation:
         if not settings.warehouse:
             raise ConfigError("lakehouse: warehouse is empty; resolve the settings against a home")
         namespace, _, table = identifier.rpartition(".")
-        parts = [*namespace.split("."), table]
-        if not namespace or any(p in {"", ".", ".."} or "/" in p or "\\" in p for p in parts):
+        names = [*namespace.split("."), table]
+        if not namespace or any(p in {"", ".", ".."} or "/" in p or "\\" in p for p in names):
             raise ConfigError(f"table identifier {identifier!r} is not a safe `namespace.table` path")
-        scheme, netloc, root = PyArrowFileIO.parse_location(settings.warehouse)
-        self.fs: pafs.FileSystem = PyArrowFileIO(settings.properties).fs_by_scheme(scheme, netloc)
-        base = f"{root.rstrip('/')}/parquet/{'/'.join(parts[:-1])}"
+        self.fs, root = warehouse_filesystem(settings)
+        base = f"{root}/parquet/{'/'.join(names[:-1])}"
         self.table = f"{base}/{table}"
         self.staging_root = f"{base}/_staging"
         self.name = table
+        self.local = is_local(self.fs)
 
     def exists(self, path: str) -> bool:
         return bool(self.fs.get_file_info(path).type != pafs.FileType.NotFound)
 
     def data_files(self) -> list[str]:
-        if not self.exists(self.table):
-            return []
-        infos = self.fs.get_file_info(pafs.FileSelector(self.table))
-        return sorted(i.path for i in infos if i.is_file and i.base_name.endswith(".parquet"))
+        return sorted(i.path for i in list_files(self.fs, self.table) if i.base_name.endswith(".parquet"))
+
+    def recorded(self) -> dict[str, str] | None:
+        """What the last run recorded in the state file, or None before the first run."""
+        path = f"{self.table}/{STATE_FILE}"
+        if not self.exists(path):
+            return None
+        with self.fs.open_input_stream(path) as stream:
+            props: dict[str, str] = json.loads(stream.read().decode())
+        return props
 
 
 def write_parquet_stream(
@@ -75,9 +89,13 @@ def write_parquet_stream(
     run_id: str = "",
     cursor_field: str | None = None,
     *,
+    partition: Sequence[PartitionField] | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> WriteResult:
-    """Write ``batches`` as Parquet files for ``identifier``: replace (full refresh) or add (append)."""
+    """Write ``batches`` as Parquet files for ``identifier``: replace (full refresh) or add (append).
+
+    ``partition`` None keeps the layout the table has; a different layout needs a full refresh.
+    """
     if mode is SyncMode.INCREMENTAL:
         raise ConfigError(
             f"table {identifier}: the Parquet destination cannot merge on a key; "
@@ -87,25 +105,25 @@ def write_parquet_stream(
     check_columns(target, identifier, primary_key, cursor_field)
     loc = ParquetLocation(settings, identifier)
     existing = loc.data_files()
+    layout = _layout(partition, loc.recorded(), bool(existing), mode, identifier)
+    items = parts(layout, assign_fresh_schema_ids(iceberg_schema(target, identifier)), identifier)
     if mode is SyncMode.INCREMENTAL_APPEND and existing:
         previous = pq.read_schema(existing[0], filesystem=loc.fs)
-        check_compatible(iceberg_schema(previous, identifier), iceberg_schema(target, identifier), identifier)
+        check_compatible(iceberg_schema(previous, identifier), iceberg_schema(_stored(target, items), identifier),
+                         identifier)
     staging = f"{loc.staging_root}/{loc.name}-{run_id or 'run'}"
     feed = Feed(batches, target, cursor_field)
+    files: list[str] = []
     try:
-        loc.fs.create_dir(staging, recursive=True)
-        files, size = _write_files(loc, staging, feed, chunk_bytes, run_id)
-        state = json.dumps(summary_properties(run_id, feed.cursor))
+        size = _write_files(loc, staging, feed, chunk_bytes, run_id, items, files)
+        state = json.dumps({**summary_properties(run_id, feed.cursor), PARTITION: json.dumps(described(items))})
         if mode is SyncMode.FULL_REFRESH:
-            _put_text(loc.fs, f"{staging}/{STATE_FILE}", state)
-            _swap(loc, staging, run_id)
+            _replace(loc, staging, files, existing, state, run_id)
         elif files:
-            loc.fs.create_dir(loc.table, recursive=True)
             for name in files:
-                loc.fs.move(f"{staging}/{name}", f"{loc.table}/{name}")
+                move_file(loc.fs, f"{staging}/{name}", f"{loc.table}/{name}")
             # Written last: a crash before it leaves the old cursor, so rows are read again, never skipped.
-            _put_text(loc.fs, f"{staging}/{STATE_FILE}", state)
-            loc.fs.move(f"{staging}/{STATE_FILE}", f"{loc.table}/{STATE_FILE}")
+            _put_state(loc, staging, state)
     except OSError as exc:
         raise TransientError(f"cannot write Parquet files for {identifier}: {exc}") from exc
     finally:
@@ -115,26 +133,81 @@ def write_parquet_stream(
 
 
 def read_parquet_state(settings: LakehouseSettings, identifier: str) -> StreamState | None:
-    loc = ParquetLocation(settings, identifier)
-    path = f"{loc.table}/{STATE_FILE}"
-    if not loc.exists(path):
-        return None
-    with loc.fs.open_input_stream(path) as stream:
-        props = json.loads(stream.read().decode())
-    return state_from_properties(props)
+    props = ParquetLocation(settings, identifier).recorded()
+    return state_from_properties(props) if props is not None else None
 
 
-def _write_files(loc: ParquetLocation, staging: str, feed: Feed, chunk_bytes: int,
-                 run_id: str) -> tuple[list[str], int]:
-    names: list[str] = []
+def _layout(requested: Sequence[PartitionField] | None, recorded: dict[str, str] | None, has_files: bool,
+            mode: SyncMode, identifier: str) -> list[PartitionField]:
+    """The partition layout this run writes: the requested one, else the one the files already have."""
+    current = [PartitionField.model_validate(p) for p in json.loads((recorded or {}).get(PARTITION, "[]"))]
+    if requested is None:
+        return current
+    wanted = list(requested)
+    if mode is SyncMode.INCREMENTAL_APPEND and has_files and _keys(current) != _keys(wanted):
+        raise ConfigError(
+            f"table {identifier}: its Parquet files are partitioned by {_text(current)} but the stream asks for "
+            f"{_text(wanted)}; run a full refresh to rewrite them in the new layout",
+        )
+    return wanted
+
+
+def _keys(fields: Sequence[PartitionField]) -> list[tuple[str, str]]:
+    return [(f.column, f.transform) for f in fields]
+
+
+def _text(fields: Sequence[PartitionField]) -> str:
+    return ", ".join(f"{f.column} {f.transform}" for f in fields) or "nothing (unpartitioned)"
+
+
+def _stored(schema: pa.Schema, items: Sequence[Part]) -> pa.Schema:
+    """The columns the files hold: identity partition columns live in directory names only."""
+    dropped = {p.column for p in items if isinstance(p.transform, IdentityTransform)}
+    return pa.schema([f for f in schema if f.name not in dropped])
+
+
+def _write_files(loc: ParquetLocation, staging: str, feed: Feed, chunk_bytes: int, run_id: str,
+                 items: Sequence[Part], names: list[str]) -> int:
+    """Write the feed under ``staging``, appending each file's path (relative to it) to ``names``."""
     size = 0
+    if loc.local:
+        loc.fs.create_dir(staging, recursive=True)
     for n, group in enumerate(chunks(feed, chunk_bytes)):
-        name = f"part-{run_id or 'run'}-{n:05d}.parquet"
-        path = f"{staging}/{name}"
-        pq.write_table(pa.Table.from_batches(group, schema=feed.schema), path, filesystem=loc.fs)
-        size += loc.fs.get_file_info(path).size or 0
-        names.append(name)
-    return names, size
+        data = pa.Table.from_batches(group, schema=feed.schema)
+        for k, (directory, rows) in enumerate(split(data, items)):
+            name = f"{directory}/part-{run_id or 'run'}-{n:05d}-{k:04d}.parquet" if directory else \
+                f"part-{run_id or 'run'}-{n:05d}.parquet"
+            path = f"{staging}/{name}"
+            if loc.local and directory:
+                loc.fs.create_dir(f"{staging}/{directory}", recursive=True)
+            pq.write_table(rows, path, filesystem=loc.fs)
+            size += loc.fs.get_file_info(path).size or 0
+            names.append(name)
+    return size
+
+
+def _replace(loc: ParquetLocation, staging: str, files: list[str], existing: list[str], state: str,
+             run_id: str) -> None:
+    if loc.local:
+        _put_text(loc.fs, f"{staging}/{STATE_FILE}", state)
+        _swap(loc, staging, run_id)
+        return
+    targets = {f"{loc.table}/{name}" for name in files}
+    for name in files:
+        move_file(loc.fs, f"{staging}/{name}", f"{loc.table}/{name}")
+    _put_text(loc.fs, f"{loc.table}/{STATE_FILE}", state)
+    for path in existing:
+        if path not in targets:
+            loc.fs.delete_file(path)
+
+
+def _put_state(loc: ParquetLocation, staging: str, state: str) -> None:
+    if loc.local:
+        # A rename replaces the state file atomically; an object store's put already is atomic.
+        _put_text(loc.fs, f"{staging}/{STATE_FILE}", state)
+        loc.fs.move(f"{staging}/{STATE_FILE}", f"{loc.table}/{STATE_FILE}")
+    else:
+        _put_text(loc.fs, f"{loc.table}/{STATE_FILE}", state)
 
 
 def _swap(loc: ParquetLocation, staging: str, run_id: str) -> None:

@@ -104,7 +104,7 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
                                                     cursor=None if state is None else str(state.cursor_value)))
             batches = progress.count(source.read(stream, state))
             result = lake.write(destination, identifier, schema, batches, mode,
-                                stream.primary_key, run_id, stream.cursor_field)
+                                stream.primary_key, run_id, stream.cursor_field, stream.partition)
         except TidemarkError as exc:
             log.warning("stream failed", extra=fields(error=exc.message, kind=exc.kind.value))
             return _failed(stream, identifier, progress, started, run_error(exc, stream.name))
