@@ -39,5 +39,8 @@ fmt: bootstrap ## Fix what ruff can fix
 contracts: bootstrap ## Export event contracts as JSON Schema into docs/contracts
 	$(UV) run tidemark contracts --out docs/contracts
 
+bench: bootstrap ## Benchmark PostgreSQL → Iceberg vs the COPY ceiling and dlt (BENCH_ROWS, default 5M); writes docs/benchmarks.md
+	$(UV) run python bench/run.py
+
 clean: ## Remove local state (.tidemark) and caches
 	rm -rf .tidemark .pytest_cache .mypy_cache .ruff_cache

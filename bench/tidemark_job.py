@@ -1,0 +1,48 @@
+"""One Tidemark load, run as its own process so its peak RSS is the pipeline's alone.
+
+The worker's own loading code (``load_stream``) reads the PostgreSQL table and writes
+the Iceberg table. Argument: a JSON object with ``conninfo`` parts, ``warehouse`` (a
+directory), ``mode`` (``full_refresh`` or ``incremental``). Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from tidemark.connectors.postgres import PostgresConfig, PostgresSource
+from tidemark.events import DestinationSpec, StreamSpec, SyncMode
+from tidemark.lakehouse import Lakehouse
+from tidemark.lakehouse.settings import LakehouseSettings
+from tidemark_ingest.worker.load import Progress, load_stream
+
+
+def main() -> None:
+    args = json.loads(sys.argv[1])
+    source = PostgresSource(PostgresConfig(host=args["host"], port=args["port"], user=args["user"],
+                                           database=args["database"]))
+    lake = Lakehouse(LakehouseSettings().resolve(Path(args["home"])))
+    # One pipeline: incremental on `updated_at`, merged on `id`. Its full refresh is the first run
+    # (and every resync): it reads everything, replaces the table and records the cursor.
+    stream = StreamSpec(name=f"public.{args['table']}", sync_mode=SyncMode.INCREMENTAL,
+                        cursor_field="updated_at", primary_key=["id"])
+    started = time.perf_counter()
+    stats = load_stream(lake, source, DestinationSpec(namespace="bench"), stream, str(uuid.uuid4()),
+                        Progress(), resync=args["mode"] == "full_refresh")
+    seconds = time.perf_counter() - started
+    source.close()
+    if stats.status != "succeeded":
+        raise SystemExit(f"tidemark {args['mode']} failed: {stats.error}")
+    table = lake.catalog.load_table(stats.table)
+    snapshot = table.current_snapshot()
+    summary = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
+    total = int(summary.get("total-records", -1))
+    print(json.dumps({"seconds": seconds, "rows_read": stats.rows_read, "rows_written": stats.rows_written,
+                      "table_rows": total, "bytes": stats.bytes_written}))
+
+
+if __name__ == "__main__":
+    main()
