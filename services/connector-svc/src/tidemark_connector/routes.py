@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
+from tidemark.api.openapi import problem_responses
 from tidemark.connectors import Catalog, connector_types, get_connector
 from tidemark.events import ConnectionChanged
 from tidemark.service import ServiceRuntime, runtime_of
@@ -74,7 +75,7 @@ async def list_connector_types() -> list[ConnectorTypeOut]:
     return out
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
 async def create_connection(body: ConnectionCreate, rt: Runtime) -> ConnectionOut:
     """Validate the config against the connector's model; store it, secrets encrypted. 409: name taken."""
     box = secret_box(rt)
@@ -100,7 +101,7 @@ async def get_connection(connection_id: uuid.UUID, rt: Runtime) -> ConnectionOut
         return logic.connection_out(box, await repository.get_connection(session, connection_id))
 
 
-@router.patch("/{connection_id}")
+@router.patch("/{connection_id}", responses=problem_responses(409))
 async def update_connection(connection_id: uuid.UUID, body: ConnectionUpdate, rt: Runtime) -> ConnectionOut:
     """Rename, and/or merge ``config`` onto the stored one; the result is validated again."""
     box = secret_box(rt)

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from sqlalchemy.exc import IntegrityError
 
+from tidemark.api.openapi import problem_responses
 from tidemark.errors import ConflictError, NotFoundError
 from tidemark.ids import new_id
 from tidemark.service import ServiceRuntime, runtime_of
@@ -25,7 +26,7 @@ downstreams = APIRouter(prefix="/v1/downstreams", tags=["impact"])
 alerts = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
 
-@downstreams.post("", status_code=status.HTTP_201_CREATED)
+@downstreams.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
 async def register(body: DownstreamCreate, rt: Runtime) -> DownstreamOut:
     async with rt.transaction() as session:
         row = Downstream(id=new_id(), **body.model_dump())

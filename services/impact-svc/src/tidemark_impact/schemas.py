@@ -14,6 +14,7 @@ class DownstreamCreate(BaseModel):
     kind: Literal["dashboard", "model", "table"] = Field(description="What reads the table.")
     table: str = Field(
         pattern=r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+$",
+        max_length=255,  # the `downstreams.table` column
         description="The Tidemark table it reads, `namespace.table`.",
     )
     columns: list[str] | None = Field(default=None, description="Columns it reads, when known (lineage).")

@@ -34,7 +34,10 @@ class PipelineCreate(BaseModel):
     connection_id: uuid.UUID = Field(description="The source connection.")
     streams: list[StreamSpec] = Field(min_length=1, description="Streams to load and how.")
     destination: DestinationSpec = Field(default_factory=DestinationSpec, description="Where tables go.")
-    schedule: str | None = Field(default=None, description="Cron expression (UTC); none means manual only.")
+    # max_length matches the `pipelines.schedule` column: longer text is a 422, not a database error.
+    schedule: str | None = Field(
+        default=None, max_length=128, description="Cron expression (UTC); none means manual only."
+    )
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -47,7 +50,7 @@ class PipelineUpdate(BaseModel):
 
     streams: list[StreamSpec] | None = Field(default=None, min_length=1)
     destination: DestinationSpec | None = None
-    schedule: str | None = None
+    schedule: str | None = Field(default=None, max_length=128)
     status: Literal["active", "paused"] | None = None
 
     @model_validator(mode="after")

@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 
 from tidemark import __version__
 from tidemark.api.auth import TokenVerifier, require_internal_token, require_token
+from tidemark.api.inputs import reject_unstorable_text
 from tidemark.api.metrics import install_metrics
+from tidemark.api.openapi import install_openapi, problem_responses
 from tidemark.api.problems import MEDIA_TYPE, install_problem_handlers
 from tidemark.bus import Bus
 from tidemark.logs import configure_logging
@@ -58,10 +60,13 @@ def build_app(
     install_metrics(app)
     for definition, _ in services:
         for router in definition.routers:
-            app.include_router(router, dependencies=[Depends(require_token)])
+            app.include_router(router, dependencies=[Depends(require_token), Depends(reject_unstorable_text)])
         for router in definition.internal_routers:
-            app.include_router(router, dependencies=[Depends(require_internal_token)])
+            app.include_router(
+                router, dependencies=[Depends(require_internal_token), Depends(reject_unstorable_text)]
+            )
     _install_health(app, [d.name for d, _ in services])
+    install_openapi(app)
     return app
 
 
@@ -82,7 +87,7 @@ def _install_health(app: FastAPI, names: list[str]) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses=problem_responses(503))
     async def readyz(request: Request) -> JSONResponse:
         return await _ready(request, names)
 
@@ -92,7 +97,7 @@ def _install_health(app: FastAPI, names: list[str]) -> None:
             async def svc_healthz() -> dict[str, str]:
                 return {"status": "ok", "service": svc}
 
-            @app.get(f"/{svc}/readyz", tags=["health"], name=f"{svc}-readyz")
+            @app.get(f"/{svc}/readyz", tags=["health"], name=f"{svc}-readyz", responses=problem_responses(503))
             async def svc_readyz(request: Request) -> JSONResponse:
                 return await _ready(request, [svc])
 

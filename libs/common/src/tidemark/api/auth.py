@@ -6,8 +6,10 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tidemark.errors import AuthenticationError, ConfigError
 from tidemark.settings import AuthSettings, PlatformSettings
@@ -64,11 +66,22 @@ def _read_tokens(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-async def require_token(request: Request) -> None:
+# Declared only so the OpenAPI document says which token a route needs; `check` does the work.
+_API_BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description="An API token.")
+_INTERNAL_BEARER = HTTPBearer(
+    auto_error=False, scheme_name="internal", description="The internal service-to-service token."
+)
+
+
+async def require_token(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_API_BEARER)] = None
+) -> None:
     verifier: TokenVerifier = request.app.state.api_tokens
     verifier.check(request)
 
 
-async def require_internal_token(request: Request) -> None:
+async def require_internal_token(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_INTERNAL_BEARER)] = None
+) -> None:
     verifier: TokenVerifier = request.app.state.internal_tokens
     verifier.check(request)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from tidemark.errors import TidemarkError
 
@@ -18,10 +20,14 @@ PROBLEM_BASE = "https://tidemark.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
 
-def problem(status: int, type_: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, type_: str, title: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": PROBLEM_BASE + type_, "title": title, "status": status, "detail": detail, **extra}
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=all_headers or None)
 
 
 def _field(loc: tuple[int | str, ...] | list[int | str]) -> str:
@@ -51,12 +57,29 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(422, "validation", "Invalid request", summary, errors=errors)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path; Starlette's 405 names only one route's."""
+    routes = request.app.router.routes
+    allowed = [
+        method for method in METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
     slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}.get(
         exc.status_code, "http-error"
     )
-    return problem(exc.status_code, slug, slug.replace("-", " ").capitalize(), str(exc.detail))
+    # Keep the exception's headers: a 405 must say which methods are allowed (RFC 9110 `Allow`).
+    return problem(exc.status_code, slug, slug.replace("-", " ").capitalize(), str(exc.detail), headers=headers)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

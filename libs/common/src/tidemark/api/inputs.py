@@ -1,0 +1,65 @@
+"""Refuse text no database can store, before any route sees it.
+
+PostgreSQL rejects NUL (U+0000) in ``text`` and ``jsonb``, and no driver can encode an
+unpaired surrogate (JSON allows ``"\\ud800"``) as UTF-8. Left to the database, either is a
+500 after the route has done its work; here it is a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+
+MESSAGE = "Text must not contain NUL (U+0000) or unpaired surrogates."
+
+
+def storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unstorable(value: Any, loc: tuple[str | int, ...]) -> Iterator[tuple[str | int, ...]]:
+    if isinstance(value, str):
+        if not storable(value):
+            yield loc
+    elif isinstance(value, dict):
+        for key, child in value.items():
+            if not storable(key):
+                yield (*loc, key)
+            yield from _unstorable(child, (*loc, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _unstorable(child, (*loc, index))
+
+
+async def _json_body(request: Request) -> Any:
+    if "json" not in request.headers.get("content-type", ""):
+        return None
+    body = await request.body()
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        # Malformed JSON gets its own 400 from the route's body validation.
+        return None
+
+
+async def reject_unstorable_text(request: Request) -> None:
+    """Dependency: a 422 for NUL or unpaired surrogates in the path, the query or a JSON body."""
+    bad: list[tuple[str | int, ...]] = [
+        ("path", name) for name, value in request.path_params.items() if isinstance(value, str) and not storable(value)
+    ]
+    bad += [
+        ("query", key) for key, value in request.query_params.multi_items() if not (storable(key) and storable(value))
+    ]
+    bad += _unstorable(await _json_body(request), ("body",))
+    if bad:
+        raise RequestValidationError([{"loc": loc, "msg": MESSAGE, "type": "string_unstorable"} for loc in bad])
