@@ -7,8 +7,9 @@ and invalid requests and holds every answer to the documented status codes, cont
 and schemas. Answers do not depend on the database, so it runs on SQLite.
 
 ``test_edge_values_never_cause_a_server_error`` takes generated valid requests and swaps
-one value for an edge case its field's schema allows but random generation rarely reaches
-(``EDGE_*``): text longer than a column, NUL, integers past 64 bits. That is where
+one value, or every value at once, for an edge case the field's schema allows but random
+generation rarely reaches (``EDGE_*``): text longer than a column, NUL, integers past 64
+bits; the request stays schema-valid, so it gets past validation to the database. That is where
 databases break, and PostgreSQL refuses more than SQLite (a too-long ``VARCHAR``, NUL in
 ``text`` and ``jsonb``), so it runs on PostgreSQL.
 """
