@@ -158,8 +158,9 @@ class KafkaBus(Bus):
             session_timeout_ms=self._settings.session_timeout_ms,
             heartbeat_interval_ms=self._settings.heartbeat_interval_ms,
         )
-        await consumer.start()
         try:
+            # Inside the try: a start that fails (broker down) must still close its connections.
+            await consumer.start()
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=100)
                 for tp, messages in batches.items():
