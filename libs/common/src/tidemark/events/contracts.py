@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from tidemark.events.topics import Topic
 
@@ -70,7 +70,7 @@ class StreamSpec(_Model):
     cursor_field: str | None = Field(default=None, description="Column that orders changes (incremental).")
     primary_key: list[str] = Field(default_factory=list, description="Key columns (incremental merge).")
     columns: list[str] | None = Field(default=None, description="Columns to load; all when absent.")
-    lookback: int | None = Field(
+    lookback: StrictInt | None = Field(
         default=None, ge=0,
         description="Incremental only: re-read rows this far before the last cursor, to catch late commits. "
                     "Seconds for date and timestamp cursors, cursor units for numeric ones.",
