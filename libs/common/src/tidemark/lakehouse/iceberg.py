@@ -42,6 +42,7 @@ from tidemark.connectors.base import StreamState
 from tidemark.errors import ConfigError, TransientError
 from tidemark.events import PartitionField, SyncMode
 from tidemark.lakehouse.batches import DEFAULT_CHUNK_BYTES, Feed, check_columns, chunks, writable_schema
+from tidemark.lakehouse.datafiles import DataFileWriter
 from tidemark.lakehouse.partition import evolve_spec, new_spec, parts
 from tidemark.lakehouse.schema import evolve, iceberg_schema
 from tidemark.lakehouse.state import CURSOR, RUN_ID, WriteResult, state_from_properties, summary_properties
@@ -189,6 +190,20 @@ def _evolve_partition(txn: Transaction, partition: Sequence[PartitionField], ide
 
 def _write_files(txn: Transaction, table: Table, feed: Feed, chunk_bytes: int, written: list[DataFile]) -> None:
     """Write the feed as data files into ``written``, one bounded chunk at a time; commit nothing."""
+    if txn.table_metadata.spec().is_unpartitioned():
+        # One file per chunk: small enough that a merge rewrites little more than the rows it changes.
+        writer = DataFileWriter(txn.table_metadata, table.io, feed.schema, written, target_bytes=chunk_bytes)
+        try:
+            # Only the writer's OSErrors are the warehouse's: the source's own (a reset connection) pass as they are.
+            for group in chunks(feed, chunk_bytes):
+                with _warehouse_errors():
+                    writer.write(group)
+            with _warehouse_errors():
+                writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        return
     write_uuid = uuid.uuid4()
     counter = itertools.count(0)
     for group in chunks(feed, chunk_bytes):
@@ -199,6 +214,14 @@ def _write_files(txn: Transaction, table: Table, feed: Feed, chunk_bytes: int, w
             ))
         except OSError as exc:
             raise TransientError(f"cannot write data files to the warehouse: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _warehouse_errors() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise TransientError(f"cannot write data files to the warehouse: {exc}") from exc
 
 
 def _replace(txn: Transaction, table: Table, written: list[DataFile], props: dict[str, str]) -> None:

@@ -19,6 +19,7 @@ from tidemark.events.contracts import RunError
 from tidemark.lakehouse import Lakehouse, table_identifier
 from tidemark.logs import fields, log_context
 from tidemark_ingest.settings import IngestSettings
+from tidemark_ingest.worker.prefetch import prefetched
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
             mode = SyncMode.FULL_REFRESH if resync else stream.sync_mode
             log.info("loading stream", extra=fields(mode=mode.value, resync=resync,
                                                     cursor=None if state is None else str(state.cursor_value)))
-            batches = progress.count(source.read(stream, state))
+            batches = progress.count(prefetched(source.read(stream, state)))
             result = lake.write(destination, identifier, schema, batches, mode,
                                 stream.primary_key, run_id, stream.cursor_field, stream.partition)
         except TidemarkError as exc:

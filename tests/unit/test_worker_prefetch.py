@@ -1,0 +1,50 @@
+"""Reading ahead in a thread keeps the order, raises the reader's error in the consumer, and stops
+the reader when the consumer stops."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tidemark_ingest.worker.prefetch import prefetched
+
+pytestmark = pytest.mark.unit
+
+
+def test_items_arrive_in_order() -> None:
+    assert list(prefetched(iter(range(100)), depth=3)) == list(range(100))
+
+
+def test_a_reader_error_is_raised_to_the_consumer_after_the_items_before_it() -> None:
+    def broken() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ValueError("connection dropped")
+
+    items = prefetched(broken())
+    assert [next(items), next(items)] == [1, 2]
+    with pytest.raises(ValueError, match="connection dropped"):
+        next(items)
+
+
+def test_stopping_early_closes_the_reader() -> None:
+    closed = threading.Event()
+    produced = []
+
+    def endless() -> Iterator[int]:
+        try:
+            n = 0
+            while True:
+                produced.append(n)
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    items = prefetched(endless(), depth=2)
+    assert next(items) == 0
+    items.close()
+    assert closed.is_set()
+    assert len(produced) < 10
