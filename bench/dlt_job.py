@@ -23,6 +23,15 @@ import pyarrow.parquet as pq
 from dlt.sources.sql_database import sql_database
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM), in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return -1.0
+
+
 def main() -> None:
     args = json.loads(sys.argv[1])
     out = Path(args["out"])
@@ -41,7 +50,7 @@ def main() -> None:
     seconds = time.perf_counter() - started
     files = sorted((out / "data" / "bench" / args["table"]).rglob("*.parquet"))
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    print(json.dumps({"seconds": seconds, "table_rows": rows, "files": len(files)}))
+    print(json.dumps({"seconds": seconds, "table_rows": rows, "files": len(files), "peak_rss_mb": peak_rss_mb()}))
 
 
 if __name__ == "__main__":

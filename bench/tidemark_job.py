@@ -20,6 +20,15 @@ from tidemark.lakehouse.settings import LakehouseSettings
 from tidemark_ingest.worker.load import Progress, load_stream
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM), in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return -1.0
+
+
 def main() -> None:
     args = json.loads(sys.argv[1])
     source = PostgresSource(PostgresConfig(host=args["host"], port=args["port"], user=args["user"],
@@ -41,7 +50,8 @@ def main() -> None:
     summary = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
     total = int(summary.get("total-records", -1))
     print(json.dumps({"seconds": seconds, "rows_read": stats.rows_read, "rows_written": stats.rows_written,
-                      "table_rows": total, "bytes": stats.bytes_written}))
+                      "table_rows": total, "bytes": stats.bytes_written,
+                      "peak_rss_mb": peak_rss_mb()}))
 
 
 if __name__ == "__main__":

@@ -161,7 +161,7 @@ class DataFileWriter:
             stats_columns=compute_statistics_plan(self.file_schema, self.metadata.properties),
             parquet_column_mapping=parquet_path_to_id_mapping(self.file_schema),
         )
-        self.written.append(DataFile.from_args(
+        data_file = DataFile.from_args(
             content=DataFileContent.DATA,
             file_path=current.path,
             file_format=FileFormat.PARQUET,
@@ -172,4 +172,7 @@ class DataFileWriter:
             equality_ids=None,
             key_metadata=None,
             **statistics.to_serialized_dict(),
-        ))
+        )
+        # Not a field of the file's record, so from_args leaves it unset; a scan of the file needs it.
+        data_file.spec_id = self.metadata.default_spec_id
+        self.written.append(data_file)

@@ -43,6 +43,7 @@ from tidemark.errors import ConfigError, TransientError
 from tidemark.events import PartitionField, SyncMode
 from tidemark.lakehouse.batches import DEFAULT_CHUNK_BYTES, Feed, check_columns, chunks, writable_schema
 from tidemark.lakehouse.datafiles import DataFileWriter
+from tidemark.lakehouse.merge import Merger
 from tidemark.lakehouse.partition import evolve_spec, new_spec, parts
 from tidemark.lakehouse.schema import evolve, iceberg_schema
 from tidemark.lakehouse.state import CURSOR, RUN_ID, WriteResult, state_from_properties, summary_properties
@@ -237,10 +238,20 @@ def _replace(txn: Transaction, table: Table, written: list[DataFile], props: dic
 def _upsert(txn: Transaction, table: Table, feed: Feed, primary_key: Sequence[str], run_id: str,
             chunk_bytes: int, chunk_rows: int) -> None:
     keys = list(primary_key)
-    for group in chunks(feed, chunk_bytes, chunk_rows):
+    # Unpartitioned tables merge by rewriting only the files a chunk touches (see merge.py), in chunks
+    # bounded by bytes alone, since each chunk may rewrite files; partitioned ones use pyiceberg's upsert.
+    merger = None
+    if txn.table_metadata.spec().is_unpartitioned():
+        merger = Merger(txn, table, keys, feed.schema, chunk_bytes)
+    for group in chunks(feed, chunk_bytes, None if merger else chunk_rows):
         data = _last_per_key(pa.Table.from_batches(group, schema=feed.schema), keys)
         # Each chunk sees the chunks before it (they are staged in txn), so later rows win.
-        txn.upsert(data, join_cols=keys, snapshot_properties=summary_properties(run_id, feed.cursor))
+        props = summary_properties(run_id, feed.cursor)
+        if merger is not None:
+            with _warehouse_errors():
+                merger.merge(data, props)
+        else:
+            txn.upsert(data, join_cols=keys, snapshot_properties=props)
     if feed.rows == 0:
         return
     final = summary_properties(run_id, feed.cursor)

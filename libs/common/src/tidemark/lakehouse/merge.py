@@ -1,0 +1,157 @@
+"""Merge on the primary key by rewriting only the data files that hold a changed key.
+
+pyiceberg's ``upsert`` scans the whole table for the incoming keys, then deletes
+through a filter that rewrites every file it matches, so a small change to a large
+table reads it twice. Here, per chunk of incoming rows:
+
+1. the files whose key bounds (column statistics) cannot hold an incoming key are skipped;
+2. of the others, only the key columns are read, to find the files that really do;
+3. each of those is rewritten without the changed rows, into a file of its own (so
+   files keep narrow key ranges and the next merge can skip them again);
+4. the incoming rows are added as new files; one overwrite snapshot swaps them in.
+
+Copy-on-write, as pyiceberg writes no delete files: a merge costs about the size of
+the files it touches, so changes clustered by key (recent rows) are cheap and changes
+spread evenly over the whole table cost a rewrite of most of it.
+Unpartitioned tables only; the writer falls back to pyiceberg's upsert for the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.conversions import from_bytes
+from pyiceberg.expressions import AlwaysTrue
+from pyiceberg.io.pyarrow import ArrowScan
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import FileScanTask, Table, Transaction
+from pyiceberg.types import PrimitiveType
+
+from tidemark.lakehouse.batches import chunks
+from tidemark.lakehouse.datafiles import DataFileWriter
+
+ROW_INDEX = "__tidemark_row"
+REWRITE_THREADS = 2
+
+
+class Merger:
+    """Merges chunks of rows into the table staged in ``txn``, one overwrite snapshot per chunk."""
+
+    def __init__(self, txn: Transaction, table: Table, keys: Sequence[str], schema: pa.Schema,
+                 chunk_bytes: int) -> None:
+        self.txn = txn
+        self.io = table.io
+        self.keys = list(keys)
+        self.schema = schema
+        self.chunk_bytes = chunk_bytes
+        # The live files, kept up to date chunk by chunk (the staged snapshots are not scanned again).
+        self.live: list[FileScanTask] = list(table.scan().plan_files()) if table.current_snapshot() else []
+
+    def merge(self, data: pa.Table, properties: dict[str, str]) -> None:
+        """Replace the rows of ``data``'s keys (``data`` holds each key once) and add the new ones."""
+        incoming = data.select(self.keys)
+        candidates = [task for task in self.live if self._may_hold(task.file, incoming)]
+        added: list[DataFile] = []  # appended to by the workers; list.append is atomic
+        try:
+            # Files are independent and their decoding and encoding release the GIL: two at a time.
+            with ThreadPoolExecutor(max_workers=REWRITE_THREADS, thread_name_prefix="tidemark-merge") as pool:
+                touched = list(pool.map(lambda task: self._rewrite(task, incoming, added), candidates))
+            writer = DataFileWriter(self.txn.table_metadata, self.io, self.schema, added)
+            for group in chunks(data.to_batches(), self.chunk_bytes):
+                writer.write(group)
+            writer.close()
+        except BaseException:
+            # Best effort, while the original error propagates: these files are in no snapshot.
+            for data_file in added:
+                with contextlib.suppress(OSError):
+                    self.io.delete(data_file.file_path)
+            raise
+        removed = [task for task, hit in zip(candidates, touched, strict=True) if hit]
+        with self.txn.update_snapshot(snapshot_properties=properties).overwrite() as overwrite:
+            for task in removed:
+                overwrite.delete_data_file(task.file)
+            for data_file in added:
+                overwrite.append_data_file(data_file)
+        gone = {id(task) for task in removed}
+        self.live = [task for task in self.live if id(task) not in gone] + [FileScanTask(f) for f in added]
+
+    def _rewrite(self, task: FileScanTask, incoming: pa.Table, added: list[DataFile]) -> bool:
+        """Rewrite ``task``'s file without the incoming keys; False (and nothing written) when it holds none."""
+        if not self._holds_any(task, incoming):
+            return False
+        # The rest of a file goes to a file of its own, keeping its narrow key range.
+        rest: DataFileWriter | None = None
+        try:
+            for group in chunks(self._rows_without(task, incoming), self.chunk_bytes):
+                rest = rest or DataFileWriter(self.txn.table_metadata, self.io, group[0].schema, added)
+                rest.write(group)
+            if rest is not None:
+                rest.close()
+        except BaseException:
+            if rest is not None:
+                rest.abort()
+            raise
+        return True
+
+    def _scan(self, task: FileScanTask, names: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
+        schema = self.txn.table_metadata.schema()
+        projected = schema.select(*names) if names is not None else schema
+        scan = ArrowScan(self.txn.table_metadata, self.io, projected, AlwaysTrue())
+        yield from scan.to_record_batches([task])
+
+    def _may_hold(self, data_file: DataFile, incoming: pa.Table) -> bool:
+        """False only when the file's bounds on the first key column exclude every incoming key."""
+        schema = self.txn.table_metadata.schema()
+        field = schema.find_field(self.keys[0])
+        lower = (data_file.lower_bounds or {}).get(field.field_id)
+        upper = (data_file.upper_bounds or {}).get(field.field_id)
+        if lower is None or upper is None or not isinstance(field.field_type, PrimitiveType):
+            return True
+        try:
+            column = _comparable(incoming.column(self.keys[0]))
+            low = _scalar(from_bytes(field.field_type, lower), column.type)
+            high = _scalar(from_bytes(field.field_type, upper), column.type)
+            inside = pc.and_(pc.greater_equal(column, low), pc.less_equal(column, high))
+            return bool(pc.any(inside).as_py())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError):
+            return True
+
+    def _holds_any(self, task: FileScanTask, incoming: pa.Table) -> bool:
+        return any(pc.any(self._matches(batch, incoming)).as_py() for batch in self._scan(task, self.keys))
+
+    def _rows_without(self, task: FileScanTask, incoming: pa.Table) -> Iterator[pa.RecordBatch]:
+        for batch in self._scan(task):
+            kept = batch.filter(pc.invert(self._matches(batch, incoming)))
+            if kept.num_rows:
+                yield kept
+
+    def _matches(self, batch: pa.RecordBatch, incoming: pa.Table) -> pa.Array:
+        """Whether each row of ``batch`` has a key that ``incoming`` holds."""
+        if len(self.keys) == 1:
+            column = batch.column(self.keys[0])
+            values = incoming.column(0)
+            if values.type != column.type:
+                values = values.cast(column.type)
+            return pc.fill_null(pc.is_in(column, value_set=values), False)
+        keys = pa.Table.from_batches([batch.select(self.keys)]).cast(incoming.schema)
+        numbered = keys.append_column(ROW_INDEX, pa.array(range(batch.num_rows), pa.int64()))
+        found = numbered.join(incoming, self.keys, join_type="left semi")[ROW_INDEX]
+        return pc.is_in(numbered[ROW_INDEX], value_set=found.combine_chunks())
+
+
+def _comparable(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Temporal keys as the integers Iceberg's bounds hold (microseconds, days)."""
+    if pa.types.is_timestamp(column.type) or pa.types.is_time64(column.type):
+        return column.cast(pa.int64())
+    if pa.types.is_date32(column.type):
+        return column.cast(pa.int32())
+    return column
+
+
+def _scalar(value: Any, typ: pa.DataType) -> pa.Scalar:
+    return pa.scalar(value, type=typ)
