@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.infra"]
+pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.storage"]
 
 
 @pytest.fixture(autouse=True)

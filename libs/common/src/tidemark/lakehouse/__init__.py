@@ -4,7 +4,7 @@ All functions block (pyiceberg and pyarrow I/O). Async services call them with
 ``asyncio.to_thread``; the worker process calls them directly.
 """
 
-from tidemark.lakehouse.catalog import open_catalog
+from tidemark.lakehouse.catalog import close_catalog, open_catalog
 from tidemark.lakehouse.destination import Lakehouse, table_identifier
 from tidemark.lakehouse.iceberg import read_state, write_stream
 from tidemark.lakehouse.parquet import read_parquet_state, write_parquet_stream
@@ -15,6 +15,7 @@ __all__ = [
     "Lakehouse",
     "LakehouseSettings",
     "WriteResult",
+    "close_catalog",
     "open_catalog",
     "read_parquet_state",
     "read_state",

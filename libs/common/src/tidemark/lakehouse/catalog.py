@@ -62,6 +62,16 @@ def _rest_catalog(settings: LakehouseSettings, props: dict[str, str]) -> Catalog
         raise ConfigError(f"the Iceberg REST catalog at {where} refused the configuration: {exc}") from exc
 
 
+def close_catalog(catalog: Catalog) -> None:
+    """Release what the catalog holds open: the SQL catalog's connection pool, the REST session."""
+    engine = getattr(catalog, "engine", None)
+    if isinstance(engine, sa.Engine):
+        engine.dispose()
+    session = getattr(catalog, "_session", None)
+    if session is not None:
+        session.close()
+
+
 def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__

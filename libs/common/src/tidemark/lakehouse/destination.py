@@ -9,7 +9,7 @@ from pyiceberg.catalog import Catalog
 
 from tidemark.connectors.base import StreamState
 from tidemark.events import DestinationSpec, PartitionField, SyncMode
-from tidemark.lakehouse.catalog import open_catalog
+from tidemark.lakehouse.catalog import close_catalog, open_catalog
 from tidemark.lakehouse.iceberg import read_state, write_stream
 from tidemark.lakehouse.parquet import read_parquet_state, write_parquet_stream
 from tidemark.lakehouse.settings import LakehouseSettings
@@ -34,6 +34,11 @@ class Lakehouse:
         if self._catalog is None:
             self._catalog = open_catalog(self.settings)
         return self._catalog
+
+    def close(self) -> None:
+        if self._catalog is not None:
+            close_catalog(self._catalog)
+            self._catalog = None
 
     def read_state(self, destination: DestinationSpec, identifier: str) -> StreamState | None:
         if destination.kind == "parquet":

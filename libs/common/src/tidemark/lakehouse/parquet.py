@@ -21,9 +21,11 @@ Blocking: call it off the event loop.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "_tidemark_state.json"
 PARTITION = "tidemark.partition"
+DELETE_THREADS = 8
 
 
 class ParquetLocation:
@@ -104,28 +107,29 @@ def write_parquet_stream(
     target = writable_schema(schema)
     check_columns(target, identifier, primary_key, cursor_field)
     loc = ParquetLocation(settings, identifier)
-    existing = loc.data_files()
-    layout = _layout(partition, loc.recorded(), bool(existing), mode, identifier)
+    with _storage(identifier):
+        existing = loc.data_files()
+        recorded = loc.recorded()
+        previous = pq.read_schema(existing[0], filesystem=loc.fs) if existing else None
+    layout = _layout(partition, recorded, bool(existing), mode, identifier)
     items = parts(layout, assign_fresh_schema_ids(iceberg_schema(target, identifier)), identifier)
-    if mode is SyncMode.INCREMENTAL_APPEND and existing:
-        previous = pq.read_schema(existing[0], filesystem=loc.fs)
+    if mode is SyncMode.INCREMENTAL_APPEND and previous is not None:
         check_compatible(iceberg_schema(previous, identifier), iceberg_schema(_stored(target, items), identifier),
                          identifier)
     staging = f"{loc.staging_root}/{loc.name}-{run_id or 'run'}"
     feed = Feed(batches, target, cursor_field)
     files: list[str] = []
     try:
-        size = _write_files(loc, staging, feed, chunk_bytes, run_id, items, files)
+        size = _write_files(loc, staging, feed, chunk_bytes, run_id, items, files, identifier)
         state = json.dumps({**summary_properties(run_id, feed.cursor), PARTITION: json.dumps(described(items))})
-        if mode is SyncMode.FULL_REFRESH:
-            _replace(loc, staging, files, existing, state, run_id)
-        elif files:
-            for name in files:
-                move_file(loc.fs, f"{staging}/{name}", f"{loc.table}/{name}")
-            # Written last: a crash before it leaves the old cursor, so rows are read again, never skipped.
-            _put_state(loc, staging, state)
-    except OSError as exc:
-        raise TransientError(f"cannot write Parquet files for {identifier}: {exc}") from exc
+        with _storage(identifier):
+            if mode is SyncMode.FULL_REFRESH:
+                _replace(loc, staging, files, existing, state, run_id)
+            elif files:
+                for name in files:
+                    move_file(loc.fs, f"{staging}/{name}", f"{loc.table}/{name}")
+                # Written last: a crash before it leaves the old cursor, so rows are read again, never skipped.
+                _put_state(loc, staging, state)
     finally:
         _remove_dir(loc.fs, staging)
     log.info("parquet written", extra=fields(table=identifier, mode=mode.value, rows=feed.rows, files=len(files)))
@@ -166,22 +170,34 @@ def _stored(schema: pa.Schema, items: Sequence[Part]) -> pa.Schema:
     return pa.schema([f for f in schema if f.name not in dropped])
 
 
+@contextlib.contextmanager
+def _storage(identifier: str) -> Iterator[None]:
+    """Storage failures are transient; only storage calls go in here, so a source's own
+    OSError (a dropped connection) keeps its type and message."""
+    try:
+        yield
+    except OSError as exc:
+        raise TransientError(f"cannot write Parquet files for {identifier}: {exc}") from exc
+
+
 def _write_files(loc: ParquetLocation, staging: str, feed: Feed, chunk_bytes: int, run_id: str,
-                 items: Sequence[Part], names: list[str]) -> int:
+                 items: Sequence[Part], names: list[str], identifier: str) -> int:
     """Write the feed under ``staging``, appending each file's path (relative to it) to ``names``."""
     size = 0
     if loc.local:
-        loc.fs.create_dir(staging, recursive=True)
+        with _storage(identifier):
+            loc.fs.create_dir(staging, recursive=True)
     for n, group in enumerate(chunks(feed, chunk_bytes)):
         data = pa.Table.from_batches(group, schema=feed.schema)
         for k, (directory, rows) in enumerate(split(data, items)):
             name = f"{directory}/part-{run_id or 'run'}-{n:05d}-{k:04d}.parquet" if directory else \
                 f"part-{run_id or 'run'}-{n:05d}.parquet"
             path = f"{staging}/{name}"
-            if loc.local and directory:
-                loc.fs.create_dir(f"{staging}/{directory}", recursive=True)
-            pq.write_table(rows, path, filesystem=loc.fs)
-            size += loc.fs.get_file_info(path).size or 0
+            with _storage(identifier):
+                if loc.local and directory:
+                    loc.fs.create_dir(f"{staging}/{directory}", recursive=True)
+                pq.write_table(rows, path, filesystem=loc.fs)
+                size += loc.fs.get_file_info(path).size or 0
             names.append(name)
     return size
 
@@ -192,13 +208,33 @@ def _replace(loc: ParquetLocation, staging: str, files: list[str], existing: lis
         _put_text(loc.fs, f"{staging}/{STATE_FILE}", state)
         _swap(loc, staging, run_id)
         return
-    targets = {f"{loc.table}/{name}" for name in files}
     for name in files:
         move_file(loc.fs, f"{staging}/{name}", f"{loc.table}/{name}")
     _put_text(loc.fs, f"{loc.table}/{STATE_FILE}", state)
+    _delete_old(loc, existing, files)
+
+
+def _delete_old(loc: ParquetLocation, existing: list[str], new: list[str]) -> None:
+    """Delete the previous run's files: whole directories where no new file landed (one listing and
+    batch delete each), single files elsewhere."""
+    kept = {"/".join(name.split("/")[:i]) for name in new for i in range(1, name.count("/") + 1)}
+    directories: set[str] = set()
+    files: list[str] = []
     for path in existing:
-        if path not in targets:
-            loc.fs.delete_file(path)
+        relative = path.removeprefix(f"{loc.table}/")
+        if relative in new:
+            continue
+        parents = relative.split("/")[:-1]
+        drop = next(("/".join(parents[:i]) for i in range(1, len(parents) + 1)
+                     if "/".join(parents[:i]) not in kept), None)
+        if drop is None:
+            files.append(path)
+        else:
+            directories.add(f"{loc.table}/{drop}")
+    # Object store deletes are one round trip each, and pyarrow releases the GIL: overlap them.
+    with ThreadPoolExecutor(max_workers=DELETE_THREADS, thread_name_prefix="parquet-delete") as pool:
+        list(pool.map(loc.fs.delete_dir, sorted(directories)))
+        list(pool.map(loc.fs.delete_file, files))
 
 
 def _put_state(loc: ParquetLocation, staging: str, state: str) -> None:

@@ -40,14 +40,14 @@ def is_local(fs: pafs.FileSystem) -> bool:
 
 
 def move_file(fs: pafs.FileSystem, source: str, target: str) -> None:
-    """Rename on a local disk; copy then delete on object stores (Azure without a hierarchical
-    namespace has no rename at all, and S3's is a copy anyway)."""
+    """Rename on a local disk. Object stores have no rename (Azure without a hierarchical namespace
+    refuses it, S3's is a copy): there this only copies, and the caller removes the whole source
+    directory at the end, one listing and batch delete instead of a delete per file."""
     if is_local(fs):
         fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
         fs.move(source, target)
         return
     fs.copy_file(source, target)
-    fs.delete_file(source)
 
 
 def list_files(fs: pafs.FileSystem, root: str) -> list[pafs.FileInfo]:
