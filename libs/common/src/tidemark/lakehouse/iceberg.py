@@ -31,6 +31,7 @@ from pyiceberg.exceptions import (
     NoSuchTableError,
     ServerError,
     UnauthorizedError,
+    ValidationException,
 )
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
@@ -125,7 +126,8 @@ def write_stream(
 def _translated(identifier: str) -> Iterator[None]:
     try:
         yield
-    except CommitFailedException as exc:
+    except (CommitFailedException, ValidationException) as exc:
+        # pyiceberg already rebased what commutes (appends); what is left conflicts for real.
         raise TransientError(f"table {identifier}: another writer committed first; retry the run") from exc
     except OperationalError as exc:
         raise TransientError(f"table {identifier}: the Iceberg catalog database is unavailable") from exc
