@@ -4,15 +4,19 @@ SHELL := /bin/bash
 # Use uv from PATH, else the copy `make bootstrap` installs with pip.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
+# Azurite (Azure Blob emulator) for the lakehouse tests; tests/fixtures/storage.py looks here too.
+AZURITE_DIR ?= $(or $(TIDEMARK_TEST_AZURITE_DIR),$(HOME)/.cache/tidemark/azurite)
 
 .PHONY: help bootstrap run test test-unit test-integration test-e2e lint fmt contracts bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
-bootstrap: ## Install uv (if missing) and every Python dependency into .venv
+bootstrap: ## Install uv (if missing), every Python dependency into .venv, and Azurite (npm) for the tests
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
+	@test -x $(AZURITE_DIR)/node_modules/.bin/azurite-blob || ! command -v npm >/dev/null 2>&1 || \
+		npm install --silent --no-audit --no-fund --prefix $(AZURITE_DIR) azurite@3.35.0
 
 run: bootstrap ## Start the whole platform locally (embedded) and run the demo pipeline; Ctrl-C stops it
 	$(UV) run tidemark up --demo
