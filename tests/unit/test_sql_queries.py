@@ -57,6 +57,15 @@ def test_adbc_reads_bound_values_back_from_session_settings() -> None:
     assert settings_sql(2) == "SELECT set_config('tidemark.p0', $1, false), set_config('tidemark.p1', $2, false)"
 
 
+def test_adbc_reads_decimals_as_text_and_psycopg_natively() -> None:
+    amount = SqlColumn("amount", "numeric(12,2)", pa.decimal128(12, 2))
+    assert ADBC_DIALECT.select_expr(amount) == '"amount"::text AS "amount"'
+    assert PostgresDialect().select_expr(amount) == '"amount"'
+    # A type already read through a cast keeps its own cast.
+    money = SqlColumn("price", "money", pa.decimal128(19, 2), select="{}::numeric(19,2)")
+    assert ADBC_DIALECT.select_expr(money) == '"price"::numeric(19,2) AS "price"'
+
+
 def test_full_refresh_has_no_filter_and_no_order() -> None:
     sql, params = PostgresDialect().render(plan(SyncMode.FULL_REFRESH, STATE))
     assert "WHERE" not in sql

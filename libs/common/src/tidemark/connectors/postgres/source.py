@@ -68,6 +68,14 @@ class AdbcDialect(PostgresDialect):
     def placeholder(self, column: SqlColumn, index: int) -> str:
         return f"CAST(current_setting('{SETTING.format(index)}') AS {self._type(column)})"
 
+    def select_expr(self, column: SqlColumn) -> str:
+        # ADBC turns binary numerics into text itself, slowly, on the reading core; the server's own
+        # numeric_out is cheaper, and it runs on the server's core. The text casts to the decimal exactly.
+        if pa.types.is_decimal(column.arrow_type) and column.select == "{}":
+            quoted = self.quote(column.name)
+            return f"{quoted}::text AS {quoted}"
+        return super().select_expr(column)
+
 
 ADBC_DIALECT = AdbcDialect()
 
