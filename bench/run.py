@@ -30,6 +30,7 @@ DLT_REQUIREMENTS = ["dlt[parquet,sql_database,filesystem]==1.31.0", "connectorx=
                     "matplotlib==3.11.2"]
 DLT_CHUNK = 100_000
 CHANGED = 0.01
+REPEATS = 2
 
 
 def log(message: str) -> None:
@@ -137,18 +138,22 @@ def main() -> None:
         if pgtable.count_rows(server) != rows:
             raise SystemExit("the fresh copy does not hold BENCH_ROWS rows")
 
-        # The ceiling: the server's binary COPY into /dev/null through psql. Best of two.
-        seconds = min(pgtable.copy_ceiling(server) for _ in range(2))
-        results["ceiling"] = Measured("psql binary COPY → /dev/null (ceiling)", seconds, rows)
-        log(f"ceiling: {rows / seconds:,.0f} rows/s ({seconds:.2f} s)")
-
-        out, rss = tidemark(server, home, "full_refresh")
-        if out["rows_written"] != rows:
-            raise SystemExit(f"tidemark full refresh wrote {out['rows_written']} rows, not {rows}")
-        results["full_refresh"] = Measured("Tidemark Full Refresh → Iceberg", out["seconds"], rows, rss)
-        check_same("full refresh", home, server)
-        log(f"tidemark full refresh: {rows / out['seconds']:,.0f} rows/s ({out['seconds']:.2f} s), "
-            f"peak RSS {rss:.0f} MB")
+        # The ceiling (the server's binary COPY into /dev/null through psql) and Tidemark's Full Refresh,
+        # each measured twice, taking turns, and the faster run kept: the machine is shared.
+        ceiling_runs, full_runs, full_rss = [], [], 0.0
+        for attempt in range(REPEATS):
+            ceiling_runs.append(pgtable.copy_ceiling(server))
+            log(f"ceiling run {attempt + 1}: {rows / ceiling_runs[-1]:,.0f} rows/s ({ceiling_runs[-1]:.2f} s)")
+            out, rss = tidemark(server, home, "full_refresh")
+            if out["rows_written"] != rows:
+                raise SystemExit(f"tidemark full refresh wrote {out['rows_written']} rows, not {rows}")
+            check_same("full refresh", home, server)
+            full_runs.append(out["seconds"])
+            full_rss = max(full_rss, rss)
+            log(f"tidemark full refresh run {attempt + 1}: {rows / out['seconds']:,.0f} rows/s "
+                f"({out['seconds']:.2f} s), peak RSS {rss:.0f} MB")
+        results["ceiling"] = Measured("psql binary COPY → /dev/null (ceiling)", min(ceiling_runs), rows)
+        results["full_refresh"] = Measured("Tidemark Full Refresh → Iceberg", min(full_runs), rows, full_rss)
 
         for backend in backends:
             assert python is not None

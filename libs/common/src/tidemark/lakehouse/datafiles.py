@@ -84,7 +84,7 @@ class DataFileWriter:
     """
 
     def __init__(self, metadata: TableMetadata, io: FileIO, arrow_schema: pa.Schema, written: list[DataFile],
-                 target_bytes: int | None = None) -> None:
+                 target_bytes: int | None = None, dictionary: list[str] | None = None) -> None:
         self.metadata = metadata
         self.io = io
         self.written = written
@@ -106,6 +106,8 @@ class DataFileWriter:
         self.write_uuid = uuid.uuid4()
         self.count = 0
         self.current: _OpenFile | None = None
+        # The columns to dictionary-encode; None: judged from each file's first group.
+        self.dictionary = dictionary
 
     def write(self, group: Iterable[pa.RecordBatch]) -> None:
         batches = [_to_requested_schema(self.file_schema, self.task_schema, b, include_field_ids=True,
@@ -143,9 +145,10 @@ class DataFileWriter:
         self.count += 1
         path = self.locations.new_data_location(data_file_name=name)
         stream = self.io.new_output(path).create(overwrite=True)
+        dictionary = self.dictionary if self.dictionary is not None else dictionary_columns(first)
         try:
             writer = pq.ParquetWriter(cast(IO[Any], stream), schema=first.schema, store_decimal_as_integer=True,
-                                      use_dictionary=dictionary_columns(first), **self.kwargs)
+                                      use_dictionary=dictionary, **self.kwargs)
         except BaseException:
             stream.close()
             raise

@@ -33,7 +33,7 @@ from pyiceberg.table import FileScanTask, Table, Transaction
 from pyiceberg.types import PrimitiveType
 
 from tidemark.lakehouse.batches import chunks
-from tidemark.lakehouse.datafiles import DataFileWriter
+from tidemark.lakehouse.datafiles import DataFileWriter, dictionary_columns
 
 ROW_INDEX = "__tidemark_row"
 REWRITE_THREADS = 2
@@ -51,6 +51,8 @@ class Merger:
         self.chunk_bytes = chunk_bytes
         # The live files, kept up to date chunk by chunk (the staged snapshots are not scanned again).
         self.live: list[FileScanTask] = list(table.scan().plan_files()) if table.current_snapshot() else []
+        # Judged once, from the first rows rewritten: every rewritten file holds the same kind of data.
+        self.dictionary: list[str] | None = None
 
     def merge(self, data: pa.Table, properties: dict[str, str]) -> None:
         """Replace the rows of ``data``'s keys (``data`` holds each key once) and add the new ones."""
@@ -88,7 +90,10 @@ class Merger:
         rest: DataFileWriter | None = None
         try:
             for group in chunks(self._rows_without(task, incoming), self.chunk_bytes):
-                rest = rest or DataFileWriter(self.txn.table_metadata, self.io, group[0].schema, added)
+                if self.dictionary is None:
+                    self.dictionary = dictionary_columns(group[0])
+                rest = rest or DataFileWriter(self.txn.table_metadata, self.io, group[0].schema, added,
+                                              dictionary=self.dictionary)
                 rest.write(group)
             if rest is not None:
                 rest.close()
