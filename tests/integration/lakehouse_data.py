@@ -38,7 +38,7 @@ def batch(ids: range | list[int], version: int = 1) -> pa.RecordBatch:
 
 
 def batches(ids: range, version: int = 1, size: int = 500) -> list[pa.RecordBatch]:
-    return [batch(range(start, min(start + size, ids.stop)), version) for start in range(ids.start, ids.stop, size)]
+    return [batch(ids[start:start + size], version) for start in range(0, len(ids), size)]
 
 
 def by_id(data: pa.Table) -> dict[int, dict[str, Any]]:

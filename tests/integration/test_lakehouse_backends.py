@@ -7,7 +7,6 @@ PostgreSQL catalog + S3, REST catalog + local disk, REST catalog + S3.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from urllib.parse import quote_plus
 
 import pyarrow as pa
@@ -25,7 +24,7 @@ BACKENDS = ["s3", "azure", "postgres_s3", "rest", "rest_s3"]
 
 
 @pytest.fixture(params=BACKENDS)
-def lakehouse(request: pytest.FixtureRequest, tmp_path: Path) -> LakehouseSettings:
+def lakehouse(request: pytest.FixtureRequest) -> LakehouseSettings:
     kind: str = request.param
     if kind == "s3":
         return request.getfixturevalue("s3_lakehouse")  # type: ignore[no-any-return]

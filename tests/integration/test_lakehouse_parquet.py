@@ -70,11 +70,14 @@ def test_full_refresh_and_append_in_hive_directories(lakehouse: LakehouseSetting
     assert state is not None
     assert state.cursor_value == max(pa.Table.from_batches(first + more)["updated_at"].to_pylist())
 
-    replacement = batches(range(100), version=3)
+    # Only DE rows now: the other countries' directories go whole, DE's old files one by one.
+    replacement = batches(range(0, 500, 5), version=3)
     write(lakehouse, replacement, SyncMode.FULL_REFRESH, "run-3")
     assert read(lakehouse) == expected(replacement)
     # The old runs' objects are gone, and nothing is left behind in staging.
-    assert all("run-3" in f for f in objects(lakehouse, "parquet/raw/orders") if f.endswith(".parquet"))
+    data = [f for f in objects(lakehouse, "parquet/raw/orders") if f.endswith(".parquet")]
+    assert {f.split("/")[0] for f in data} == {"country=DE"}
+    assert all("run-3" in f for f in data)
     assert objects(lakehouse, "parquet/raw/_staging") == []
 
 
