@@ -18,6 +18,7 @@ from tidemark.events import DestinationSpec, StreamSpec, SyncMode
 from tidemark.lakehouse import Lakehouse
 from tidemark.lakehouse.settings import LakehouseSettings
 from tidemark_ingest.worker.load import Progress, load_stream
+from tidemark_ingest.worker.memory import use_jemalloc
 
 
 def peak_rss_mb() -> float:
@@ -31,6 +32,7 @@ def peak_rss_mb() -> float:
 
 def main() -> None:
     args = json.loads(sys.argv[1])
+    use_jemalloc()  # as the worker does at start
     source = PostgresSource(PostgresConfig(host=args["host"], port=args["port"], user=args["user"],
                                            database=args["database"]))
     lake = Lakehouse(LakehouseSettings().resolve(Path(args["home"])))

@@ -10,6 +10,7 @@ import uuid
 
 from tidemark.logs import configure_logging, fields
 from tidemark_ingest.settings import IngestSettings
+from tidemark_ingest.worker.memory import use_jemalloc
 from tidemark_ingest.worker.run import run_worker
 
 
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     run = sub.add_parser("run", help="do the run RUN_ID recorded in ingest-svc's database")
     run.add_argument("run_id", type=uuid.UUID)
     args = parser.parse_args(argv)
+    use_jemalloc()
     settings = IngestSettings()
     configure_logging(settings.log_level, settings.log_format)
     try:
