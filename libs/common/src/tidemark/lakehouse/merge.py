@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.conversions import from_bytes
 from pyiceberg.expressions import AlwaysTrue
-from pyiceberg.io.pyarrow import ArrowScan
+from pyiceberg.io.pyarrow import ArrowScan, _read_all_delete_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table, Transaction
 from pyiceberg.types import PrimitiveType
@@ -107,7 +107,9 @@ class Merger:
         schema = self.txn.table_metadata.schema()
         projected = schema.select(*names) if names is not None else schema
         scan = ArrowScan(self.txn.table_metadata, self.io, projected, AlwaysTrue())
-        yield from scan.to_record_batches([task])
+        # Batch by batch: ``to_record_batches`` would first decode the whole file, in each thread.
+        deletes = _read_all_delete_files(self.io, [task])
+        yield from scan._record_batches_from_scan_tasks_and_deletes([task], deletes)
 
     def _may_hold(self, data_file: DataFile, incoming: pa.Table) -> bool:
         """False only when the file's bounds on the first key column exclude every incoming key."""
