@@ -26,13 +26,17 @@ def main() -> None:
     speed.set_xlabel("thousand rows per second (higher is better)")
     for i, b in enumerate(bars):
         speed.text(b["rows_per_s"] / 1000, i, f" {b['rows_per_s'] / 1000:,.0f}k", va="center", fontsize=8)
-    measured = [b for b in bars if b["rss_mb"] is not None]
-    memory.barh([b["label"] for b in measured], [b["rss_mb"] for b in measured],
-                color=[c for c, b in zip(colors, bars, strict=True) if b["rss_mb"] is not None])
+    # Same rows as the speed panel; the ceiling has no pipeline, so no memory bar.
+    rows = range(len(bars))
+    memory.barh(rows, [b["rss_mb"] or 0 for b in bars], color=colors)
+    for i, b in enumerate(bars):
+        memory.text(b["rss_mb"] or 0, i, f" {b['rss_mb']:.0f}" if b["rss_mb"] is not None else " n/a",
+                    va="center", fontsize=8)
+    memory.set_yticks(list(rows))
+    memory.set_yticklabels([])
     memory.invert_yaxis()
-    memory.set_yticks([])
     memory.axvline(400, color="red", linestyle="--", linewidth=1)
-    memory.set_xlabel("peak RSS, MB (lower is better; red: 400 MB target)")
+    memory.set_xlabel("peak RSS, MB (red line: 400 MB target)")
     fig.suptitle(args["title"], fontsize=10)
     fig.tight_layout()
     fig.savefig(args["out"], dpi=110)
