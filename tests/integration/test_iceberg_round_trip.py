@@ -6,8 +6,6 @@ source suites' own fixtures, so a type added there is checked through Iceberg he
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,19 +17,12 @@ from tests.integration.test_source_postgres import source as pg_source
 from tidemark.connectors import Source
 from tidemark.events import DestinationSpec, StreamSpec
 from tidemark.lakehouse import Lakehouse
-from tidemark.lakehouse.settings import LakehouseSettings
 from tidemark_ingest.worker.load import Progress, load_stream
 
 pytestmark = pytest.mark.integration
 __all__ = ["mysql_db", "pg"]  # fixtures, used by name
 
 
-@pytest.fixture
-def lake(tmp_path: Path) -> Iterator[Lakehouse]:
-    lake = Lakehouse(LakehouseSettings().resolve(tmp_path))
-    yield lake
-    if lake._catalog is not None:
-        lake.catalog.engine.dispose()  # type: ignore[attr-defined]
 
 
 def same(a: Any, b: Any) -> bool:

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,7 +20,6 @@ from tidemark.connectors.mysql import MySQLConfig, MySQLSource
 from tidemark.connectors.postgres import PostgresConfig, PostgresSource
 from tidemark.events import DestinationSpec, StreamSpec, SyncMode
 from tidemark.lakehouse import Lakehouse
-from tidemark.lakehouse.settings import LakehouseSettings
 from tidemark.testing.postgres import create_database, drop_database
 from tidemark_ingest.worker.load import Progress, load_stream
 
@@ -118,12 +116,6 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return db
 
 
-@pytest.fixture
-def lake(tmp_path: Path) -> Iterator[Lakehouse]:
-    lake = Lakehouse(LakehouseSettings().resolve(tmp_path))
-    yield lake
-    if lake._catalog is not None:
-        lake.catalog.engine.dispose()  # type: ignore[attr-defined]
 
 
 INSERT = "INSERT INTO events (region, id, body, amount, updated_at) VALUES (%s, %s, %s, %s, %s)"

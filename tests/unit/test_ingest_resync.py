@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ import pytest
 from tidemark.connectors.sqlite import SAMPLE_DATABASE, SQLiteConfig, SQLiteSource
 from tidemark.events import DestinationSpec, StreamSpec, SyncMode
 from tidemark.lakehouse import Lakehouse
-from tidemark.lakehouse.settings import LakehouseSettings
 from tidemark_ingest.worker.load import Progress, load_stream
 
 pytestmark = pytest.mark.unit
@@ -20,11 +18,6 @@ DEST = DestinationSpec(namespace="resync")
 STREAM = StreamSpec(name="main.orders", sync_mode=SyncMode.INCREMENTAL_APPEND, cursor_field="id")
 
 
-@pytest.fixture
-def lake(tmp_path: Path) -> Iterator[Lakehouse]:
-    lake = Lakehouse(LakehouseSettings().resolve(tmp_path))
-    yield lake
-    lake.catalog.engine.dispose()  # type: ignore[attr-defined]
 
 
 def rows(lake: Lakehouse) -> list[int]:
