@@ -61,4 +61,4 @@ class Lakehouse:
             return write_parquet_stream(self.settings, identifier, schema, batches, mode, primary_key,
                                         run_id, cursor_field, partition=partition)
         return write_stream(self.catalog, identifier, schema, batches, mode, primary_key, run_id, cursor_field,
-                            partition=partition)
+                            partition=partition, merge_strategy=self.settings.merge_strategy)

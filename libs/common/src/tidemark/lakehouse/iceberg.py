@@ -37,6 +37,7 @@ from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.schema import assign_fresh_schema_ids
 from pyiceberg.table import Table, Transaction
+from pyiceberg.table.update.snapshot import _OverwriteFiles
 from sqlalchemy.exc import OperationalError
 
 from tidemark.connectors.base import StreamState
@@ -44,9 +45,11 @@ from tidemark.errors import ConfigError, TransientError
 from tidemark.events import PartitionField, SyncMode
 from tidemark.lakehouse.batches import DEFAULT_CHUNK_BYTES, Feed, check_columns, chunks, writable_schema
 from tidemark.lakehouse.datafiles import DataFileWriter
+from tidemark.lakehouse.deletes import DeletesOverwrite
 from tidemark.lakehouse.merge import Merger
 from tidemark.lakehouse.partition import evolve_spec, new_spec, parts
 from tidemark.lakehouse.schema import evolve, iceberg_schema
+from tidemark.lakehouse.settings import DEFAULT_MERGE_STRATEGY, MergeStrategy
 from tidemark.lakehouse.state import CURSOR, RUN_ID, WriteResult, state_from_properties, summary_properties
 from tidemark.logs import fields
 
@@ -68,6 +71,7 @@ def write_stream(
     partition: Sequence[PartitionField] | None = None,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     upsert_chunk_rows: int = DEFAULT_UPSERT_CHUNK_ROWS,
+    merge_strategy: MergeStrategy = DEFAULT_MERGE_STRATEGY,
 ) -> WriteResult:
     """Write ``batches`` to the table ``identifier`` in one commit and return what was committed.
 
@@ -75,7 +79,8 @@ def write_stream(
     upserts on ``primary_key``. The table (and namespace) is created on first write, with
     ``partition`` as its spec; new columns are added; an incompatible type change raises
     ConfigError naming the column. A ``partition`` different from the table's evolves the
-    spec in the same commit; ``None`` keeps the table's spec.
+    spec in the same commit; ``None`` keeps the table's spec. ``merge_strategy`` chooses how
+    an incremental merge replaces rows of an unpartitioned table (see merge.py).
     """
     target = writable_schema(schema)
     check_columns(target, identifier, primary_key, cursor_field)
@@ -93,7 +98,7 @@ def write_stream(
     written: list[DataFile] = []
     try:
         if mode is SyncMode.INCREMENTAL:
-            _upsert(txn, table, feed, primary_key, run_id, chunk_bytes, upsert_chunk_rows)
+            _upsert(txn, table, feed, primary_key, run_id, chunk_bytes, upsert_chunk_rows, merge_strategy)
         else:
             _write_files(txn, table, feed, chunk_bytes, written)
             props = summary_properties(run_id, feed.cursor)
@@ -228,23 +233,31 @@ def _warehouse_errors() -> Iterator[None]:
 
 
 def _replace(txn: Transaction, table: Table, written: list[DataFile], props: dict[str, str]) -> None:
-    """One overwrite snapshot: drop every current data file, add the new ones."""
-    with txn.update_snapshot(snapshot_properties=props).overwrite() as overwrite:
-        if table.current_snapshot() is not None:
-            for task in table.scan().plan_files():
-                overwrite.delete_data_file(task.file)
+    """One overwrite snapshot: drop every current data file (and delete file), add the new ones."""
+    tasks = list(table.scan().plan_files()) if table.current_snapshot() is not None else []
+    overwrite: _OverwriteFiles
+    if any(task.delete_files for task in tasks):
+        # Merge-on-read left position deletes: the replacement folds them away with their data files.
+        overwrite = DeletesOverwrite(txn, table.io, [], drop_deletes=True, snapshot_properties=props)
+    else:
+        overwrite = txn.update_snapshot(snapshot_properties=props).overwrite()
+    with overwrite:
+        for task in tasks:
+            overwrite.delete_data_file(task.file)
         for data_file in written:
             overwrite.append_data_file(data_file)
 
 
 def _upsert(txn: Transaction, table: Table, feed: Feed, primary_key: Sequence[str], run_id: str,
-            chunk_bytes: int, chunk_rows: int) -> None:
+            chunk_bytes: int, chunk_rows: int, strategy: MergeStrategy) -> None:
     keys = list(primary_key)
     # Unpartitioned tables merge by rewriting only the files a chunk touches (see merge.py), in chunks
     # bounded by bytes alone, since each chunk may rewrite files; partitioned ones use pyiceberg's upsert.
     merger = None
     if txn.table_metadata.spec().is_unpartitioned():
-        merger = Merger(txn, table, keys, feed.schema, chunk_bytes)
+        # Position deletes need format v2; older tables merge copy-on-write.
+        on_read = strategy == "merge_on_read" and txn.table_metadata.format_version >= 2
+        merger = Merger(txn, table, keys, feed.schema, chunk_bytes, merge_on_read=on_read)
     for group in chunks(feed, chunk_bytes, None if merger else chunk_rows):
         data = _last_per_key(pa.Table.from_batches(group, schema=feed.schema), keys)
         # Each chunk sees the chunks before it (they are staged in txn), so later rows win.

@@ -10,9 +10,12 @@ table reads it twice. Here, per chunk of incoming rows:
    files keep narrow key ranges and the next merge can skip them again);
 4. the incoming rows are added as new files; one overwrite snapshot swaps them in.
 
-Copy-on-write, as pyiceberg writes no delete files: a merge costs about the size of
-the files it touches, so changes clustered by key (recent rows) are cheap and changes
-spread evenly over the whole table cost a rewrite of most of it.
+Copy-on-write costs about the size of the files a merge touches, so changes clustered
+by key (recent rows) are cheap and changes spread evenly over the whole table cost a
+rewrite of most of it. Merge-on-read (``merge_on_read=True``, format v2 tables) replaces
+step 3: each touched file keeps its rows and gets a position-delete file for the changed
+ones (see deletes.py), so a merge costs the key columns it reads plus the rows it adds;
+the delete files pile up until a full refresh replaces the table.
 Unpartitioned tables only; the writer falls back to pyiceberg's upsert for the others.
 """
 
@@ -34,6 +37,7 @@ from pyiceberg.types import PrimitiveType
 
 from tidemark.lakehouse.batches import chunks
 from tidemark.lakehouse.datafiles import DataFileWriter, dictionary_columns
+from tidemark.lakehouse.deletes import DeletesOverwrite, write_position_deletes
 
 ROW_INDEX = "__tidemark_row"
 REWRITE_THREADS = 2
@@ -43,12 +47,13 @@ class Merger:
     """Merges chunks of rows into the table staged in ``txn``, one overwrite snapshot per chunk."""
 
     def __init__(self, txn: Transaction, table: Table, keys: Sequence[str], schema: pa.Schema,
-                 chunk_bytes: int) -> None:
+                 chunk_bytes: int, merge_on_read: bool = False) -> None:
         self.txn = txn
         self.io = table.io
         self.keys = list(keys)
         self.schema = schema
         self.chunk_bytes = chunk_bytes
+        self.merge_on_read = merge_on_read
         # The live files, kept up to date chunk by chunk (the staged snapshots are not scanned again).
         self.live: list[FileScanTask] = list(table.scan().plan_files()) if table.current_snapshot() else []
         # Judged once, from the first rows rewritten: every rewritten file holds the same kind of data.
@@ -58,6 +63,9 @@ class Merger:
         """Replace the rows of ``data``'s keys (``data`` holds each key once) and add the new ones."""
         incoming = data.select(self.keys)
         candidates = [task for task in self.live if self._may_hold(task.file, incoming)]
+        if self.merge_on_read:
+            self._merge_on_read(data, incoming, candidates, properties)
+            return
         added: list[DataFile] = []  # appended to by the workers; list.append is atomic
         try:
             # Files are independent and their decoding and encoding release the GIL: two at a time.
@@ -82,6 +90,56 @@ class Merger:
         gone = {id(task) for task in removed}
         self.live = [task for task in self.live if id(task) not in gone] + [FileScanTask(f) for f in added]
 
+    def _merge_on_read(self, data: pa.Table, incoming: pa.Table, candidates: list[FileScanTask],
+                       properties: dict[str, str]) -> None:
+        added: list[DataFile] = []
+        deletes: list[DataFile] = []  # appended to by the workers
+        try:
+            with ThreadPoolExecutor(max_workers=REWRITE_THREADS, thread_name_prefix="tidemark-merge") as pool:
+                found = list(pool.map(lambda task: self._delete_rows(task, incoming, deletes), candidates))
+            writer = DataFileWriter(self.txn.table_metadata, self.io, self.schema, added)
+            for group in chunks(data.to_batches(), self.chunk_bytes):
+                writer.write(group)
+            writer.close()
+            with DeletesOverwrite(self.txn, self.io, deletes, snapshot_properties=properties) as overwrite:
+                for data_file in added:
+                    overwrite.append_data_file(data_file)
+        except BaseException:
+            # Best effort, while the original error propagates: these files are in no snapshot.
+            for written in added + deletes:
+                with contextlib.suppress(OSError):
+                    self.io.delete(written.file_path)
+            raise
+        touched = {id(task): delete for task, delete in zip(candidates, found, strict=True) if delete is not None}
+        self.live = [
+            FileScanTask(task.file, delete_files=task.delete_files | {touched[id(task)]}) if id(task) in touched
+            else task
+            for task in self.live
+        ] + [FileScanTask(f) for f in added]
+
+    def _delete_rows(self, task: FileScanTask, incoming: pa.Table, deletes: list[DataFile]) -> DataFile | None:
+        """Write a position-delete file for ``task``'s live rows with an incoming key; None when it has none."""
+        found = []
+        offset = 0
+        # Positions count every row of the file, so it is read without its current deletes.
+        for batch in self._scan(task, self.keys, with_deletes=False):
+            hits = pc.indices_nonzero(self._matches(batch, incoming)).cast(pa.int64())
+            if len(hits):
+                found.append(pc.add(hits, offset))
+            offset += batch.num_rows
+        if not found:
+            return None
+        positions = pa.concat_arrays(found)
+        gone = _read_all_delete_files(self.io, [task]).get(task.file.file_path, [])
+        if gone:
+            old = pa.chunked_array([c for deleted in gone for c in deleted.chunks], pa.int64())
+            positions = positions.filter(pc.invert(pc.is_in(positions, value_set=old.combine_chunks())))
+            if not len(positions):
+                return None
+        delete = write_position_deletes(self.txn.table_metadata, self.io, task.file.file_path, positions)
+        deletes.append(delete)
+        return delete
+
     def _rewrite(self, task: FileScanTask, incoming: pa.Table, added: list[DataFile]) -> bool:
         """Rewrite ``task``'s file without the incoming keys; False (and nothing written) when it holds none."""
         if not self._holds_any(task, incoming):
@@ -103,12 +161,13 @@ class Merger:
             raise
         return True
 
-    def _scan(self, task: FileScanTask, names: Sequence[str] | None = None) -> Iterator[pa.RecordBatch]:
+    def _scan(self, task: FileScanTask, names: Sequence[str] | None = None,
+              with_deletes: bool = True) -> Iterator[pa.RecordBatch]:
         schema = self.txn.table_metadata.schema()
         projected = schema.select(*names) if names is not None else schema
         scan = ArrowScan(self.txn.table_metadata, self.io, projected, AlwaysTrue())
         # Batch by batch: ``to_record_batches`` would first decode the whole file, in each thread.
-        deletes = _read_all_delete_files(self.io, [task])
+        deletes = _read_all_delete_files(self.io, [task]) if with_deletes else {}
         yield from scan._record_batches_from_scan_tasks_and_deletes([task], deletes)
 
     def _may_hold(self, data_file: DataFile, incoming: pa.Table) -> bool:

@@ -19,6 +19,9 @@ S3_SCHEMES = ("s3", "s3a")
 AZURE_SCHEMES = ("abfs", "abfss")
 WAREHOUSE_SCHEMES = ("file", *S3_SCHEMES, *AZURE_SCHEMES)
 FILE_IO = "tidemark.lakehouse.storage.TidemarkFileIO"
+MergeStrategy = Literal["copy_on_write", "merge_on_read"]
+DEFAULT_MERGE_STRATEGY: MergeStrategy = "copy_on_write"
+
 _SECRET_WORDS = ("secret", "key", "token", "credential", "password", "sas", "connection-string", "signature")
 
 
@@ -186,6 +189,16 @@ class LakehouseSettings(BaseModel):
     s3: S3Settings = Field(default_factory=S3Settings, description="S3 warehouse credentials and endpoint.")
     azure: AzureSettings = Field(
         default_factory=AzureSettings, description="Azure Blob / ADLS warehouse credentials and endpoint."
+    )
+    merge_strategy: MergeStrategy = Field(
+        default=DEFAULT_MERGE_STRATEGY,
+        description=(
+            "How an Incremental merge replaces changed rows of an unpartitioned Iceberg table: "
+            "`copy_on_write` rewrites each data file holding a changed key; `merge_on_read` keeps the "
+            "files and adds position-delete files (Iceberg v2) for the old rows, which is much cheaper "
+            "for changes spread over the table; the delete files pile up until a full refresh or resync "
+            "replaces the table."
+        ),
     )
     properties: dict[str, str] = Field(
         default_factory=dict,
