@@ -61,18 +61,25 @@ def test_updates_and_inserts_land_once_and_no_data_file_is_rewritten(catalog: Ca
                           SyncMode.INCREMENTAL, ["id"], "run-1", cursor_field="at", **MOR)
 
     got = rows(catalog)
-    assert len(got) == 301 and len({i for i, _ in got}) == 301
-    assert dict(got)[5] == "new5" and dict(got)[150] == "new150" and dict(got)[300] == "new300"
+    assert len(got) == 301
+    assert len({i for i, _ in got}) == 301
+    assert dict(got)[5] == "new5"
+    assert dict(got)[150] == "new150"
+    assert dict(got)[300] == "new300"
     assert dict(got)[149] == "old149"
     after, deletes = data_and_deletes(catalog)
-    assert before < after and len(after) == 4  # the old files stay; one file of new rows
+    assert before < after
+    assert len(after) == 4
     assert len(deletes) == 2  # for the files of 0-99 and 100-199, not 200-299
     snapshot = catalog.load_table("ns.t").current_snapshot()
-    assert snapshot is not None and snapshot.snapshot_id == result.snapshot_id
-    assert snapshot.summary is not None and snapshot.summary.operation.value == "overwrite"
+    assert snapshot is not None
+    assert snapshot.snapshot_id == result.snapshot_id
+    assert snapshot.summary is not None
+    assert snapshot.summary.operation.value == "overwrite"
     assert snapshot.summary["added-position-deletes"] == "3"
     state = read_state(catalog, "ns.t")
-    assert state is not None and state.cursor_value == 7
+    assert state is not None
+    assert state.cursor_value == 7
 
 
 def test_repeated_merges_stack_delete_files(catalog: Catalog) -> None:
@@ -83,13 +90,15 @@ def test_repeated_merges_stack_delete_files(catalog: Catalog) -> None:
                      SyncMode.INCREMENTAL, ["id"], f"run-{round_}", cursor_field="at", **MOR)
     got = dict(rows(catalog))
     assert len(rows(catalog)) == 301
-    assert got[10] == "r3-10" and got[400] == "r3-400"
+    assert got[10] == "r3-10"
+    assert got[400] == "r3-400"
     assert [got[121], got[122], got[123]] == ["r1-121", "r2-122", "r3-123"]
     _, deletes = data_and_deletes(catalog)
     assert len(deletes) >= 5  # three on the first files, plus deletes against rows earlier merges added
     table = catalog.load_table("ns.t")
     summary = table.current_snapshot().summary  # type: ignore[union-attr]
-    assert summary is not None and int(summary["total-position-deletes"]) == 3 + 3 + 3 - 1  # 400 was new once
+    assert summary is not None
+    assert int(summary["total-position-deletes"]) == 3 + 3 + 3 - 1
     assert int(summary["total-records"]) - int(summary["total-position-deletes"]) == 301
 
 
@@ -100,7 +109,9 @@ def test_chunks_of_one_run_merge_into_each_other(catalog: Catalog) -> None:
     write_stream(catalog, "ns.t", SCHEMA, changes, SyncMode.INCREMENTAL, ["id"], "run-1", chunk_bytes=1, **MOR)
     got = rows(catalog)
     assert len(got) == 300
-    assert dict(got)[7] == "final7" and dict(got)[8] == "final8" and dict(got)[250] == "x250"
+    assert dict(got)[7] == "final7"
+    assert dict(got)[8] == "final8"
+    assert dict(got)[250] == "x250"
 
 
 def test_a_failure_before_the_commit_leaves_the_table_and_warehouse_as_they_were(
@@ -168,7 +179,8 @@ def test_random_merges_equal_the_source_and_a_full_refresh_folds_the_deletes(cat
     assert rows(catalog) == sorted((i, f"full{i}") for i in source)
     assert data_and_deletes(catalog)[1] == set()
     summary = catalog.load_table("ns.t").current_snapshot().summary  # type: ignore[union-attr]
-    assert summary is not None and summary["total-delete-files"] == "0"
+    assert summary is not None
+    assert summary["total-delete-files"] == "0"
     assert summary["total-position-deletes"] == "0"
 
 
