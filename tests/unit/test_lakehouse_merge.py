@@ -46,7 +46,8 @@ def test_only_the_files_holding_changed_keys_are_rewritten(catalog: Catalog) -> 
     before = files(catalog, "ns.t")
     assert len(before) == 3
 
-    write_stream(catalog, "ns.t", SCHEMA, [batch([150, 151, 300], "new")], SyncMode.INCREMENTAL, ["id"], "run-2")
+    write_stream(catalog, "ns.t", SCHEMA, [batch([150, 151, 300], "new")], SyncMode.INCREMENTAL, ["id"], "run-2",
+                 merge_strategy="copy_on_write")
 
     after = files(catalog, "ns.t")
     assert len(before & after) == 2  # the files of 0-99 and 200-299 are untouched

@@ -20,7 +20,7 @@ AZURE_SCHEMES = ("abfs", "abfss")
 WAREHOUSE_SCHEMES = ("file", *S3_SCHEMES, *AZURE_SCHEMES)
 FILE_IO = "tidemark.lakehouse.storage.TidemarkFileIO"
 MergeStrategy = Literal["copy_on_write", "merge_on_read"]
-DEFAULT_MERGE_STRATEGY: MergeStrategy = "copy_on_write"
+DEFAULT_MERGE_STRATEGY: MergeStrategy = "merge_on_read"
 
 _SECRET_WORDS = ("secret", "key", "token", "credential", "password", "sas", "connection-string", "signature")
 
