@@ -119,6 +119,10 @@ class Merger:
 
     def _delete_rows(self, task: FileScanTask, incoming: pa.Table, deletes: list[DataFile]) -> DataFile | None:
         """Write a position-delete file for ``task``'s live rows with an incoming key; None when it has none."""
+        # Only the keys within this file's bounds can match: a much smaller set to look each row up in.
+        inside = self._inside(task.file, incoming)
+        if inside is not None:
+            incoming = incoming.filter(inside)
         found = []
         offset = 0
         # Positions count every row of the file, so it is read without its current deletes.
@@ -172,20 +176,24 @@ class Merger:
 
     def _may_hold(self, data_file: DataFile, incoming: pa.Table) -> bool:
         """False only when the file's bounds on the first key column exclude every incoming key."""
+        inside = self._inside(data_file, incoming)
+        return inside is None or bool(pc.any(inside).as_py())
+
+    def _inside(self, data_file: DataFile, incoming: pa.Table) -> pa.ChunkedArray | None:
+        """Which incoming keys lie within the file's bounds on the first key column; None when unknown."""
         schema = self.txn.table_metadata.schema()
         field = schema.find_field(self.keys[0])
         lower = (data_file.lower_bounds or {}).get(field.field_id)
         upper = (data_file.upper_bounds or {}).get(field.field_id)
         if lower is None or upper is None or not isinstance(field.field_type, PrimitiveType):
-            return True
+            return None
         try:
             column = _comparable(incoming.column(self.keys[0]))
             low = _scalar(from_bytes(field.field_type, lower), column.type)
             high = _scalar(from_bytes(field.field_type, upper), column.type)
-            inside = pc.and_(pc.greater_equal(column, low), pc.less_equal(column, high))
-            return bool(pc.any(inside).as_py())
+            return pc.fill_null(pc.and_(pc.greater_equal(column, low), pc.less_equal(column, high)), True)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError):
-            return True
+            return None
 
     def _holds_any(self, task: FileScanTask, incoming: pa.Table) -> bool:
         return any(pc.any(self._matches(batch, incoming)).as_py() for batch in self._scan(task, self.keys))
