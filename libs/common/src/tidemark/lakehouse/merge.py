@@ -56,11 +56,14 @@ class Merger:
         self.merge_on_read = merge_on_read
         # The live files, kept up to date chunk by chunk (the staged snapshots are not scanned again).
         self.live: list[FileScanTask] = list(table.scan().plan_files()) if table.current_snapshot() else []
+        self.metadata = txn.table_metadata
         # Judged once, from the first rows rewritten: every rewritten file holds the same kind of data.
         self.dictionary: list[str] | None = None
 
     def merge(self, data: pa.Table, properties: dict[str, str]) -> None:
         """Replace the rows of ``data``'s keys (``data`` holds each key once) and add the new ones."""
+        # Staged in the transaction until this merge commits: each read of txn.table_metadata copies it.
+        self.metadata = self.txn.table_metadata
         incoming = data.select(self.keys)
         candidates = [task for task in self.live if self._may_hold(task.file, incoming)]
         if self.merge_on_read:
@@ -71,7 +74,7 @@ class Merger:
             # Files are independent and their decoding and encoding release the GIL: two at a time.
             with ThreadPoolExecutor(max_workers=REWRITE_THREADS, thread_name_prefix="tidemark-merge") as pool:
                 touched = list(pool.map(lambda task: self._rewrite(task, incoming, added), candidates))
-            writer = DataFileWriter(self.txn.table_metadata, self.io, self.schema, added)
+            writer = DataFileWriter(self.metadata, self.io, self.schema, added)
             for group in chunks(data.to_batches(), self.chunk_bytes):
                 writer.write(group)
             writer.close()
@@ -97,7 +100,7 @@ class Merger:
         try:
             with ThreadPoolExecutor(max_workers=REWRITE_THREADS, thread_name_prefix="tidemark-merge") as pool:
                 found = list(pool.map(lambda task: self._delete_rows(task, incoming, deletes), candidates))
-            writer = DataFileWriter(self.txn.table_metadata, self.io, self.schema, added)
+            writer = DataFileWriter(self.metadata, self.io, self.schema, added)
             for group in chunks(data.to_batches(), self.chunk_bytes):
                 writer.write(group)
             writer.close()
@@ -140,7 +143,7 @@ class Merger:
             positions = positions.filter(pc.invert(pc.is_in(positions, value_set=old.combine_chunks())))
             if not len(positions):
                 return None
-        delete = write_position_deletes(self.txn.table_metadata, self.io, task.file.file_path, positions)
+        delete = write_position_deletes(self.metadata, self.io, task.file.file_path, positions)
         deletes.append(delete)
         return delete
 
@@ -154,7 +157,7 @@ class Merger:
             for group in chunks(self._rows_without(task, incoming), self.chunk_bytes):
                 if self.dictionary is None:
                     self.dictionary = dictionary_columns(group[0])
-                rest = rest or DataFileWriter(self.txn.table_metadata, self.io, group[0].schema, added,
+                rest = rest or DataFileWriter(self.metadata, self.io, group[0].schema, added,
                                               dictionary=self.dictionary)
                 rest.write(group)
             if rest is not None:
@@ -167,9 +170,9 @@ class Merger:
 
     def _scan(self, task: FileScanTask, names: Sequence[str] | None = None,
               with_deletes: bool = True) -> Iterator[pa.RecordBatch]:
-        schema = self.txn.table_metadata.schema()
+        schema = self.metadata.schema()
         projected = schema.select(*names) if names is not None else schema
-        scan = ArrowScan(self.txn.table_metadata, self.io, projected, AlwaysTrue())
+        scan = ArrowScan(self.metadata, self.io, projected, AlwaysTrue())
         # Batch by batch: ``to_record_batches`` would first decode the whole file, in each thread.
         deletes = _read_all_delete_files(self.io, [task]) if with_deletes else {}
         yield from scan._record_batches_from_scan_tasks_and_deletes([task], deletes)
@@ -181,7 +184,7 @@ class Merger:
 
     def _inside(self, data_file: DataFile, incoming: pa.Table) -> pa.ChunkedArray | None:
         """Which incoming keys lie within the file's bounds on the first key column; None when unknown."""
-        schema = self.txn.table_metadata.schema()
+        schema = self.metadata.schema()
         field = schema.find_field(self.keys[0])
         lower = (data_file.lower_bounds or {}).get(field.field_id)
         upper = (data_file.upper_bounds or {}).get(field.field_id)
