@@ -190,3 +190,18 @@ def test_copy_on_write_is_still_available(catalog: Catalog) -> None:
                  merge_strategy="copy_on_write")
     assert dict(rows(catalog))[5] == "new5"
     assert data_and_deletes(catalog)[1] == set()
+
+
+def test_files_written_before_a_key_widening_are_merged(catalog: Catalog) -> None:
+    narrow = pa.schema([pa.field("id", pa.int32()), pa.field("v", pa.string()), pa.field("at", pa.int64())])
+    old = pa.record_batch([pa.array(range(100), pa.int32()), pa.array([f"old{i}" for i in range(100)]),
+                           pa.array([0] * 100, pa.int64())], schema=narrow)
+    write_stream(catalog, "ns.t", narrow, [old], SyncMode.FULL_REFRESH, ["id"], "run-0")
+    # The key becomes a long; the first file still holds int32 keys.
+    write_stream(catalog, "ns.t", SCHEMA, [batch([5, 3_000_000_000], "new")], SyncMode.INCREMENTAL, ["id"],
+                 "run-1", **MOR)
+    got = dict(rows(catalog))
+    assert len(got) == 101
+    assert got[5] == "new5"
+    assert got[3_000_000_000] == "new3000000000"
+    assert len(data_and_deletes(catalog)[1]) == 1
