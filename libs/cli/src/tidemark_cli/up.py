@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -35,7 +36,10 @@ def run_embedded(host: str, port: int, home: Path, demo: bool, log_format: str =
             threading.Thread(target=_demo, args=(env.url, env.api_token, env.home), daemon=True).start()
         # The demo and the CLI poll; per-request access lines would drown what matters.
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-        server.run()
+        # uvicorn re-raises the Ctrl-C it handled after a clean shutdown; that is the normal way out.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+        click.echo("Tidemark stopped.")
     finally:
         if broker is not None:
             broker.stop()
