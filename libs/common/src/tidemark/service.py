@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidemark.aio import cancel_and_wait
 from tidemark.bus import (
     Bus,
     IdempotentHandler,
@@ -109,11 +110,7 @@ class ServiceRuntime:
         self.spawn(self.relay.run(), "outbox-relay")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self.definition.teardown is not None:
             await self.definition.teardown(self)

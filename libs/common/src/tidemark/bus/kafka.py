@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from pydantic import ValidationError
 
+from tidemark.aio import cancel_and_wait
 from tidemark.bus.base import Bus, Handler
 from tidemark.bus.dispatch import dispatch
 from tidemark.bus.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED
@@ -61,11 +62,7 @@ class KafkaBus(Bus):
             self._tasks.append(asyncio.create_task(self._consume_forever(group, topics, handler)))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self._producer is not None:
             with contextlib.suppress(KafkaError):

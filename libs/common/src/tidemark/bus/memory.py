@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from collections.abc import Sequence
 
+from tidemark.aio import cancel_and_wait
 from tidemark.bus.base import Bus, Handler
 from tidemark.bus.dispatch import dispatch
 from tidemark.bus.metrics import EVENTS_PUBLISHED
@@ -38,11 +38,7 @@ class MemoryBus(Bus):
                 queue.task_done()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     async def publish(self, topic: Topic, envelope: Envelope) -> None:

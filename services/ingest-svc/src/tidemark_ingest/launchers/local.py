@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
+from tidemark.aio import cancel_and_wait
 from tidemark.logs import fields, log_context
 from tidemark_ingest.launchers.base import ExitCallback, Launcher
 
@@ -68,10 +69,7 @@ class LocalLauncher(Launcher):
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
                 await self._settle(self._grace)
-        for task in list(self._watchers):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(list(self._watchers))
 
     async def _settle(self, seconds: float) -> bool:
         """True when every watched worker exited (and its exit was recorded) within ``seconds``."""
