@@ -85,4 +85,4 @@ def test_lakehouse_routes_by_destination_kind(settings: LakehouseSettings) -> No
     assert state.cursor_value == 7
     assert read(settings) == [7]
     iceberg = DestinationSpec(namespace="lake", table_prefix="src_")
-    assert table_identifier(iceberg, "public.sales.orders") == "lake.src_orders"
+    assert table_identifier(iceberg, "sales.orders") == "lake.src_sales__orders"

@@ -8,6 +8,7 @@ bounded size, so memory stays flat whatever the table size.
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -15,7 +16,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from tidemark.errors import FailureKind, SourceError
-from tidemark.events import StreamSpec
+from tidemark.events import StreamSpec, StreamWarning
 
 
 class ConnectorConfig(BaseModel):
@@ -82,6 +83,33 @@ class KeyRange(BaseModel):
     upper: str | None = None
 
 
+class ReadWarnings:
+    """Conversions a source made by a documented rule, counted per stream, kind and column.
+
+    A source adds to it while it reads (possibly in a reader thread); the worker takes a
+    stream's warnings once that stream is loaded and reports them with the run.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str, str | None], tuple[int, str]] = {}
+
+    def add(self, stream: str, kind: str, column: str | None, message: str, count: int = 1) -> None:
+        """Count ``count`` more values of ``kind``; ``count=0`` records a column-wide conversion once."""
+        key = (stream, kind, column)
+        with self._lock:
+            seen, _ = self._counts.get(key, (0, message))
+            self._counts[key] = (seen + count, message)
+
+    def take(self, stream: str) -> list[StreamWarning]:
+        """The stream's warnings, forgotten here (a stream read again starts from zero)."""
+        with self._lock:
+            keys = [k for k in self._counts if k[0] == stream]
+            found = [(k, self._counts.pop(k)) for k in keys]
+        return [StreamWarning(kind=kind, column=column, count=count, message=message)
+                for (_, kind, column), (count, message) in found]
+
+
 class Source(abc.ABC):
     type_name: ClassVar[str]
     title: ClassVar[str]
@@ -89,6 +117,7 @@ class Source(abc.ABC):
 
     def __init__(self, config: ConnectorConfig) -> None:
         self.config = config
+        self.warnings = ReadWarnings()
 
     @abc.abstractmethod
     def check(self) -> None:

@@ -507,6 +507,7 @@ class SqlSource(Source):
         for c in columns:
             if c.warning:
                 log.warning(c.warning, extra=fields(stream=spec.name, column=c.name))
+                self.warnings.add(spec.name, "type_as_text", c.name, c.warning, count=0)
         cursor = cursor_filter(spec, state, table)
         order_by = None
         if spec.sync_mode is not SyncMode.FULL_REFRESH and spec.cursor_field:

@@ -19,6 +19,7 @@ from tidemark.events.contracts import (
     SchemaDriftDetected,
     StreamSpec,
     StreamStats,
+    StreamWarning,
     SyncMode,
 )
 from tidemark.events.envelope import Envelope
@@ -44,6 +45,7 @@ __all__ = [
     "SchemaDriftDetected",
     "StreamSpec",
     "StreamStats",
+    "StreamWarning",
     "SyncMode",
     "Topic",
 ]

@@ -104,6 +104,19 @@ class RunError(_Model):
     stream: str | None = Field(default=None, description="The stream that failed, when one did.")
 
 
+class StreamWarning(_Model):
+    """Values a run converted by a documented rule instead of loading them as they were."""
+
+    kind: str = Field(
+        description="`value_as_null` (a value with no Arrow form, e.g. a zero date or NaN, read as NULL), "
+                    "`type_as_text` (a column whose type has no exact Arrow form, read as text), "
+                    "`text_replaced` (bytes that are not UTF-8 in a text column, invalid bytes replaced).",
+    )
+    column: str | None = Field(default=None, description="The column, when the conversion is a column's.")
+    count: int = Field(default=0, ge=0, description="Values converted; 0 when it applies to the whole column.")
+    message: str = Field(description="The rule, in words.")
+
+
 class StreamStats(_Model):
     stream: str
     table: str = Field(description="Destination table identifier.")
@@ -114,6 +127,9 @@ class StreamStats(_Model):
     duration_seconds: float = 0.0
     snapshot_id: int | None = Field(default=None, description="Iceberg snapshot committed by this run.")
     error: RunError | None = None
+    warnings: list[StreamWarning] = Field(
+        default_factory=list, description="Each kind of conversion the stream's values went through, with its count.",
+    )
 
 
 class RunRequested(EventPayload):

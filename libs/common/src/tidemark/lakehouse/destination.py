@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 
 from tidemark.connectors.base import StreamState
 from tidemark.events import DestinationSpec, PartitionField, SyncMode
+from tidemark.lakehouse import naming
 from tidemark.lakehouse.catalog import close_catalog, open_catalog
 from tidemark.lakehouse.iceberg import read_state, write_stream
 from tidemark.lakehouse.parquet import read_parquet_state, write_parquet_stream
@@ -17,9 +18,8 @@ from tidemark.lakehouse.state import WriteResult
 
 
 def table_identifier(destination: DestinationSpec, stream_name: str) -> str:
-    """``main.orders`` → ``<namespace>.<prefix>orders``: the stream name's last part names the table."""
-    table = stream_name.rsplit(".", 1)[-1]
-    return f"{destination.namespace}.{destination.table_prefix}{table}"
+    """``sales.orders`` → ``<namespace>.<prefix>sales__orders`` (the rule: :mod:`tidemark.lakehouse.naming`)."""
+    return naming.table_identifier(destination.namespace, destination.table_prefix, stream_name)
 
 
 class Lakehouse:
@@ -56,9 +56,12 @@ class Lakehouse:
         run_id: str,
         cursor_field: str | None,
         partition: Sequence[PartitionField] | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> WriteResult:
+        """``properties`` are set on the table (Iceberg only): its source stream and pipeline."""
         if destination.kind == "parquet":
             return write_parquet_stream(self.settings, identifier, schema, batches, mode, primary_key,
                                         run_id, cursor_field, partition=partition)
         return write_stream(self.catalog, identifier, schema, batches, mode, primary_key, run_id, cursor_field,
-                            partition=partition, merge_strategy=self.settings.merge_strategy)
+                            partition=partition, merge_strategy=self.settings.merge_strategy,
+                            properties=properties)

@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +30,7 @@ from pyiceberg.exceptions import (
     NoSuchNamespaceError,
     NoSuchTableError,
     ServerError,
+    TableAlreadyExistsError,
     UnauthorizedError,
     ValidationException,
 )
@@ -48,7 +49,7 @@ from tidemark.lakehouse.datafiles import DataFileWriter
 from tidemark.lakehouse.deletes import DeletesOverwrite
 from tidemark.lakehouse.merge import Merger
 from tidemark.lakehouse.partition import evolve_spec, new_spec, parts
-from tidemark.lakehouse.schema import evolve, iceberg_schema
+from tidemark.lakehouse.schema import evolve, iceberg_schema, keyed_schema, required_as_in
 from tidemark.lakehouse.settings import DEFAULT_MERGE_STRATEGY, MergeStrategy
 from tidemark.lakehouse.state import CURSOR, RUN_ID, WriteResult, state_from_properties, summary_properties
 from tidemark.logs import fields
@@ -72,6 +73,7 @@ def write_stream(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     upsert_chunk_rows: int = DEFAULT_UPSERT_CHUNK_ROWS,
     merge_strategy: MergeStrategy = DEFAULT_MERGE_STRATEGY,
+    properties: Mapping[str, str] | None = None,
 ) -> WriteResult:
     """Write ``batches`` to the table ``identifier`` in one commit and return what was committed.
 
@@ -81,6 +83,10 @@ def write_stream(
     ConfigError naming the column. A ``partition`` different from the table's evolves the
     spec in the same commit; ``None`` keeps the table's spec. ``merge_strategy`` chooses how
     an incremental merge replaces rows of an unpartitioned table (see merge.py).
+
+    A new table gets ``primary_key`` as its identifier fields (those columns required, every
+    other column optional) and ``properties``; a table this call created is dropped again
+    when its first write fails, so a failed first run leaves no empty table behind.
     """
     target = writable_schema(schema)
     check_columns(target, identifier, primary_key, cursor_field)
@@ -88,13 +94,31 @@ def write_stream(
         raise ConfigError(f"table {identifier}: incremental (merge) needs a primary key")
     # Only catalog calls are translated: an OperationalError from the source is not the catalog's.
     with _translated(identifier):
-        table = _load_or_create(catalog, identifier, target, partition or ())
+        table, created = _load_or_create(catalog, identifier, target, partition or (), primary_key,
+                                         properties or {})
+    try:
+        return _write(table, identifier, target, batches, mode, primary_key, run_id, cursor_field,
+                      partition, chunk_bytes, upsert_chunk_rows, merge_strategy, properties or {})
+    except BaseException:
+        if created:
+            _drop_quietly(catalog, identifier)
+        raise
+
+
+def _write(table: Table, identifier: str, target: pa.Schema, batches: Iterable[pa.RecordBatch],
+           mode: SyncMode, primary_key: Sequence[str], run_id: str, cursor_field: str | None,
+           partition: Sequence[PartitionField] | None, chunk_bytes: int, upsert_chunk_rows: int,
+           merge_strategy: MergeStrategy, properties: Mapping[str, str]) -> WriteResult:
+    target = required_as_in(target, table.schema())
     before = table.current_snapshot()
     feed = Feed(batches, target, cursor_field)
     txn = table.transaction()
     evolve(txn, target, identifier)
     if partition is not None:
         _evolve_partition(txn, partition, identifier)
+    changed = {k: v for k, v in properties.items() if table.properties.get(k) != v}
+    if changed:
+        txn.set_properties(changed)
     written: list[DataFile] = []
     try:
         if mode is SyncMode.INCREMENTAL:
@@ -172,18 +196,34 @@ def _split(identifier: str) -> tuple[str, str]:
     return namespace, name
 
 
-def _load_or_create(catalog: Catalog, identifier: str, schema: pa.Schema,
-                    partition: Sequence[PartitionField]) -> Table:
+def _load_or_create(catalog: Catalog, identifier: str, schema: pa.Schema, partition: Sequence[PartitionField],
+                    primary_key: Sequence[str], properties: Mapping[str, str]) -> tuple[Table, bool]:
+    """The table, and whether this call created it."""
     namespace, _ = _split(identifier)
     try:
-        return catalog.load_table(identifier)
+        return catalog.load_table(identifier), False
     except (NoSuchTableError, NoSuchNamespaceError):
         pass
-    fresh = assign_fresh_schema_ids(iceberg_schema(schema, identifier))
+    fresh = keyed_schema(assign_fresh_schema_ids(iceberg_schema(schema, identifier)), primary_key)
     spec = new_spec(parts(partition, fresh, identifier), fresh)
     catalog.create_namespace_if_not_exists(namespace)
     log.info("creating table", extra=fields(table=identifier, partition=str(spec)))
-    return catalog.create_table_if_not_exists(identifier, schema=fresh, partition_spec=spec)
+    try:
+        return catalog.create_table(identifier, schema=fresh, partition_spec=spec, properties=dict(properties)), True
+    except TableAlreadyExistsError:
+        return catalog.load_table(identifier), False  # another writer created it first
+
+
+def _drop_quietly(catalog: Catalog, identifier: str) -> None:
+    """Drop a table this write created, unless someone committed to it meanwhile."""
+    try:
+        table = catalog.load_table(identifier)
+        if table.current_snapshot() is None:
+            catalog.drop_table(identifier)
+            log.info("dropped the table this failed first write created", extra=fields(table=identifier))
+    except Exception:  # the write's own error is the one to report
+        log.warning("could not drop the empty table of a failed first write", extra=fields(table=identifier),
+                    exc_info=True)
 
 
 def _evolve_partition(txn: Transaction, partition: Sequence[PartitionField], identifier: str) -> None:

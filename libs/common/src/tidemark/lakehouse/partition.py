@@ -12,6 +12,7 @@ their source column, which stays in the files.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -28,8 +29,10 @@ from pyiceberg.types import IcebergType
 
 from tidemark.errors import ConfigError
 from tidemark.events import PartitionField
+from tidemark.lakehouse.naming import safe_part
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+_PATH_SAFE = re.compile(r"[A-Za-z0-9_]+")
 _FIRST_FIELD_ID = 1000  # Iceberg numbers partition fields from 1000
 
 
@@ -43,13 +46,15 @@ class Part:
     def name(self) -> str:
         """The partition field's name, as Iceberg would choose it (and the Parquet directory key)."""
         transform = str(self.transform)
+        # Column names are kept verbatim in the schema, but this one names a directory too.
+        column = self.column if _PATH_SAFE.fullmatch(self.column) else safe_part(self.column)
         if transform == "identity":
-            return self.column
+            return column
         if transform.startswith("bucket["):
-            return f"{self.column}_bucket_{transform[7:-1]}"
+            return f"{column}_bucket_{transform[7:-1]}"
         if transform.startswith("truncate["):
-            return f"{self.column}_trunc_{transform[9:-1]}"
-        return f"{self.column}_{transform}"
+            return f"{column}_trunc_{transform[9:-1]}"
+        return f"{column}_{transform}"
 
     @property
     def key(self) -> tuple[str, str]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pyarrow as pa
 from pyiceberg.exceptions import ResolveError, ValidationError
 from pyiceberg.io.pyarrow import UnsupportedPyArrowTypeException, _pyarrow_to_schema_without_ids
 from pyiceberg.schema import Schema, promote
 from pyiceberg.table import Transaction
-from pyiceberg.types import IcebergType
+from pyiceberg.types import DoubleType, FloatType, IcebergType, NestedField
 
 from tidemark.errors import ConfigError
 
@@ -21,6 +23,30 @@ def iceberg_schema(schema: pa.Schema, identifier: str) -> Schema:
             "which Iceberg cannot store",
             column=exc.field.name,
         ) from exc
+
+
+def keyed_schema(schema: Schema, primary_key: Sequence[str]) -> Schema:
+    """``schema`` with ``primary_key`` as its identifier fields (engines upsert on them) and those
+    columns required; every other column stays optional. Left unkeyed when a key column cannot be
+    an identifier field (nested, float or double, by the Iceberg spec)."""
+    key = set(primary_key)
+    struct = schema.as_struct()
+    keyed = [struct.field_by_name(name) for name in primary_key]
+    if not key or any(f is None or not f.field_type.is_primitive or isinstance(f.field_type, FloatType | DoubleType)
+                      for f in keyed):
+        return schema
+    fields = [NestedField(f.field_id, f.name, f.field_type, required=f.name in key, doc=f.doc)
+              for f in schema.fields]
+    ids = [f.field_id for f in keyed if f is not None]
+    return Schema(*fields, schema_id=schema.schema_id, identifier_field_ids=ids)
+
+
+def required_as_in(target: pa.Schema, table_schema: Schema) -> pa.Schema:
+    """``target`` with the columns the table requires marked non-nullable, as pyiceberg's checks want."""
+    required = {f.name for f in table_schema.fields if f.required}
+    if not required:
+        return target
+    return pa.schema([f.with_nullable(f.name not in required) for f in target])
 
 
 def _widens(narrow: IcebergType, wide: IcebergType) -> bool:

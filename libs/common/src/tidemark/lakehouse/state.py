@@ -25,6 +25,12 @@ CURSOR = "tidemark.cursor"
 CURSOR_FIELD = "tidemark.cursor-field"
 CURSOR_TYPE = "tidemark.cursor-type"
 
+# Table properties: where a table's rows come from, kept with the table for readers and the API.
+SOURCE_STREAM = "tidemark.source-stream"
+PIPELINE_ID = "tidemark.pipeline-id"
+PIPELINE_NAME = "tidemark.pipeline-name"
+CONNECTION_ID = "tidemark.connection-id"
+
 
 @dataclass(frozen=True)
 class WriteResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -14,9 +14,19 @@ from pydantic import ValidationError
 from tidemark.connectors import Source, StreamState, get_connector
 from tidemark.connectors.client import fetch_connection_config
 from tidemark.errors import ConfigError, TidemarkError
-from tidemark.events import DestinationSpec, RunRequested, RunStatus, StreamSpec, StreamStats, SyncMode
+from tidemark.events import (
+    DestinationSpec,
+    PipelineSpec,
+    RunRequested,
+    RunStatus,
+    StreamSpec,
+    StreamStats,
+    StreamWarning,
+    SyncMode,
+)
 from tidemark.events.contracts import RunError
 from tidemark.lakehouse import Lakehouse, table_identifier
+from tidemark.lakehouse.state import CONNECTION_ID, PIPELINE_ID, PIPELINE_NAME, SOURCE_STREAM
 from tidemark.logs import fields, log_context
 from tidemark_ingest.settings import IngestSettings
 from tidemark_ingest.worker.prefetch import prefetched
@@ -82,15 +92,22 @@ def ingest(settings: IngestSettings, request: RunRequested, progress: Progress) 
     lake = Lakehouse(settings.lakehouse)
     try:
         stats = [load_stream(lake, source, spec.destination, s, str(request.run_id), progress,
-                             resync=s.name in request.resync)
+                             resync=s.name in request.resync, properties=table_properties(spec, s))
                  for s in spec.streams]
     finally:
         source.close()
     return summarise(stats)
 
 
+def table_properties(pipeline: PipelineSpec, stream: StreamSpec) -> dict[str, str]:
+    """Where a table's rows come from, kept on the table (its name alone is sanitised)."""
+    return {SOURCE_STREAM: stream.name, PIPELINE_ID: str(pipeline.pipeline_id), PIPELINE_NAME: pipeline.name,
+            CONNECTION_ID: str(pipeline.connection_id)}
+
+
 def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, stream: StreamSpec,
-                run_id: str, progress: Progress, resync: bool = False) -> StreamStats:
+                run_id: str, progress: Progress, resync: bool = False,
+                properties: Mapping[str, str] | None = None) -> StreamStats:
     """Load one stream. ``resync`` forgets its state: read everything, replace the table, and commit
     the new cursor so the next run is incremental again."""
     identifier = table_identifier(destination, stream.name)
@@ -105,22 +122,32 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
                                                     cursor=None if state is None else str(state.cursor_value)))
             batches = progress.count(prefetched(source.read(stream, state)))
             result = lake.write(destination, identifier, schema, batches, mode,
-                                stream.primary_key, run_id, stream.cursor_field, stream.partition)
+                                stream.primary_key, run_id, stream.cursor_field, stream.partition,
+                                properties=properties)
         except TidemarkError as exc:
             log.warning("stream failed", extra=fields(error=exc.message, kind=exc.kind.value))
-            return _failed(stream, identifier, progress, started, run_error(exc, stream.name))
+            return _failed(stream, identifier, progress, started, run_error(exc, stream.name),
+                           _warnings(source, stream))
         except Exception:
             log.exception("stream failed unexpectedly")
             return _failed(stream, identifier, progress, started,
-                           RunError(message=INTERNAL_ERROR, kind="terminal", stream=stream.name))
+                           RunError(message=INTERNAL_ERROR, kind="terminal", stream=stream.name),
+                           _warnings(source, stream))
         duration = time.perf_counter() - started
         log.info("stream loaded", extra=fields(rows=result.rows_written, seconds=round(duration, 3),
                                                snapshot_id=result.snapshot_id))
         return StreamStats(
             stream=stream.name, table=identifier, status="succeeded", rows_read=progress.rows_read,
             rows_written=result.rows_written, bytes_written=result.bytes_written,
-            duration_seconds=duration, snapshot_id=result.snapshot_id,
+            duration_seconds=duration, snapshot_id=result.snapshot_id, warnings=_warnings(source, stream),
         )
+
+
+def _warnings(source: Source, stream: StreamSpec) -> list[StreamWarning]:
+    found = source.warnings.take(stream.name)
+    for w in found:
+        log.warning("values converted", extra=fields(kind=w.kind, column=w.column, count=w.count, rule=w.message))
+    return found
 
 
 def _state(stream: StreamSpec, state: StreamState | None) -> StreamState | None:
@@ -138,9 +165,9 @@ def _state(stream: StreamSpec, state: StreamState | None) -> StreamState | None:
 
 
 def _failed(stream: StreamSpec, identifier: str, progress: Progress, started: float,
-            error: RunError) -> StreamStats:
+            error: RunError, warnings: list[StreamWarning]) -> StreamStats:
     return StreamStats(stream=stream.name, table=identifier, status="failed", rows_read=progress.rows_read,
-                       duration_seconds=time.perf_counter() - started, error=error)
+                       duration_seconds=time.perf_counter() - started, error=error, warnings=warnings)
 
 
 def summarise(stats: list[StreamStats]) -> Outcome:

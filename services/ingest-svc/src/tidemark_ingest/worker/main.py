@@ -8,7 +8,7 @@ import logging
 import sys
 import uuid
 
-from tidemark.logs import configure_logging, fields
+from tidemark.logs import configure_logging, log_context
 from tidemark_ingest.settings import IngestSettings
 from tidemark_ingest.worker.memory import use_jemalloc
 from tidemark_ingest.worker.run import run_worker
@@ -20,14 +20,16 @@ def main(argv: list[str] | None = None) -> None:
     run = sub.add_parser("run", help="do the run RUN_ID recorded in ingest-svc's database")
     run.add_argument("run_id", type=uuid.UUID)
     args = parser.parse_args(argv)
-    use_jemalloc()
     settings = IngestSettings()
     configure_logging(settings.log_level, settings.log_format)
-    try:
-        code = asyncio.run(run_worker(settings, args.run_id))
-    except Exception:
-        # Only infrastructure failures get here (the run's own errors are recorded on the run);
-        # log them structured, and let the exit code tell the supervisor.
-        logging.getLogger("tidemark_ingest.worker").exception("worker crashed", extra=fields(run_id=str(args.run_id)))
-        code = 1
+    # Every line this process logs carries the run id, from any thread (they copy the context).
+    with log_context(run_id=str(args.run_id)):
+        use_jemalloc()
+        try:
+            code = asyncio.run(run_worker(settings, args.run_id))
+        except Exception:
+            # Only infrastructure failures get here (the run's own errors are recorded on the run);
+            # log them structured, and let the exit code tell the supervisor.
+            logging.getLogger("tidemark_ingest.worker").exception("worker crashed")
+            code = 1
     sys.exit(code)

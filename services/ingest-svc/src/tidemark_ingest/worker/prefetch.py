@@ -8,6 +8,7 @@ is short, so memory stays bounded by a few batches.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterator
@@ -54,7 +55,9 @@ def prefetched(items: Iterator[T], depth: int = 2, poll_seconds: float = 0.1) ->
             if close is not None:
                 close()
 
-    thread = threading.Thread(target=produce, name="tidemark-prefetch", daemon=True)
+    # The producer logs as the consumer would: with its run id and stream (log context is a contextvar).
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(produce,), name="tidemark-prefetch", daemon=True)
     thread.start()
     try:
         while True:

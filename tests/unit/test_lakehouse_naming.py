@@ -1,0 +1,66 @@
+"""Table names: every source name becomes a name every engine and every storage path accepts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tidemark.lakehouse.naming import safe_part, table_collisions, table_name
+
+pytestmark = pytest.mark.unit
+
+SAFE = re.compile(r"[a-z0-9_]+")
+
+
+def test_plain_names_keep_their_shape_and_lose_their_case() -> None:
+    assert table_name("public.orders") == "orders"
+    assert table_name("main.customers") == "customers"
+    assert table_name("dbo.Customers") == "customers"
+    assert table_name("sales.orders") == "sales__orders"
+    assert table_name("sales.orders", "raw_") == "raw_sales__orders"
+
+
+def test_same_table_in_two_schemas_gets_two_names() -> None:
+    assert table_name("public.y") != table_name("sales.y")
+    assert table_collisions(["public.y", "sales.y"]) == []
+
+
+@pytest.mark.parametrize(
+    "stream",
+    ['s.x"; DROP TABLE t; --', "s.a/b", "s.has space", "s.Bestellungen-Österreich", "s.数据", "s.v1.2 data",
+     "s.2 data", "s.." + "x" * 300, 'we"ird.t'],
+)
+def test_awkward_names_become_safe_and_stable(stream: str) -> None:
+    name = table_name(stream)
+    assert SAFE.fullmatch(name), name
+    assert len(name) <= 200
+    assert table_name(stream) == name
+
+
+def test_a_dotted_name_does_not_collide_with_its_last_part() -> None:
+    # `v1.2 data` once became the table `2 data` and overwrote a table really named so.
+    assert table_collisions(["db.v1.2 data", "db.2 data"]) == []
+    assert table_name("db.v1.2 data") != table_name("db.2 data")
+
+
+def test_punctuation_variants_stay_apart() -> None:
+    names = {safe_part(n) for n in ["a-b", "a b", "a.b", "a_b", "a__b", "A-B"]}
+    assert len(names) == 6
+
+
+def test_transliteration_keeps_names_readable() -> None:
+    assert safe_part("Österreich").startswith("osterreich_")
+    assert safe_part("数据").startswith("t_")
+
+
+def test_the_join_separator_never_hides_a_schema() -> None:
+    # `a.b` is `a__b`; a table literally named `a__b` in a default schema must not take that name.
+    assert table_collisions(["x.a.b", "public.a__b", "a.b"]) == []
+
+
+def test_collisions_name_both_streams() -> None:
+    assert table_collisions(["public.y", "main.y", "dbo.Y"]) == [
+        ("public.y", "main.y", "y"),
+        ("public.y", "dbo.Y", "y"),
+    ]
