@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.independent_reader import duckdb_rows
 from tests.integration.test_source_mysql import mysql_db
 from tests.integration.test_source_mysql import source as mysql_source
 from tests.integration.test_source_postgres import pg
@@ -36,8 +37,13 @@ def round_trip(lake: Lakehouse, source: Source, stream: str) -> None:
     stats = load_stream(lake, source, DestinationSpec(namespace="rt"), spec, "rt-run", Progress())
     assert stats.status == "succeeded", stats.error
     expected = sorted((r for b in source.read(spec, None) for r in b.to_pylist()), key=lambda r: r["id"])
-    table = lake.catalog.load_table(stats.table).scan().to_arrow()
+    loaded = lake.catalog.load_table(stats.table)
+    table = loaded.scan().to_arrow()
     actual = sorted(table.to_pylist(), key=lambda r: r["id"])
+    # An independent reader opens the same table and sees the same rows and columns.
+    independent = duckdb_rows(loaded, order_by="id")
+    assert [r["id"] for r in independent] == [r["id"] for r in actual]
+    assert list(independent[0]) == list(actual[0])
     assert stats.rows_written == len(expected) == len(actual) > 0
     assert list(actual[0]) == list(expected[0]), "same columns, same order"
     for want, got in zip(expected, actual, strict=True):

@@ -19,7 +19,7 @@ from tidemark.connectors import Source
 from tidemark.connectors.mysql import MySQLConfig, MySQLSource
 from tidemark.connectors.postgres import PostgresConfig, PostgresSource
 from tidemark.events import DestinationSpec, StreamSpec, SyncMode
-from tidemark.lakehouse import Lakehouse
+from tidemark.lakehouse import Lakehouse, table_identifier
 from tidemark.testing.postgres import create_database, drop_database
 from tidemark_ingest.worker.load import Progress, load_stream
 
@@ -132,8 +132,8 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def table_rows(lake: Lakehouse) -> list[Row]:
-    data = lake.catalog.load_table("modes.events").scan().to_arrow()
+def table_rows(lake: Lakehouse, stream: str) -> list[Row]:
+    data = lake.catalog.load_table(table_identifier(DEST, stream)).scan().to_arrow()
     columns = (data.column(c).to_pylist() for c in ("region", "id", "body", "amount", "updated_at"))
     return sorted((r[0], r[1], r[2], r[3], utc(r[4])) for r in zip(*columns, strict=True))
 
@@ -150,14 +150,14 @@ def test_incremental_merges_inserts_updates_and_late_commits(lake: Lakehouse, ba
     backend.execute(INSERT, new_rows(1, 100, T0))
     backend.execute(INSERT, new_rows(1, 5, T0, region="us"))  # same ids, other region: a composite key
     run(lake, backend, stream, "run-1")
-    assert table_rows(lake) == sorted(backend.fetch())
+    assert table_rows(lake, backend.stream) == sorted(backend.fetch())
 
     later = T0 + timedelta(minutes=10)
     backend.execute("UPDATE events SET body = 'changed', amount = 0.5, updated_at = %s WHERE region = %s AND id = %s",
                     [(later + timedelta(seconds=i), "eu", i) for i in range(1, 11)])
     backend.execute(INSERT, new_rows(101, 20, later + timedelta(seconds=30)))
     run(lake, backend, stream, "run-2")
-    assert table_rows(lake) == sorted(backend.fetch())
+    assert table_rows(lake, backend.stream) == sorted(backend.fetch())
 
     # A transaction that began before run 2 read its cursor commits afterwards: its rows carry a
     # cursor value below run 2's high-water mark, but within the lookback.
@@ -165,13 +165,13 @@ def test_incremental_merges_inserts_updates_and_late_commits(lake: Lakehouse, ba
     backend.execute(INSERT, [("eu", 500, "late", Decimal("5.00"), high_water - timedelta(seconds=60))])
     run(lake, backend, stream, "run-3")
     expected = sorted(backend.fetch())
-    assert table_rows(lake) == expected
+    assert table_rows(lake, backend.stream) == expected
     assert ("eu", 500, "late", Decimal("5.00"), high_water - timedelta(seconds=60)) in expected
 
     # Nothing changed: re-reading the lookback window merges onto the same rows, no duplicates.
     run(lake, backend, stream, "run-4")
-    assert table_rows(lake) == expected
-    keys = [(r[0], r[1]) for r in table_rows(lake)]
+    assert table_rows(lake, backend.stream) == expected
+    keys = [(r[0], r[1]) for r in table_rows(lake, backend.stream)]
     assert len(keys) == len(set(keys))
 
 
@@ -182,8 +182,8 @@ def test_append_only_holds_every_new_row_once(lake: Lakehouse, backend: Backend)
     backend.execute(INSERT, new_rows(101, 30, T0 + timedelta(hours=1)))
     assert run(lake, backend, stream, "run-2") == 30
     assert run(lake, backend, stream, "run-3") == 0
-    assert table_rows(lake) == sorted(backend.fetch())
-    ids = [r[1] for r in table_rows(lake)]
+    assert table_rows(lake, backend.stream) == sorted(backend.fetch())
+    ids = [r[1] for r in table_rows(lake, backend.stream)]
     assert ids == list(range(1, 131))
 
 
@@ -194,4 +194,4 @@ def test_full_refresh_replaces_the_table(lake: Lakehouse, backend: Backend) -> N
     backend.execute("DELETE FROM events WHERE id <= %s", [(10,)])
     backend.execute("UPDATE events SET body = 'changed' WHERE id = %s", [(20,)])
     assert run(lake, backend, stream, "run-2") == 40
-    assert table_rows(lake) == sorted(backend.fetch())
+    assert table_rows(lake, backend.stream) == sorted(backend.fetch())

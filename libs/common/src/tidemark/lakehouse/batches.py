@@ -46,7 +46,14 @@ class Feed:
         self.cursor = CursorTracker(cursor_field, schema)
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
+        required = [f.name for f in self.schema if not f.nullable]
         for batch in self._batches:
+            for name in required:
+                if batch.schema.get_field_index(name) >= 0 and batch.column(name).null_count:
+                    raise TerminalError(
+                        f"column {name!r} is part of the table's key, but the source sent NULL in it; "
+                        "a key column cannot hold NULL"
+                    )
             if batch.schema != self.schema:
                 try:
                     # safe=False: nanoseconds truncate to microseconds instead of failing the run.
