@@ -64,3 +64,11 @@ def test_collisions_name_both_streams() -> None:
         ("public.y", "main.y", "y"),
         ("public.y", "dbo.Y", "y"),
     ]
+
+
+def test_the_documented_examples_hold() -> None:
+    # docs/destinations.md, "Table names", shows these exact names.
+    assert table_name("sales.v1.2 data") == "sales__v1_2_data_98e928c0"
+    assert table_name("sales.Bestellungen-Österreich") == "sales__bestellungen_osterreich_f6dadfb5"
+    assert table_name('sales.x"; DROP TABLE t; --') == "sales__x_drop_table_t_b4717908"
+    assert table_name("shop.orders") == "shop__orders"
