@@ -204,3 +204,27 @@ async def test_unknown_connection_fails_the_run_with_a_clear_message(
     assert "does not exist" in worker["error"]
     missing = await client.get(f"/v1/workers/{new_id()}")
     assert missing.status_code == 404
+
+
+async def test_two_streams_of_one_table_never_overwrite_each_other(
+    service: tuple[WatchedBus, httpx.AsyncClient], settings: IngestSettings
+) -> None:
+    """A pipeline saved before collisions were refused: the second stream is not loaded, and says why."""
+    bus, _ = service
+    base = request()
+    run = base.model_copy(update={"pipeline": base.pipeline.model_copy(update={
+        "streams": [StreamSpec(name="main.orders"), StreamSpec(name="public.orders")]})})
+    await bus.publish(Topic.RUNS, Envelope.wrap(run, source="orchestrator-svc"))
+
+    finished = await wait_finished(bus, run.run_id)
+    assert finished.status is RunStatus.PARTIALLY_SUCCEEDED
+    first, second = finished.streams
+    assert (first.status, first.rows_written) == ("succeeded", 1000)
+    assert second.status == "failed"
+    assert second.error is not None
+    assert second.error.kind == "config"
+    assert "'main.orders' and 'public.orders' both map to table shop.orders" in second.error.message
+    table = await asyncio.to_thread(lambda: open_catalog(settings.lakehouse).load_table("shop.orders"))
+    assert table.scan().count() == 1000
+    assert table.properties["tidemark.source-stream"] == "main.orders"
+    assert table.properties["tidemark.pipeline-name"] == "shop-orders"

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from pyiceberg.catalog import Catalog
 
-from tidemark.errors import TerminalError, TransientError
+from tidemark.errors import ConfigError, TerminalError, TransientError
 from tidemark.events import SyncMode
 from tidemark.lakehouse import LakehouseSettings, open_catalog, write_stream
 
@@ -79,3 +79,14 @@ def test_a_failed_first_write_leaves_no_table(catalog: Catalog) -> None:
     with pytest.raises(TransientError):
         write_stream(catalog, TABLE, SCHEMA, broken(), SyncMode.FULL_REFRESH, ["region", "id"], "r2", "id")
     assert catalog.load_table(TABLE).scan().to_arrow()["id"].to_pylist() == [7]
+
+
+def test_a_table_of_one_stream_refuses_another_streams_rows(catalog: Catalog) -> None:
+    mine = {"tidemark.source-stream": "public.y", "tidemark.pipeline-name": "p1"}
+    write_stream(catalog, TABLE, SCHEMA, [batch([1])], SyncMode.FULL_REFRESH, ["region", "id"], "r1", "id",
+                 properties=mine)
+    theirs = {"tidemark.source-stream": "sales.y", "tidemark.pipeline-name": "p2"}
+    with pytest.raises(ConfigError, match=r"holds stream 'public.y' of pipeline 'p1', not 'sales.y'"):
+        write_stream(catalog, TABLE, SCHEMA, [batch([5, 6])], SyncMode.FULL_REFRESH, ["region", "id"], "r2", "id",
+                     properties=theirs)
+    assert catalog.load_table(TABLE).scan().to_arrow()["id"].to_pylist() == [1]

@@ -3,11 +3,15 @@ the reader when the consumer stops."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import threading
 from collections.abc import Iterator
 
 import pytest
 
+from tidemark.logs import JsonFormatter, log_context
 from tidemark_ingest.worker.prefetch import prefetched
 
 pytestmark = pytest.mark.unit
@@ -48,3 +52,23 @@ def test_stopping_early_closes_the_reader() -> None:
     items.close()
     assert closed.is_set()
     assert len(produced) < 10
+
+
+def test_the_reader_thread_logs_with_the_run_id() -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())  # formats in the emitting thread, as the worker's handler does
+    log = logging.getLogger("tidemark.test.prefetch")
+    log.addHandler(handler)
+
+    def reader() -> Iterator[int]:
+        log.warning("zero dates read as NULL")
+        yield 1
+
+    try:
+        with log_context(run_id="run-42"):
+            assert list(prefetched(reader())) == [1]
+    finally:
+        log.removeHandler(handler)
+    [line] = out.getvalue().splitlines()
+    assert json.loads(line)["run_id"] == "run-42"

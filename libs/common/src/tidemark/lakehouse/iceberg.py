@@ -51,7 +51,16 @@ from tidemark.lakehouse.merge import Merger
 from tidemark.lakehouse.partition import evolve_spec, new_spec, parts
 from tidemark.lakehouse.schema import evolve, iceberg_schema, keyed_schema, required_as_in
 from tidemark.lakehouse.settings import DEFAULT_MERGE_STRATEGY, MergeStrategy
-from tidemark.lakehouse.state import CURSOR, RUN_ID, WriteResult, state_from_properties, summary_properties
+from tidemark.lakehouse.state import (
+    CONNECTION_ID,
+    CURSOR,
+    PIPELINE_NAME,
+    RUN_ID,
+    SOURCE_STREAM,
+    WriteResult,
+    state_from_properties,
+    summary_properties,
+)
 from tidemark.logs import fields
 
 log = logging.getLogger(__name__)
@@ -109,6 +118,7 @@ def _write(table: Table, identifier: str, target: pa.Schema, batches: Iterable[p
            mode: SyncMode, primary_key: Sequence[str], run_id: str, cursor_field: str | None,
            partition: Sequence[PartitionField] | None, chunk_bytes: int, upsert_chunk_rows: int,
            merge_strategy: MergeStrategy, properties: Mapping[str, str]) -> WriteResult:
+    _check_owner(table, identifier, properties)
     target = required_as_in(target, table.schema())
     before = table.current_snapshot()
     feed = Feed(batches, target, cursor_field)
@@ -212,6 +222,20 @@ def _load_or_create(catalog: Catalog, identifier: str, schema: pa.Schema, partit
         return catalog.create_table(identifier, schema=fresh, partition_spec=spec, properties=dict(properties)), True
     except TableAlreadyExistsError:
         return catalog.load_table(identifier), False  # another writer created it first
+
+
+def _check_owner(table: Table, identifier: str, properties: Mapping[str, str]) -> None:
+    """Refuse to write rows of one source stream into a table that holds another's."""
+    for key in (SOURCE_STREAM, CONNECTION_ID):
+        mine, theirs = properties.get(key), table.properties.get(key)
+        if mine is not None and theirs is not None and mine != theirs:
+            owner = table.properties.get(PIPELINE_NAME, "another pipeline")
+            raise ConfigError(
+                f"table {identifier} holds stream {table.properties.get(SOURCE_STREAM)!r} of pipeline {owner!r}, "
+                f"not {properties.get(SOURCE_STREAM)!r}; refusing to overwrite it (choose another namespace or "
+                "table_prefix)",
+                table=identifier,
+            )
 
 
 def _drop_quietly(catalog: Catalog, identifier: str) -> None:

@@ -90,10 +90,20 @@ def ingest(settings: IngestSettings, request: RunRequested, progress: Progress) 
         log.warning("cannot open the source", extra=fields(error=exc.message))
         return Outcome(RunStatus.FAILED, error=run_error(exc))
     lake = Lakehouse(settings.lakehouse)
+    owners: dict[str, str] = {}
+    stats = []
     try:
-        stats = [load_stream(lake, source, spec.destination, s, str(request.run_id), progress,
-                             resync=s.name in request.resync, properties=table_properties(spec, s))
-                 for s in spec.streams]
+        for s in spec.streams:
+            identifier = table_identifier(spec.destination, s.name)
+            first = owners.setdefault(identifier, s.name)
+            if first != s.name:
+                # The API refuses such pipelines; one saved before that rule must still not overwrite rows.
+                error = ConfigError(f"streams {first!r} and {s.name!r} both map to table {identifier}; "
+                                    f"{s.name!r} was not loaded so it does not overwrite {first!r}")
+                stats.append(_failed(s, identifier, progress, time.perf_counter(), run_error(error, s.name), []))
+                continue
+            stats.append(load_stream(lake, source, spec.destination, s, str(request.run_id), progress,
+                                     resync=s.name in request.resync, properties=table_properties(spec, s)))
     finally:
         source.close()
     return summarise(stats)
