@@ -10,7 +10,7 @@ stays a stream and nothing user-given is ever spliced into SQL text.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc  # type: ignore[import-untyped]
@@ -125,29 +125,22 @@ def adbc_batches(uri: str, sql: str, params: Sequence[str], plan: ReadPlan,
         conformer.report()  # also when the read fails part way: what was counted is still told
 
 
-def register_infinity_loaders(conn: Any, on_infinity: Callable[[], None] | None = None) -> None:
-    """psycopg fails on ±infinity dates and timestamps; read them as NULL instead (calling
-    ``on_infinity`` for each, so a read can count them)."""
+def register_infinity_loaders(conn: Any, marker: Any = None) -> None:
+    """psycopg fails on ±infinity dates and timestamps; read them as ``marker`` instead
+    (NULL, or a value a read's converters count and turn into NULL)."""
     infinities = (b"infinity", b"-infinity")
-
-    def infinite(data: Any) -> bool:
-        if bytes(data) not in infinities:
-            return False
-        if on_infinity is not None:
-            on_infinity()
-        return True
 
     class _Date(DateLoader):
         def load(self, data: Any) -> Any:
-            return None if infinite(data) else super().load(data)
+            return marker if bytes(data) in infinities else super().load(data)
 
     class _Timestamp(TimestampLoader):
         def load(self, data: Any) -> Any:
-            return None if infinite(data) else super().load(data)
+            return marker if bytes(data) in infinities else super().load(data)
 
     class _Timestamptz(TimestamptzLoader):
         def load(self, data: Any) -> Any:
-            return None if infinite(data) else super().load(data)
+            return marker if bytes(data) in infinities else super().load(data)
 
     conn.adapters.register_loader("date", _Date)
     conn.adapters.register_loader("timestamp", _Timestamp)
@@ -158,54 +151,83 @@ def converters_for(columns: Sequence[SqlColumn]) -> list[Any]:
     return [default_converter(c.arrow_type) for c in columns]
 
 
+class _Infinity:
+    """What the psycopg path's loaders return for ±infinity, so the column's converter can count it."""
+
+    def __repr__(self) -> str:
+        return "infinity"
+
+
+INFINITY = _Infinity()
+
+
+def _is_temporal(typ: pa.DataType) -> bool:
+    return bool(pa.types.is_date(typ) or pa.types.is_timestamp(typ))
+
+
 class _Counts:
-    """What the psycopg path changed by rule, told to the source's warnings once per batch."""
+    """What the psycopg path changed by rule: told to the source's warnings after each batch,
+    logged once at the end like the ADBC path."""
 
     def __init__(self, stream: str, warnings: ReadWarnings) -> None:
         self.stream, self.warnings = stream, warnings
-        self.infinities = 0
-        self.by_column: dict[tuple[str, str, str], int] = {}
-
-    def infinity(self) -> None:
-        self.infinities += 1
+        self.pending: dict[tuple[str, str, str], int] = {}
+        self.nulled: dict[str, int] = {}
 
     def counting(self, column: SqlColumn, convert: Converter | None) -> Converter | None:
-        """``convert``, counting the NaNs it turns into NULL and the text it repairs."""
-        if convert is None:
-            return None
-        name = column.name
-        if pa.types.is_decimal(column.arrow_type):
+        """``convert``, counting the NaNs and ±infinities turned into NULL and the text repaired."""
+        name, typ = column.name, column.arrow_type
+        if pa.types.is_decimal(typ) and convert is not None:
             def decimal(value: Any) -> Any:
                 out = convert(value)
                 if out is None:
                     self._count(name, "value_as_null", NULL_NUMBER)
                 return out
             return decimal
-        if pa.types.is_string(column.arrow_type) or pa.types.is_large_string(column.arrow_type):
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ):
             def text(value: Any) -> Any:
                 if isinstance(value, bytes | bytearray | memoryview):
                     try:
                         return bytes(value).decode("utf-8")
                     except UnicodeDecodeError:
                         self._count(name, "text_replaced", REPLACED_TEXT)
-                return convert(value)
+                return convert(value) if convert is not None else value
             return text
+        if _is_temporal(typ) or (pa.types.is_list(typ) and _is_temporal(typ.value_type)):
+            def temporal(value: Any) -> Any:
+                if value is INFINITY:
+                    self._count(name, "value_as_null", NULL_INFINITY)
+                    return None
+                if isinstance(value, list):
+                    value = [self._finite(name, v) for v in value]
+                return convert(value) if convert is not None else value
+            return temporal
         return convert
+
+    def _finite(self, column: str, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self._finite(column, v) for v in value]
+        if value is INFINITY:
+            self._count(column, "value_as_null", NULL_INFINITY)
+            return None
+        return value
 
     def _count(self, column: str, kind: str, rule: str) -> None:
         key = (column, kind, rule)
-        self.by_column[key] = self.by_column.get(key, 0) + 1
+        self.pending[key] = self.pending.get(key, 0) + 1
+        if kind == "value_as_null":
+            self.nulled[column] = self.nulled.get(column, 0) + 1
 
     def flush(self) -> None:
-        for (column, kind, rule), count in self.by_column.items():
+        for (column, kind, rule), count in self.pending.items():
             self.warnings.add(self.stream, kind, column, rule, count)
-        self.by_column.clear()
-        if self.infinities:
-            # psycopg's loaders do not know their column: the stream's count has none.
-            self.warnings.add(self.stream, "value_as_null", None, NULL_INFINITY, self.infinities)
-            log.warning("±infinity dates and timestamps were read as NULL",
-                        extra=fields(stream=self.stream, rows=self.infinities))
-            self.infinities = 0
+        self.pending.clear()
+
+    def report(self) -> None:
+        self.flush()
+        for name, count in self.nulled.items():
+            log.warning("values with no Arrow form (NaN, ±infinity) were read as NULL",
+                        extra=fields(stream=self.stream, column=name, rows=count))
 
 
 def psycopg_batches(conn: Any, sql: str, params: Sequence[Any], plan: ReadPlan,
@@ -213,7 +235,7 @@ def psycopg_batches(conn: Any, sql: str, params: Sequence[Any], plan: ReadPlan,
     """Stream ``sql`` row by row (libpq chunked mode) into batches of at most ``max_rows``."""
     schema = plan.schema
     counts = _Counts(plan.table.stream, warnings)
-    register_infinity_loaders(conn, counts.infinity)
+    register_infinity_loaders(conn, INFINITY)
     converters = [counts.counting(c, convert) for c, convert in zip(plan.columns, converters_for(plan.columns),
                                                                     strict=True)]
     rows: list[Any] = []
@@ -230,4 +252,4 @@ def psycopg_batches(conn: Any, sql: str, params: Sequence[Any], plan: ReadPlan,
         if rows:
             yield rows_to_batch(rows, schema, converters, plan.table.stream, first_row=done)
     finally:
-        counts.flush()
+        counts.report()  # also when the read fails part way: what was counted is still told
