@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import random
+import re
+import struct
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
@@ -19,9 +23,11 @@ from tidemark.connectors import get_connector
 from tidemark.connectors.base import StreamState
 from tidemark.connectors.mysql import MySQLConfig, MySQLSource
 from tidemark.errors import FailureKind, SourceError
-from tidemark.events import StreamSpec, SyncMode
+from tidemark.events import DestinationSpec, StreamSpec, SyncMode
+from tidemark.lakehouse import Lakehouse
 from tidemark.localbroker import free_port
 from tidemark.testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract, rows_of
+from tidemark_ingest.worker.load import Progress, load_stream
 
 pytestmark = pytest.mark.integration
 
@@ -39,25 +45,43 @@ TABLES_SQL = [
         num DECIMAL(38, 10), huge DECIMAL(65, 5), fl FLOAT, dbl DOUBLE, b1 BIT(1), b10 BIT(10), yr YEAR,
         ch CHAR(4), vc VARCHAR(50), txt TEXT, ltxt LONGTEXT, feeling ENUM('happy', 'sad'), tags SET('a', 'b', 'c'),
         js JSON, bn BINARY(4), vb VARBINARY(10), bl BLOB, d DATE, dt DATETIME(6), ts TIMESTAMP(6) NULL,
-        t TIME(6), uid UUID, spot POINT
+        t TIME(6), uid UUID, spot POINT, ufl FLOAT UNSIGNED, fl2 FLOAT(10, 3), b64 BIT(64),
+        raw ENUM('ok', X'FF') CHARACTER SET binary
     ) CHARACTER SET utf8mb4""",
     "CREATE TABLE composite (region VARCHAR(10) NOT NULL, n INT NOT NULL, label TEXT, PRIMARY KEY (region, n))",
     "CREATE TABLE no_key (label TEXT, seen_at DATETIME)",
     "CREATE VIEW happy_items AS SELECT id, txt FROM `Order Items` WHERE feeling = 'happy'",
     "CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(40), changed_at DATETIME NOT NULL)",
+    "CREATE TABLE floats (id INT PRIMARY KEY, f FLOAT, d DOUBLE)",
+    # A dotted name and the name its last part would be if the dot split it.
+    "CREATE TABLE `v1.2 data` (id INT PRIMARY KEY, label TEXT)",
+    "CREATE TABLE `2 data` (id INT PRIMARY KEY, label TEXT)",
 ]
 
 TYPED_COLUMNS = ["id", "select", "MixedCase", "tiny", "utiny", "flag", "med", "uint", "big", "ubig", "num", "huge",
                  "fl", "dbl", "b1", "b10", "yr", "ch", "vc", "txt", "ltxt", "feeling", "tags", "js", "bn", "vb", "bl",
-                 "d", "dt", "ts", "t", "uid", "spot"]
+                 "d", "dt", "ts", "t", "uid", "spot", "ufl", "fl2", "b64", "raw"]
 U = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+
+
+def f32(value: float) -> float:
+    """``value`` rounded to the nearest float32, as a FLOAT column stores it."""
+    return float(pa.scalar(value, pa.float32()).as_py())
+
+
+def bits(value: int) -> tuple[str, Decimal]:
+    """A BIT(64) literal and the decimal(20, 0) Arrow must hold."""
+    return f"b'{value:b}'", Decimal(value)
 
 # (SQL expression per column, the value Arrow must hold)
 TYPED_ROWS: list[dict[str, tuple[str, Any]]] = [
     {"select": ("7", 7), "MixedCase": ("42", 42), "tiny": ("-5", -5), "utiny": ("200", 200), "flag": ("TRUE", True),
      "med": ("-8388608", -8388608), "uint": ("4294967295", 4294967295), "big": ("9000000000", 9_000_000_000),
      "ubig": ("18446744073709551615", Decimal("18446744073709551615")),
-     "num": ("12345.6789012345", Decimal("12345.6789012345")), "huge": ("1.5", "1.50000"), "fl": ("1.5", 1.5),
+     "num": ("12345.6789012345", Decimal("12345.6789012345")), "huge": ("1.5", "1.50000"),
+     # Every bit of the float32 mantissa: the text protocol would send 4938.27 (4938.27001953125).
+     "fl": ("4938.27099609375", 4938.27099609375), "ufl": ("16777215", 16777215.0),
+     "fl2": ("1234567.125", 1234567.125), "b64": bits(2**64 - 1), "raw": ("'ok'", "ok"),
      "dbl": ("2.25", 2.25), "b1": ("b'1'", True), "b10": ("b'1010'", 10), "yr": ("2024", 2024),
      "ch": ("'ab'", "ab"), "vc": ("'O''Brien'", "O'Brien"), "txt": ("'héllo wörld 🌊 東京'", "héllo wörld 🌊 東京"),
      "ltxt": ("REPEAT('x', 1000)", "x" * 1000), "feeling": ("'happy'", "happy"), "tags": ("'a,c'", "a,c"),
@@ -83,11 +107,23 @@ TYPED_ROWS: list[dict[str, tuple[str, Any]]] = [
                                                      datetime(9999, 12, 31, 23, 59, 59, 999999)),
      "ts": ("'1970-01-01 00:00:01'", datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)),
      "t": ("'00:00:00'", time(0, 0)), "uid": ("'00000000-0000-0000-0000-000000000000'",
-                                              "00000000-0000-0000-0000-000000000000")},
-    # Values Arrow cannot hold read as NULL (and logged): zero dates, TIME beyond a day or negative.
-    {"d": ("'0000-00-00'", None), "dt": ("'0000-00-00 00:00:00'", None), "t": ("'838:59:59'", None)},
-    {"t": ("'-01:00:00'", None), "d": ("'2024-00-10'", None)},
+                                              "00000000-0000-0000-0000-000000000000"),
+     "ufl": ("3.4028234663852886e38", f32(3.4028234663852886e38)), "fl2": ("-0.001", f32(-0.001)),
+     "b64": bits(0), "raw": ("X'FF'", "\ufffd")},
+    # Values Arrow cannot hold read as NULL (and counted as warnings): zero dates, TIME beyond a day
+    # or negative. Bytes that are not UTF-8 in a text column are replaced (and counted).
+    {"d": ("'0000-00-00'", None), "dt": ("'0000-00-00 00:00:00'", None), "t": ("'838:59:59'", None),
+     "fl": ("1.401298464324817e-45", f32(1.401298464324817e-45)), "b64": bits(2**63), "raw": ("X'FF'", "\ufffd")},
+    {"t": ("'-01:00:00'", None), "d": ("'2024-00-10'", None),
+     "fl": ("1.1754943508222875e-38", f32(1.1754943508222875e-38)), "b64": bits(2**63 - 1)},
+    {"t": ("'24:00:00'", None), "ts": ("'0000-00-00 00:00:00'", None), "fl2": ("9999999.999", f32(9999999.999))},
 ]
+
+# What reading the typed table must report, per (kind, column): how many values each rule changed.
+TYPED_WARNINGS = {
+    ("value_as_null", "d"): 2, ("value_as_null", "dt"): 1, ("value_as_null", "ts"): 1, ("value_as_null", "t"): 3,
+    ("text_replaced", "raw"): 2, ("type_as_text", "huge"): 0,
+}
 
 EXPECTED_TYPES = {
     "id": pa.int64(), "select": pa.int16(), "MixedCase": pa.int32(), "tiny": pa.int8(), "utiny": pa.int16(),
@@ -97,7 +133,23 @@ EXPECTED_TYPES = {
     "ltxt": pa.string(), "feeling": pa.string(), "tags": pa.string(), "js": pa.string(), "bn": pa.binary(),
     "vb": pa.binary(), "bl": pa.binary(), "d": pa.date32(), "dt": pa.timestamp("us"),
     "ts": pa.timestamp("us", tz="UTC"), "t": pa.time64("us"), "uid": pa.string(), "spot": pa.string(),
+    "ufl": pa.float32(), "fl2": pa.float32(), "b64": pa.decimal128(20, 0), "raw": pa.string(),
 }
+
+
+def _random_floats(count: int) -> list[tuple[int, float, float]]:
+    """``(id, float32, float64)`` from random bit patterns: every exponent, every mantissa bit."""
+    rng = random.Random(6)
+    out: list[tuple[int, float, float]] = []
+    while len(out) < count:
+        single = struct.unpack("<f", struct.pack("<I", rng.getrandbits(32)))[0]
+        double = struct.unpack("<d", struct.pack("<Q", rng.getrandbits(64)))[0]
+        if math.isfinite(single) and math.isfinite(double):
+            out.append((len(out) + 1, single, double))
+    return out
+
+
+FLOATS = _random_floats(1000)
 
 
 def admin(database: str | None = None) -> Any:
@@ -130,6 +182,9 @@ def mysql_db() -> Iterator[str]:
             cur.executemany("INSERT INTO no_key VALUES (%s, %s)", [("x", datetime(2024, 1, 1)), ("x", None)])
             cur.execute("INSERT INTO big SELECT seq, MD5(seq), '2024-01-01' + INTERVAL seq MINUTE "
                         "FROM seq_1_to_5000")
+            cur.executemany("INSERT INTO floats VALUES (%s, %s, %s)", FLOATS)
+            cur.executemany("INSERT INTO `v1.2 data` VALUES (%s, %s)", [(1, "dotted one"), (2, "dotted two")])
+            cur.execute("INSERT INTO `2 data` VALUES (1, 'plain')")
         yield name
     finally:
         with admin() as conn, conn.cursor() as cur:
@@ -304,3 +359,81 @@ def test_tls_required_but_not_offered(mysql_db: str) -> None:
     err = _check_error(src)
     assert err.kind is FailureKind.CONFIG
     assert err.detail == {"field": "tls_mode"}
+
+
+# --------------------------------------------------------------------------- values that must not be lost
+
+
+def test_float_and_double_arrive_exactly(mysql_db: str) -> None:
+    """A FLOAT holds 24 mantissa bits; the text protocol's six digits lost them for a third of these rows."""
+    src = source(mysql_db)
+    spec = StreamSpec(name=f"{mysql_db}.floats")
+    assert src.arrow_schema(spec).field("f").type == pa.float32()
+    rows = rows_of(src.read(spec, None))
+    got = {r["id"]: (r["f"], r["d"]) for r in rows}
+    assert got == {i: (f, d) for i, f, d in FLOATS}
+
+
+def test_values_read_as_null_or_replaced_are_counted(mysql_db: str) -> None:
+    src = source(mysql_db, batch_size=2)  # counts add up across batches
+    spec = StreamSpec(name=f"{mysql_db}.Order Items")
+    list(src.read(spec, None))
+    assert {(w.kind, w.column): w.count for w in src.warnings.take(spec.name)} == TYPED_WARNINGS
+    assert src.warnings.take(spec.name) == [], "taken once"
+
+
+def test_typed_table_through_the_lakehouse_keeps_every_value_and_reports_warnings(
+        lake: Lakehouse, mysql_db: str) -> None:
+    """The worker's path: bit(64) as an Iceberg decimal, float32 exact, the NULLs by rule as warnings."""
+    stream = f"{mysql_db}.Order Items"
+    stats = load_stream(lake, source(mysql_db, batch_size=2), DestinationSpec(namespace="typed"),
+                        StreamSpec(name=stream), "typed-run", Progress())
+    assert stats.status == "succeeded", stats.error
+    assert {(w.kind, w.column): w.count for w in stats.warnings} == TYPED_WARNINGS
+    by_kind = {(w.kind, w.column): w.message for w in stats.warnings}
+    assert "24:00:00" in by_kind[("value_as_null", "t")]
+    assert "0000-00-00" in by_kind[("value_as_null", "d")]
+    table = lake.catalog.load_table(stats.table).scan().to_arrow()
+    rows = sorted(table.to_pylist(), key=lambda r: r["id"])
+    assert [r["id"] for r in rows] == list(range(1, len(TYPED_ROWS) + 1))
+    for row, inserted in zip(rows, TYPED_ROWS, strict=True):
+        for column in TYPED_COLUMNS[1:]:
+            want = inserted[column][1] if column in inserted else None
+            assert _same(row[column], want, column), f"row {row['id']} {column}: {row[column]!r} != {want!r}"
+
+
+def test_a_dotted_name_and_its_last_part_load_into_their_own_tables(lake: Lakehouse, mysql_db: str) -> None:
+    src = source(mysql_db)
+    loaded: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    for name in ("v1.2 data", "2 data"):
+        stats = load_stream(lake, src, DestinationSpec(namespace="names"), StreamSpec(name=f"{mysql_db}.{name}"),
+                            "names-run", Progress())
+        assert stats.status == "succeeded", stats.error
+        rows = lake.catalog.load_table(stats.table).scan().to_arrow().to_pylist()
+        loaded[name] = (stats.table, sorted(rows, key=lambda r: r["id"]))
+    assert re.fullmatch(rf"names\.{mysql_db}__v1_2_data_[0-9a-f]{{8}}", loaded["v1.2 data"][0])
+    assert re.fullmatch(rf"names\.{mysql_db}__2_data_[0-9a-f]{{8}}", loaded["2 data"][0])
+    assert loaded["v1.2 data"][1] == [{"id": 1, "label": "dotted one"}, {"id": 2, "label": "dotted two"}]
+    assert loaded["2 data"][1] == [{"id": 1, "label": "plain"}]
+
+
+def test_a_value_its_planned_type_cannot_hold_names_column_type_and_row(lake: Lakehouse, mysql_db: str) -> None:
+    """A column widened between planning and reading (an ALTER while a run starts): the run's error
+    says which column, which type, which row (counted across batches) and which value."""
+    with admin(mysql_db) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE drift (id INT PRIMARY KEY, n INT)")
+        cur.executemany("INSERT INTO drift VALUES (%s, %s)", [(i, i * 10) for i in range(1, 6)])
+    src = source(mysql_db, batch_size=2)
+    spec = StreamSpec(name=f"{mysql_db}.drift")
+    assert src.arrow_schema(spec).field("n").type == pa.int32()
+    declared = src.table(spec.name).column("n").source_type  # type: ignore[union-attr]
+    with admin(mysql_db) as conn, conn.cursor() as cur:
+        cur.execute("ALTER TABLE drift MODIFY n BIGINT")
+        cur.execute("UPDATE drift SET n = 3000000000 WHERE id = 4")
+    stats = load_stream(lake, src, DestinationSpec(namespace="drift"), spec, "drift-run", Progress())
+    assert stats.status == "failed"
+    assert stats.error is not None
+    assert stats.error.message == (
+        f"stream '{mysql_db}.drift': column 'n' ({declared}, read as int32) cannot hold the value '3000000000' "
+        "at row 4 (counting from 1 in read order)")
+    assert stats.error.kind == "terminal"

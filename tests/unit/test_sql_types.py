@@ -11,6 +11,8 @@ from tidemark.connectors.mysql.types import map_type as mysql_type
 from tidemark.connectors.postgres.types import PgType, numeric_precision_scale
 from tidemark.connectors.postgres.types import map_type as pg_type
 from tidemark.connectors.redshift import map_type as redshift_type
+from tidemark.connectors.sql_common import rows_to_batch, shown_value
+from tidemark.errors import FailureKind, SourceError
 
 pytestmark = pytest.mark.unit
 
@@ -71,9 +73,13 @@ def test_postgres_unknown_types_become_text_with_a_warning() -> None:
     ("decimal", "decimal(12,2)", 12, 2, pa.decimal128(12, 2)),
     ("decimal", "decimal(65,5)", 65, 5, pa.string()),
     ("float", "float", None, None, pa.float32()),
+    ("float", "float unsigned", None, None, pa.float32()),
+    ("float", "float(10,3)", 10, 3, pa.float32()),
     ("double", "double", None, None, pa.float64()),
     ("bit", "bit(1)", None, None, pa.bool_()),
     ("bit", "bit(12)", None, None, pa.int64()),
+    ("bit", "bit(63)", None, None, pa.int64()),
+    ("bit", "bit(64)", None, None, pa.decimal128(20, 0)),
     ("year", "year(4)", None, None, pa.int16()),
     ("enum", "enum('a','b')", None, None, pa.string()),
     ("json", "json", None, None, pa.string()),
@@ -85,6 +91,12 @@ def test_postgres_unknown_types_become_text_with_a_warning() -> None:
 def test_mysql_types(data_type: str, column_type: str, precision: int | None, scale: int | None,
                      expected: pa.DataType) -> None:
     assert mysql_type(data_type, column_type, precision, scale)[0] == expected
+
+
+@pytest.mark.parametrize("column_type", ["float", "float unsigned", "float(10,3)"])
+def test_mysql_float_is_selected_as_a_double_so_every_digit_arrives(column_type: str) -> None:
+    # The text protocol prints a FLOAT with six significant digits; the same value as a DOUBLE in full.
+    assert mysql_type("float", column_type, None, None) == (pa.float32(), "{} * 1e0", None)
 
 
 def test_mysql_geometry_and_unknown_types() -> None:
@@ -140,3 +152,32 @@ def test_redshift_numeric_precision_and_unknown_types() -> None:
     assert redshift_type("numeric", 38, 6)[0] == pa.decimal128(38, 6)
     assert redshift_type("hllsketch", None, None) == (
         pa.string(), "CAST({} AS VARCHAR)", "unsupported type hllsketch: read as text")
+
+
+# --------------------------------------------------------------------------- a value that does not fit
+
+
+def test_rows_to_batch_names_column_type_row_and_value() -> None:
+    schema = pa.schema([pa.field("id", pa.int64()), pa.field("n", pa.int32())])
+    rows = [(1, 5), (2, None), (3, 3_000_000_000), (4, 7)]
+    with pytest.raises(SourceError) as caught:
+        rows_to_batch(rows, schema, [None, None], "s.t", first_row=100)
+    assert caught.value.message == (
+        "stream 's.t': column 'n' (int32) cannot hold the value '3000000000' "
+        "at row 103 (counting from 1 in read order)")
+    assert caught.value.detail == {"column": "n", "type": "int32", "row": 103}
+    assert caught.value.kind is FailureKind.TERMINAL
+
+
+def test_rows_to_batch_without_an_offset_says_the_row_is_within_a_batch() -> None:
+    schema = pa.schema([pa.field("d", pa.date32())])
+    with pytest.raises(SourceError) as caught:
+        rows_to_batch([(None,), ("x" * 100,)], schema, [None], "s.t")
+    assert caught.value.message == (
+        f"stream 's.t': column 'd' (date32[day]) cannot hold the value '{'x' * 40}…' at row 2 of a batch")
+
+
+def test_shown_values_are_short_text() -> None:
+    assert shown_value(b"\xffab") == repr("\ufffdab")
+    assert shown_value(12) == "'12'"
+    assert len(shown_value("y" * 1000)) == 40 + 3

@@ -371,13 +371,55 @@ def default_converter(typ: pa.DataType) -> Converter | None:
     return None
 
 
+SHOWN_VALUE_CHARS = 40
+_ARRAY_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError, TypeError,
+                 ValueError)
+
+
+def shown_value(value: Any) -> str:
+    """A value as an error message quotes it: its text, cut to ``SHOWN_VALUE_CHARS``."""
+    text = bytes(value).decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
+    return repr(text if len(text) <= SHOWN_VALUE_CHARS else text[:SHOWN_VALUE_CHARS] + "…")
+
+
+def unfit_value(stream: str, column: str, source_type: str | None, typ: pa.DataType, row: int | None,
+                value: Any, where: str = "") -> SourceError:
+    """The error for a value ``typ`` cannot hold: which column, which type, which row, which value.
+
+    ``row`` counts from 1 in the order the read returned rows (a read by key range counts
+    within its range); ``where`` replaces the position when only a batch-relative one is known."""
+    declared = f"{source_type}, read as {typ}" if source_type else str(typ)
+    position = where or f"row {row} (counting from 1 in read order)"
+    return SourceError(
+        f"stream {stream!r}: column {column!r} ({declared}) cannot hold the value {shown_value(value)} "
+        f"at {position}",
+        FailureKind.TERMINAL, column=column, type=str(typ), row=row,
+    )
+
+
+def first_unfit(values: Sequence[Any], to_array: Callable[[Sequence[Any]], pa.Array]) -> int:
+    """The index of the first value ``to_array`` refuses on its own (0 when none does alone)."""
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        try:
+            to_array([v])
+        except _ARRAY_ERRORS:
+            return i
+    return 0
+
+
 def rows_to_batch(
     rows: Sequence[Sequence[Any]],
     schema: pa.Schema,
     converters: Sequence[Converter | None],
     stream: str,
+    first_row: int | None = None,
 ) -> pa.RecordBatch:
-    """Rows (tuples from a DB-API cursor) → one record batch of ``schema``."""
+    """Rows (tuples from a DB-API cursor) → one record batch of ``schema``.
+
+    ``first_row`` is how many rows of the read came before these, so an error can name the
+    row's position in the read; without it the error names the row within this batch."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     arrays = []
     for values, fld, convert in zip(columns, schema, converters, strict=True):
@@ -386,11 +428,11 @@ def rows_to_batch(
             data = [None if v is None else convert(v) for v in values]
         try:
             arrays.append(pa.array(data, type=fld.type))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError) as exc:
-            raise SourceError(
-                f"stream {stream!r}: column {fld.name!r} holds a value that does not fit {fld.type}: {exc}",
-                FailureKind.TERMINAL, column=fld.name,
-            ) from exc
+        except _ARRAY_ERRORS as exc:
+            typ = fld.type
+            i = first_unfit(data, lambda one: pa.array(one, type=typ))  # noqa: B023 - called at once
+            row, where = (first_row + i + 1, "") if first_row is not None else (None, f"row {i + 1} of a batch")
+            raise unfit_value(stream, fld.name, None, fld.type, row, values[i], where) from exc
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 

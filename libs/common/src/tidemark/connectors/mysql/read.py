@@ -3,7 +3,8 @@
 PyMySQL is pure Python; converting each value to a Python object is most of its cost.
 So it is asked for raw text (no decoders) and Arrow's C++ casts parse whole columns
 at once. Values Arrow refuses (zero dates, TIME beyond a day) fall back to a per-value
-path that reads them as NULL and says so.
+path that reads them as NULL and counts them in the source's warnings; any other value
+a cast refuses fails the read with an error naming its column, type and row.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pymysql.converters  # type: ignore[import-untyped]
 
+from tidemark.connectors.base import ReadWarnings
 from tidemark.connectors.mysql.types import bit_width
-from tidemark.connectors.sql_common import ReadPlan, SqlColumn
-from tidemark.errors import FailureKind, SourceError
+from tidemark.connectors.sql_common import ReadPlan, SqlColumn, first_unfit, unfit_value
+from tidemark.errors import SourceError
 from tidemark.logs import fields
 
 log = logging.getLogger("tidemark.connectors")
@@ -30,17 +32,27 @@ RAW_CONVERSIONS = {k: v for k, v in pymysql.converters.conversions.items() if no
 
 Decoder = Callable[[Sequence[Any]], pa.Array]
 
+NULL_DATE = "zero or invalid dates (such as 0000-00-00) have no Arrow form: read as NULL"
+NULL_TIME = ("TIME values outside 00:00:00-23:59:59.999999 (negative, or 24:00:00 and beyond) "
+             "are not a time of day: read as NULL")
+REPLACED_TEXT = "bytes that are not UTF-8 were replaced by U+FFFD"
+
 
 class Decoders:
-    def __init__(self, plan: ReadPlan) -> None:
+    """Decodes a read's batches, counting the values a documented rule changed into ``warnings``."""
+
+    def __init__(self, plan: ReadPlan, warnings: ReadWarnings) -> None:
         self.stream = plan.table.stream
+        self.warnings = warnings
         self.nulled: dict[str, int] = {}
+        self.rows_before = 0  # rows of the read decoded before the current batch
         self.decoders = [self._decoder(c) for c in plan.columns]
         self.schema = plan.schema
 
     def batch(self, rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
         columns = list(zip(*rows, strict=True))
         arrays = [decode(values) for decode, values in zip(self.decoders, columns, strict=True)]
+        self.rows_before += len(rows)
         return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def report(self) -> None:
@@ -57,9 +69,9 @@ class Decoders:
                 return lambda v: pa.array([None if x is None else x != b"\x00" for x in v], pa.bool_())
             return lambda v: pc.not_equal(self._cast(column, v, pa.int64()), 0)
         if bit_width(column) is not None:
-            return lambda v: pa.array([None if x is None else int.from_bytes(x, "big") for x in v], typ)
+            return lambda v: self._bits(column, v)
         if pa.types.is_time(typ):
-            return lambda v: self._per_value(column, v, _time)
+            return lambda v: self._per_value(column, v, _time, NULL_TIME)
         if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
             parse: Callable[[str], Any] = _date if pa.types.is_date(typ) else _datetime
             return lambda v: self._cast(column, v, typ, fallback=parse)
@@ -69,13 +81,32 @@ class Decoders:
             return lambda v: self._strings(column, v)
         return lambda v: self._cast(column, v, typ)
 
+    def _bits(self, column: SqlColumn, values: Sequence[Any]) -> pa.Array:
+        ints = [None if x is None else int.from_bytes(x, "big") for x in values]
+        try:
+            return pa.array(ints, column.arrow_type)
+        except (pa.ArrowInvalid, OverflowError) as exc:
+            i = first_unfit(ints, lambda one: pa.array(one, column.arrow_type))
+            raise self._unfit(column, i, ints[i]) from exc
+
     def _strings(self, column: SqlColumn, values: Sequence[Any]) -> pa.Array:
         try:
             return pa.array(values, pa.string())
         except (pa.ArrowInvalid, pa.ArrowTypeError):
-            # Bytes from a binary-collated column that are not UTF-8.
-            return pa.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in values],
-                            pa.string())
+            # Bytes that are not UTF-8, from a column of a binary character set (an ENUM or SET).
+            out: list[Any] = []
+            replaced = 0
+            for v in values:
+                if isinstance(v, bytes):
+                    try:
+                        v = v.decode("utf-8")
+                    except UnicodeDecodeError:
+                        v = v.decode("utf-8", "replace")
+                        replaced += 1
+                out.append(v)
+            if replaced:
+                self.warnings.add(self.stream, "text_replaced", column.name, REPLACED_TEXT, replaced)
+            return pa.array(out, pa.string())
 
     def _cast(self, column: SqlColumn, values: Sequence[Any], typ: pa.DataType,
               fallback: Callable[[str], Any] | None = None) -> pa.Array:
@@ -86,19 +117,26 @@ class Decoders:
             return text.cast(typ)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             if fallback is None:
-                raise SourceError(
-                    f"stream {self.stream!r}: column {column.name!r} holds a value that does not fit {typ}: {exc}",
-                    FailureKind.TERMINAL, column=column.name,
-                ) from exc
-            return self._per_value(column, values, fallback)
+                i = first_unfit(values, lambda one: pa.array(one, pa.string()).cast(typ))
+                raise self._unfit(column, i, values[i]) from exc
+            return self._per_value(column, values, fallback, NULL_DATE)
 
-    def _per_value(self, column: SqlColumn, values: Sequence[Any], parse: Callable[[str], Any]) -> pa.Array:
+    def _unfit(self, column: SqlColumn, index: int, value: Any) -> SourceError:
+        return unfit_value(self.stream, column.name, column.source_type, column.arrow_type,
+                           self.rows_before + index + 1, value)
+
+    def _per_value(self, column: SqlColumn, values: Sequence[Any], parse: Callable[[str], Any],
+                   rule: str) -> pa.Array:
         out: list[Any] = []
+        nulled = 0
         for v in values:
             parsed = None if v is None else parse(v.decode() if isinstance(v, bytes) else v)
             if parsed is None and v is not None:
-                self.nulled[column.name] = self.nulled.get(column.name, 0) + 1
+                nulled += 1
             out.append(parsed)
+        if nulled:
+            self.nulled[column.name] = self.nulled.get(column.name, 0) + nulled
+            self.warnings.add(self.stream, "value_as_null", column.name, rule, nulled)
         typ = column.arrow_type
         if pa.types.is_timestamp(typ) and typ.tz is not None:
             return pa.array(out, pa.timestamp(typ.unit)).cast(typ)
@@ -133,8 +171,10 @@ def _time(text: str) -> time | None:
     return (datetime.min + span).time()
 
 
-def stream_rows(cursor: Any, plan: ReadPlan, batch_size: int) -> Iterator[pa.RecordBatch]:
-    decoders = Decoders(plan)
-    while rows := cursor.fetchmany(batch_size):
-        yield decoders.batch(rows)
-    decoders.report()
+def stream_rows(cursor: Any, plan: ReadPlan, batch_size: int, warnings: ReadWarnings) -> Iterator[pa.RecordBatch]:
+    decoders = Decoders(plan, warnings)
+    try:
+        while rows := cursor.fetchmany(batch_size):
+            yield decoders.batch(rows)
+    finally:
+        decoders.report()  # also when the read fails part way: what was counted is still told

@@ -200,7 +200,7 @@ class MySQLSource(SqlSource):
         sql, params = self.dialect.render(plan)
         with self._connection(pymysql.cursors.SSCursor) as conn, conn.cursor() as cur:
             cur.execute(sql, params)
-            yield from stream_rows(cur, plan, self.config.batch_size)
+            yield from stream_rows(cur, plan, self.config.batch_size, self.warnings)
 
     def partitions(self, stream: StreamSpec, count: int) -> list[KeyRange]:
         """Equal-width ranges of an integer first key column, from its MIN and MAX."""

@@ -9,6 +9,7 @@ import pyarrow as pa
 from tidemark.connectors.sql_common import SqlColumn
 
 MAX_DECIMAL_PRECISION = 38
+MAX_INT64_BITS = 64  # a bit(n) with fewer bits fits int64
 
 TEXT = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json",
                   "uuid", "inet4", "inet6"})
@@ -37,12 +38,18 @@ def map_type(data_type: str, column_type: str, precision: int | None, scale: int
             return pa.string(), "{}", f"{column_type} does not fit decimal128(38, s): read as exact text"
         return pa.decimal128(p, s), "{}", None
     if dt == "float":
-        return pa.float32(), "{}", None
+        # The text protocol prints a FLOAT with six significant digits (4938.27099609375 arrives
+        # as 4938.27); as a DOUBLE it prints every digit of the same value, which is exact in
+        # float32. `* 1e0` rather than CAST(... AS DOUBLE), which MySQL < 8.0.17 lacks.
+        return pa.float32(), "{} * 1e0", None
     if dt in ("double", "real", "double precision"):
         return pa.float64(), "{}", None
     if dt == "bit":
-        m = _BIT.match(ct)
-        return (pa.bool_() if m and m.group(1) == "1" else pa.int64()), "{}", None
+        width = int(m.group(1)) if (m := _BIT.match(ct)) else 1
+        if width == 1:
+            return pa.bool_(), "{}", None
+        # bit(64) holds up to 2^64 - 1, past int64: like bigint unsigned, only decimal(20, 0) holds it.
+        return (pa.int64() if width < MAX_INT64_BITS else pa.decimal128(20, 0)), "{}", None
     if dt == "year":
         return pa.int16(), "{}", None
     if dt in TEXT:

@@ -141,12 +141,13 @@ class PostgresSource(SqlSource):
         if self.config.engine == "psycopg":
             sql, params = self.dialect.render(plan)
             with self.connect() as conn:
-                yield from psycopg_batches(conn, sql, params, plan, self.config.batch_size)
+                yield from psycopg_batches(conn, sql, params, plan, self.config.batch_size, self.warnings)
             return
         sql, params = ADBC_DIALECT.render(plan)
         with libpq_params(self.config) as libpq:
             try:
-                yield from adbc_batches(libpq_uri(libpq), sql, params, plan, self.config.batch_size)
+                yield from adbc_batches(libpq_uri(libpq), sql, params, plan, self.config.batch_size,
+                                        self.warnings)
             except adbc.Error as exc:
                 raise translate(exc, self.config, f"reading {plan.table.stream}") from exc
 
