@@ -196,14 +196,16 @@ class RedshiftSource(SqlSource):
         converters = [_unhex if c.select == "TO_HEX({})" else default_converter(c.arrow_type)
                       for c in plan.columns]
         rows: list[Any] = []
+        done = 0
         with self.connect() as conn, conn.cursor() as cur:
             for row in cur.stream(sql, params, size=min(self.config.batch_size, 10_000)):
                 rows.append(row)
                 if len(rows) >= self.config.batch_size:
-                    yield rows_to_batch(rows, plan.schema, converters, plan.table.stream)
+                    yield rows_to_batch(rows, plan.schema, converters, plan.table.stream, first_row=done)
+                    done += len(rows)
                     rows = []
         if rows:
-            yield rows_to_batch(rows, plan.schema, converters, plan.table.stream)
+            yield rows_to_batch(rows, plan.schema, converters, plan.table.stream, first_row=done)
 
     def partitions(self, stream: StreamSpec, count: int) -> list[KeyRange]:
         """Equal-width ranges of an integer first key, for tables big enough to be worth it."""

@@ -236,5 +236,7 @@ class MssqlSource(SqlSource):
             cur = conn.cursor()
             # Dict parameters: pymssql then only substitutes %(name)s, never a `%` in an identifier.
             cur.execute(sql, self.dialect.named(params) if params else None)
+            done = 0
             while rows := cur.fetchmany(self.config.batch_size):
-                yield rows_to_batch(rows, plan.schema, converters, plan.table.stream)
+                yield rows_to_batch(rows, plan.schema, converters, plan.table.stream, first_row=done)
+                done += len(rows)
