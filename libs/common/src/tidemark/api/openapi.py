@@ -3,8 +3,8 @@
 FastAPI documents a 422 as ``application/json`` in its own shape, and nothing else; every
 error we send is an RFC 9457 problem (see :mod:`tidemark.api.problems`). Here each operation
 gets the problem responses that follow from its own description: 401 where it needs a token,
-400 for a JSON body that does not parse, 415 for a body that is not JSON, 404 for a path naming a resource, 422 for invalid
-input.
+400 for a JSON body that does not parse, 415 for a body that is not JSON, 404 for a path naming
+a resource, 422 for invalid input.
 Responses that depend on a route's own rules (409, 503) the route declares with
 :func:`problem_responses`.
 """
