@@ -203,6 +203,17 @@ async def test_malformed_json_names_the_body_and_its_line_and_column(client: htt
     assert "line 3, column 15" in problem["detail"]
 
 
+async def test_a_json_body_that_is_not_text_is_malformed_json_too(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/pipelines", content=b'{"name":\n "\xff"}', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["type"].endswith("/malformed-json")
+    assert response.json()["errors"] == [
+        {"field": "body", "message": "not utf-8 text (invalid start byte) at line 2, column 3", "type": "json_invalid"}
+    ]
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", None])
 async def test_a_body_that_is_not_json_is_a_415(client: httpx.AsyncClient, content_type: str | None) -> None:
     headers = {"content-type": content_type} if content_type else {}

@@ -45,12 +45,18 @@ async def _tidemark_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def _position(document: Any, offset: Any) -> str:
-    """``line L, column C`` (both from 1) of a character offset, as :mod:`json` counts them."""
-    if not isinstance(document, str) or not isinstance(offset, int):
+    """``line L, column C`` (both from 1) of an offset into the text (or bytes), as :mod:`json` counts them."""
+    if not isinstance(document, str | bytes) or not isinstance(offset, int):
         return "an unknown position"
-    line = document.count("\n", 0, offset) + 1
-    column = offset - document.rfind("\n", 0, offset)
+    newline: Any = "\n" if isinstance(document, str) else b"\n"
+    line = document.count(newline, 0, offset) + 1
+    column = offset - document.rfind(newline, 0, offset)
     return f"line {line}, column {column}"
+
+
+def _malformed_json_problem(message: str) -> JSONResponse:
+    return problem(400, "malformed-json", "Malformed JSON", f"The request body is not valid JSON: {message}.",
+                   errors=[{"field": "body", "message": message, "type": "json_invalid"}])
 
 
 def _malformed_json(exc: RequestValidationError, error: Mapping[str, Any]) -> JSONResponse:
@@ -59,9 +65,7 @@ def _malformed_json(exc: RequestValidationError, error: Mapping[str, Any]) -> JS
     loc = error.get("loc", ())
     offset = loc[1] if len(loc) > 1 else None
     reason = str((error.get("ctx") or {}).get("error", "invalid JSON"))
-    message = f"{reason} at {_position(exc.body, offset)}"
-    return problem(400, "malformed-json", "Malformed JSON", f"The request body is not valid JSON: {message}.",
-                   errors=[{"field": "body", "message": message, "type": "json_invalid"}])
+    return _malformed_json_problem(f"{reason} at {_position(exc.body, offset)}")
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -92,6 +96,12 @@ def _allowed_methods(request: Request) -> str:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+        # FastAPI's "error parsing the body": JSON declared, but the bytes are not text (the
+        # column counts bytes here).
+        where = _position(cause.object, cause.start)
+        return _malformed_json_problem(f"not {cause.encoding} text ({cause.reason}) at {where}")
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request)
