@@ -54,7 +54,7 @@ def _not_null(value: Any) -> Any:
 
 
 class _NotNullInSchema:
-    """Drop the ``null`` branch (and the ``null`` default) from the field's JSON Schema."""
+    """Drop the ``null`` branch from the field's JSON Schema (``drop_null_defaults`` drops its default)."""
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler

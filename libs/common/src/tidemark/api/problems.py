@@ -94,6 +94,11 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+SLUGS = {
+    401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed", 415: "unsupported-media-type"
+}
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     cause = exc.__cause__
@@ -105,12 +110,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request)
-    slug = {
-        401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
-        415: "unsupported-media-type",
-    }.get(
-        exc.status_code, "http-error"
-    )
+    slug = SLUGS.get(exc.status_code, "http-error")
     # Keep the exception's headers: a 405 must say which methods are allowed (RFC 9110 `Allow`).
     return problem(exc.status_code, slug, slug.replace("-", " ").capitalize(), str(exc.detail), headers=headers)
 
