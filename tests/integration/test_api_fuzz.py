@@ -1,10 +1,15 @@
 """Fuzz every service's OpenAPI with schemathesis: no request, however odd, may answer 5xx.
 
-Each service runs in-process, its lifespan included, on a fresh database of its own.
+Each service runs in-process, its lifespan included, on a fresh database of its own; so does
+the embedded platform, the one app that mounts all six services behind a single OpenAPI.
 
 ``test_every_response_is_documented_and_no_server_error`` lets schemathesis generate valid
 and invalid requests and holds every answer to the documented status codes, content types
 and schemas. Answers do not depend on the database, so it runs on SQLite.
+
+``test_the_embedded_platform_answers_every_request_as_documented`` holds the single OpenAPI of
+``tidemark up`` to the same checks, with fewer examples per operation, and with path ids drawn
+half the time from a connection and a pipeline that exist.
 
 ``test_edge_values_never_cause_a_server_error`` takes generated valid requests and swaps
 one value, or every value at once, for an edge case the field's schema allows but random
@@ -27,6 +32,7 @@ from typing import Any
 import pytest
 import schemathesis
 from cryptography.fernet import Fernet
+from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
@@ -45,7 +51,8 @@ from schemathesis.specs.openapi.checks import (
 
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
-from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
+from tidemark.settings import AuthSettings, DatabaseSettings, KafkaSettings, PlatformSettings
+from tidemark_cli.embedded import Embedded, create_embedded_app
 
 pytestmark = pytest.mark.integration
 
@@ -118,13 +125,8 @@ def _database_url(request: pytest.FixtureRequest, tmp_path: Path, engine: str) -
     return make()
 
 
-def _serve(request: pytest.FixtureRequest, tmp_path: Path, *, edges: bool = False) -> Iterator[BaseSchema]:
-    """The service's schema, loaded from the running app; the app stops afterwards."""
+def _service_app(request: pytest.FixtureRequest, tmp_path: Path) -> FastAPI:
     service, engine = request.param
-    # schemathesis 4.32 renames the running test through `Function._nodeid`, which pytest 9.2
-    # no longer has; giving it one back keeps its per-operation reporting working.
-    if not hasattr(request.node, "_nodeid"):
-        request.node._nodeid = request.node.nodeid
     definition = importlib.import_module(f"{service.package}.app").DEFINITION
     settings_class = getattr(importlib.import_module(f"{service.package}.settings"), service.settings_class)
     service_settings = settings_class(
@@ -134,7 +136,15 @@ def _serve(request: pytest.FixtureRequest, tmp_path: Path, *, edges: bool = Fals
         bus="memory",
         **service.extras(),
     )
-    app = build_app([(definition, service_settings)], title=definition.title, bus=MemoryBus(), migrate=True)
+    return build_app([(definition, service_settings)], title=definition.title, bus=MemoryBus(), migrate=True)
+
+
+def _schema(request: pytest.FixtureRequest, app: FastAPI, *, edges: bool = False) -> Iterator[BaseSchema]:
+    """The app's schema, loaded from the running app; the app stops afterwards."""
+    # schemathesis 4.32 renames the running test through `Function._nodeid`, which pytest 9.2
+    # no longer has; giving it one back keeps its per-operation reporting working.
+    if not hasattr(request.node, "_nodeid"):
+        request.node._nodeid = request.node.nodeid
     generation: dict[str, Any] = {
         "deterministic": True,
         # Unknown query parameters are ignored, as HTTP APIs do; they are not invalid input.
@@ -157,7 +167,60 @@ def _serve(request: pytest.FixtureRequest, tmp_path: Path, *, edges: bool = Fals
 
 @pytest.fixture(params=_targets("sqlite"))
 def api_schema(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseSchema]:
-    yield from _serve(request, tmp_path)
+    yield from _schema(request, _service_app(request, tmp_path))
+
+
+def _create(schema: BaseSchema, path: str, body: dict[str, Any]) -> str:
+    response = schema[path]["POST"].Case(body=body, media_type="application/json").call(
+        headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert response.status_code == 201, response.text
+    created: str = response.json()["id"]
+    return created
+
+
+def _existing_ids(schema: BaseSchema) -> dict[str, str]:
+    """A connection and a pipeline that exist, for path parameters to name: most code behind
+    a path id only runs when the id is found (`PATCH` with `"destination": null` was a 500 only
+    for a pipeline that exists)."""
+    connection = _create(
+        schema, "/v1/connections", {"name": "fuzz-shop", "type": "sqlite", "config": {"path": "sample:shop"}}
+    )
+    pipeline = _create(
+        schema,
+        "/v1/pipelines",
+        {"name": "fuzz-orders", "connection_id": connection, "streams": [{"name": "main.orders"}]},
+    )
+    return {"connection_id": connection, "pipeline_id": pipeline}
+
+
+# Not with an id that exists: a run would start a worker process, which is the e2e tests' business.
+STARTS_A_RUN = ("POST", "/v1/pipelines/{pipeline_id}/runs")
+
+
+@pytest.fixture
+def embedded_schema(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseSchema]:
+    """``tidemark up``'s app as it is built (SQLite databases under one home), on a memory bus,
+    with path ids drawn half the time from resources that exist."""
+    env = Embedded(
+        home=tmp_path, url="http://127.0.0.1:1", api_token=TOKEN, internal_token=INTERNAL_TOKEN,
+        kafka=KafkaSettings(),
+    )
+    for schema in _schema(request, create_embedded_app(env, bus=MemoryBus())):
+        schema.hook(_sometimes_existing(_existing_ids(schema)))
+        yield schema
+
+
+def _sometimes_existing(existing: dict[str, str]) -> Callable[[HookContext, Any], st.SearchStrategy[Any]]:
+    def flatmap_path_parameters(context: HookContext, parameters: Any) -> st.SearchStrategy[Any]:
+        operation = context.operation
+        assert operation is not None
+        if not isinstance(parameters, dict) or (operation.method.upper(), operation.path) == STARTS_A_RUN:
+            return st.just(parameters)
+        known = {k: existing[k] for k in parameters if k in existing}
+        return st.sampled_from([parameters, {**parameters, **known}]) if known else st.just(parameters)
+
+    return flatmap_path_parameters
 
 
 JsonSchema = dict[str, Any]
@@ -325,7 +388,7 @@ def flatmap_path_parameters(context: HookContext, path_parameters: dict[str, Any
 
 @pytest.fixture(params=_targets("postgresql"))
 def edge_schema(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BaseSchema]:
-    for schema in _serve(request, tmp_path, edges=True):
+    for schema in _schema(request, _service_app(request, tmp_path), edges=True):
         for hook in (flatmap_body, flatmap_query, flatmap_path_parameters):
             schema.hook(hook)
         yield schema
@@ -333,6 +396,7 @@ def edge_schema(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Base
 
 api = schemathesis.pytest.from_fixture("api_schema")
 edges = schemathesis.pytest.from_fixture("edge_schema")
+embedded = schemathesis.pytest.from_fixture("embedded_schema")
 
 # Bounded for a 2-core CI machine; derandomized so a failure reproduces run after run.
 QUICK = settings(
@@ -345,6 +409,10 @@ QUICK = settings(
 # Most generated bodies break a rule the schema cannot state (incremental streams need keys),
 # so finding the one edge value in an otherwise valid body takes more tries.
 THOROUGH = settings(QUICK, max_examples=60)
+# The embedded app serves the same operations the per-service runs fuzz in depth; here each gets
+# fewer examples, enough to catch what only the combined app can get wrong (one document for six
+# services, shared middleware, dependencies and bus).
+COMBINED = settings(QUICK, max_examples=12)
 
 
 def _headers(case: Case[Any]) -> dict[str, str]:
@@ -358,6 +426,13 @@ def test_every_response_is_documented_and_no_server_error(case: Case[Any]) -> No
     # Left out: positive_data_acceptance, because rules the schema cannot state (a connector type
     # that exists, a cursor for incremental streams) rightly answer 422 to schema-valid input;
     # negative_data_rejection, because pydantic's lax mode takes `false` or `"5"` for an integer.
+    case.call_and_validate(headers=_headers(case), excluded_checks=[positive_data_acceptance, negative_data_rejection])
+
+
+@COMBINED
+@embedded.parametrize()
+def test_the_embedded_platform_answers_every_request_as_documented(case: Case[Any]) -> None:
+    # The same checks as the per-service test above, over the single OpenAPI of `tidemark up`.
     case.call_and_validate(headers=_headers(case), excluded_checks=[positive_data_acceptance, negative_data_rejection])
 
 

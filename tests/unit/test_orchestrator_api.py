@@ -75,6 +75,21 @@ async def test_incremental_without_key_is_422_naming_the_stream(client: httpx.As
     response = await client.post("/v1/pipelines", json=body)
     assert response.status_code == 422
     assert "main.events" in response.json()["detail"]
+    assert [e["field"] for e in response.json()["errors"]] == ["streams.0.primary_key"]
+
+
+async def test_patch_destination_null_is_a_422_and_changes_nothing(client: httpx.AsyncClient) -> None:
+    # Found by fuzzing the embedded platform: this was a 500 (the change was rolled back).
+    pid = (await client.post("/v1/pipelines", json=pipeline_body(name="keep"))).json()["id"]
+    response = await client.patch(f"/v1/pipelines/{pid}", json={"destination": None})
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["destination"]
+    empty_name = await client.patch(f"/v1/pipelines/{pid}", json={"streams": [{"name": ""}]})
+    assert empty_name.status_code == 422
+    assert [e["field"] for e in empty_name.json()["errors"]] == ["streams.0.name"]
+    stored = (await client.get(f"/v1/pipelines/{pid}")).json()
+    assert stored["destination"] == {"kind": "iceberg", "namespace": "tidemark", "table_prefix": ""}
+    assert stored["streams"][0]["name"] == "main.orders"
 
 
 async def test_unknown_field_malformed_json_and_missing_token(client: httpx.AsyncClient) -> None:

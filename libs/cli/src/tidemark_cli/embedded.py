@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from tidemark.api.app import build_app
+from tidemark.bus import Bus
 from tidemark.bus.kafka import KafkaBus
 from tidemark.service import ServiceDefinition
 from tidemark.settings import DatabaseSettings, KafkaSettings, PlatformSettings
@@ -95,8 +96,9 @@ def service_settings(env: Embedded) -> list[tuple[ServiceDefinition, Any]]:
     return built
 
 
-def create_embedded_app(env: Embedded) -> FastAPI:
+def create_embedded_app(env: Embedded, bus: Bus | None = None) -> FastAPI:
+    """The platform's one app. ``bus`` replaces the broker (tests fuzz the app on a memory bus)."""
     services = service_settings(env)
     # One producer and one set of consumer groups for the whole process.
-    bus = KafkaBus(env.kafka, client_id="tidemark-embedded")
-    return build_app(services, title="Tidemark (embedded)", bus=bus, migrate=True)
+    shared = bus if bus is not None else KafkaBus(env.kafka, client_id="tidemark-embedded")
+    return build_app(services, title="Tidemark (embedded)", bus=shared, migrate=True)

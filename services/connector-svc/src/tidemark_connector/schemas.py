@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tidemark.api.bodies import Omittable, drop_null_defaults
 from tidemark.errors import FailureKind
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -30,10 +31,12 @@ class ConnectionCreate(BaseModel):
 
 
 class ConnectionUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A change: fields left out keep their value; none may be null."""
 
-    name: str | None = Field(default=None, pattern=NAME_PATTERN, description="A new unique name.")
-    config: dict[str, Any] | None = Field(
+    model_config = ConfigDict(extra="forbid", json_schema_extra=drop_null_defaults)
+
+    name: Omittable[str] = Field(default=None, pattern=NAME_PATTERN, description="A new unique name.")
+    config: Omittable[dict[str, Any]] = Field(
         default=None,
         description=(
             f"Fields to change, merged onto the stored config. A secret left out, or sent as `{MASK}`, "

@@ -3,28 +3,45 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tidemark.api.bodies import FieldError, Omittable, drop_null_defaults, field_errors
 from tidemark.events import DestinationSpec, RunStatus, StreamSpec, SyncMode
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
 
-def check_streams(streams: list[StreamSpec]) -> None:
+def stream_errors(streams: Sequence[StreamSpec]) -> Iterator[FieldError]:
+    """What is wrong with a pipeline's streams taken together, each at its field's path."""
     seen: set[str] = set()
-    for s in streams:
+    for i, s in enumerate(streams):
         if s.name in seen:
-            raise ValueError(f"stream {s.name!r} is listed twice")
+            yield FieldError(("streams", i, "name"), f"stream {s.name!r} is listed twice", "duplicate", s.name)
         seen.add(s.name)
-        if s.sync_mode is SyncMode.INCREMENTAL and not (s.primary_key and s.cursor_field):
-            raise ValueError(
-                f"stream {s.name!r}: incremental needs a primary_key and a cursor_field to merge on"
+        if s.sync_mode is SyncMode.INCREMENTAL and not s.primary_key:
+            yield FieldError(
+                ("streams", i, "primary_key"),
+                f"stream {s.name!r}: incremental needs a primary_key to merge on",
+                "required_by_sync_mode",
+                s.primary_key,
             )
-        if s.sync_mode is SyncMode.INCREMENTAL_APPEND and not s.cursor_field:
-            raise ValueError(f"stream {s.name!r}: incremental_append needs a cursor_field")
+        if s.sync_mode in (SyncMode.INCREMENTAL, SyncMode.INCREMENTAL_APPEND) and not s.cursor_field:
+            yield FieldError(
+                ("streams", i, "cursor_field"),
+                f"stream {s.name!r}: {s.sync_mode.value} needs a cursor_field",
+                "required_by_sync_mode",
+                s.cursor_field,
+            )
+
+
+def check_streams(model: BaseModel, streams: Sequence[StreamSpec]) -> None:
+    errors = list(stream_errors(streams))
+    if errors:
+        raise field_errors(type(model).__name__, errors)
 
 
 class PipelineCreate(BaseModel):
@@ -41,22 +58,26 @@ class PipelineCreate(BaseModel):
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
-        check_streams(self.streams)
+        check_streams(self, self.streams)
         return self
 
 
 class PipelineUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A change: fields left out keep their value; only ``schedule`` may be null (manual only)."""
 
-    streams: list[StreamSpec] | None = Field(default=None, min_length=1)
-    destination: DestinationSpec | None = None
-    schedule: str | None = Field(default=None, max_length=128)
-    status: Literal["active", "paused"] | None = None
+    model_config = ConfigDict(extra="forbid", json_schema_extra=drop_null_defaults)
+
+    streams: Omittable[list[StreamSpec]] = Field(default=None, min_length=1, description="Streams to load and how.")
+    destination: Omittable[DestinationSpec] = Field(default=None, description="Where tables go.")
+    schedule: str | None = Field(
+        default=None, max_length=128, description="Cron expression (UTC); null means manual only."
+    )
+    status: Omittable[Literal["active", "paused"]] = Field(default=None, description="Pause or resume.")
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
         if self.streams is not None:
-            check_streams(self.streams)
+            check_streams(self, self.streams)
         return self
 
 

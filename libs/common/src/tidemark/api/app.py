@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from tidemark import __version__
 from tidemark.api.auth import TokenVerifier, require_internal_token, require_token
-from tidemark.api.inputs import reject_unstorable_text
+from tidemark.api.inputs import reject_unstorable_text, require_json_body
 from tidemark.api.metrics import install_metrics
 from tidemark.api.openapi import install_openapi, problem_responses
 from tidemark.api.problems import MEDIA_TYPE, install_problem_handlers
@@ -51,20 +52,24 @@ def build_app(
             for runtime in reversed(started):
                 await runtime.stop()
 
-    app = FastAPI(title=title, version=__version__, lifespan=lifespan)
+    # /docs and /redoc load Swagger UI and ReDoc from files fastapi-offline ships (served under
+    # /static-offline-docs), not from a CDN: they work offline and behind strict firewalls.
+    # No validator badge either: Swagger UI would send the document to validator.swagger.io.
+    app = FastAPIOffline(
+        title=title, version=__version__, lifespan=lifespan, swagger_ui_parameters={"validatorUrl": None}
+    )
     verifiers = [TokenVerifier.for_api(s.auth, s.platform) for _, s in services]
     app.state.api_tokens = TokenVerifier(d for v in verifiers for d in v.digests)
     app.state.internal_tokens = TokenVerifier.for_internal(first_settings.platform)
 
     install_problem_handlers(app)
     install_metrics(app)
+    body_checks = [Depends(require_json_body), Depends(reject_unstorable_text)]
     for definition, _ in services:
         for router in definition.routers:
-            app.include_router(router, dependencies=[Depends(require_token), Depends(reject_unstorable_text)])
+            app.include_router(router, dependencies=[Depends(require_token), *body_checks])
         for router in definition.internal_routers:
-            app.include_router(
-                router, dependencies=[Depends(require_internal_token), Depends(reject_unstorable_text)]
-            )
+            app.include_router(router, dependencies=[Depends(require_internal_token), *body_checks])
     _install_health(app, [d.name for d, _ in services])
     install_openapi(app)
     return app

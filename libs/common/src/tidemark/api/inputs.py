@@ -1,4 +1,4 @@
-"""Refuse text no database can store, before any route sees it.
+"""Refuse bodies that are not JSON, and text no database can store, before any route sees it.
 
 PostgreSQL rejects NUL (U+0000) in ``text`` and ``jsonb``, and no driver can encode an
 unpaired surrogate (JSON allows ``"\\ud800"``) as UTF-8. Left to the database, either is a
@@ -13,8 +13,33 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 MESSAGE = "Text must not contain NUL (U+0000) or unpaired surrogates."
+
+
+NOT_JSON = "The request body must be JSON: send it with `Content-Type: application/json`."
+
+
+def is_json_media_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def require_json_body(request: Request) -> None:
+    """Dependency: a 415 for a non-empty body that is not declared JSON, on a route taking one.
+
+    FastAPI would hand such a body to validation as bytes (and a body without a Content-Type
+    too: it parses only declared JSON), which answers a misleading 422. An empty body is left to
+    the route, whose body may be optional.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.body_field is None:
+        return
+    content_type = request.headers.get("content-type")
+    if (content_type is None or not is_json_media_type(content_type)) and await request.body():
+        raise HTTPException(415, NOT_JSON)
 
 
 def storable(text: str) -> bool:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import re
 import time
 
 from fastapi import FastAPI, Request, Response
+from fastapi.routing import iter_route_contexts
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette._utils import get_route_path
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 HTTP_REQUESTS = Counter(
     "tidemark_http_requests_total", "HTTP requests answered.", ["method", "route", "status"]
@@ -15,21 +19,35 @@ HTTP_REQUESTS = Counter(
 HTTP_DURATION = Histogram(
     "tidemark_http_request_duration_seconds", "HTTP request duration.", ["method", "route"]
 )
+# The label of every path no route serves (scanners, typos): one value, however many paths.
+UNMATCHED = "unmatched"
 
 
-def _route_template(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"
+@functools.lru_cache(maxsize=1024)
+def _regex(template: str) -> re.Pattern[str]:
+    return compile_path(template)[0]
+
+
+def route_template(request: Request) -> str:
+    """The template of the first route whose path matches, e.g. ``/v1/pipelines/{pipeline_id}``.
+
+    The method is not considered, so a 405 is labelled by the path it was sent to. Routes come
+    from FastAPI's view of the app (included routers flattened, their prefixes applied), the same
+    one the OpenAPI document is built from.
+    """
+    path = get_route_path(request.scope)
+    for context in iter_route_contexts(request.app.routes):
+        template = context.path_format
+        if template is not None and _regex(template).match(path):
+            return template
+    return UNMATCHED
 
 
 class MetricsMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
-        route = _route_template(request)
+        route = route_template(request)
         HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         HTTP_DURATION.labels(request.method, route).observe(time.perf_counter() - started)
         return response

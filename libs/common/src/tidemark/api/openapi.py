@@ -3,8 +3,8 @@
 FastAPI documents a 422 as ``application/json`` in its own shape, and nothing else; every
 error we send is an RFC 9457 problem (see :mod:`tidemark.api.problems`). Here each operation
 gets the problem responses that follow from its own description: 401 where it needs a token,
-400 for a JSON body that does not parse, 404 for a path naming a resource, 422 for invalid
-input.
+400 for a JSON body that does not parse, 415 for a body that is not JSON, 404 for a path naming
+a resource, 422 for invalid input.
 Responses that depend on a route's own rules (409, 503) the route declares with
 :func:`problem_responses`.
 """
@@ -48,6 +48,7 @@ DESCRIPTIONS = {
     401: "Missing or invalid bearer token",
     404: "Not found",
     409: "Conflicts with the current state",
+    415: "The body is not JSON",
     422: "Invalid request",
     503: "A dependency is unavailable; try again",
 }
@@ -93,6 +94,7 @@ def document_problems(schema: dict[str, Any]) -> None:
                 responses.setdefault("401", _problem(401))
             if has_body:
                 responses.setdefault("400", _problem(400))
+                responses.setdefault("415", _problem(415))
             if any(p.get("in") == "path" for p in parameters):
                 responses.setdefault("404", _problem(404))
             if "422" in responses or parameters or has_body:

@@ -44,15 +44,39 @@ async def _tidemark_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, exc.problem_type, exc.title, exc.message, kind=exc.kind.value, **exc.detail)
 
 
+def _position(document: Any, offset: Any) -> str:
+    """``line L, column C`` (both from 1) of an offset into the text (or bytes), as :mod:`json` counts them."""
+    if not isinstance(document, str | bytes) or not isinstance(offset, int):
+        return "an unknown position"
+    newline: Any = "\n" if isinstance(document, str) else b"\n"
+    line = document.count(newline, 0, offset) + 1
+    column = offset - document.rfind(newline, 0, offset)
+    return f"line {line}, column {column}"
+
+
+def _malformed_json_problem(message: str) -> JSONResponse:
+    return problem(400, "malformed-json", "Malformed JSON", f"The request body is not valid JSON: {message}.",
+                   errors=[{"field": "body", "message": message, "type": "json_invalid"}])
+
+
+def _malformed_json(exc: RequestValidationError, error: Mapping[str, Any]) -> JSONResponse:
+    # FastAPI puts the offset where the field goes (loc = ("body", offset)) and the document in
+    # exc.body; a person needs the line and column, and the field is the body itself.
+    loc = error.get("loc", ())
+    offset = loc[1] if len(loc) > 1 else None
+    reason = str((error.get("ctx") or {}).get("error", "invalid JSON"))
+    return _malformed_json_problem(f"{reason} at {_position(exc.body, offset)}")
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    malformed = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+    if malformed is not None:
+        return _malformed_json(exc, malformed)
     errors = [
         {"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid"), "type": e.get("type", "")}
         for e in exc.errors()
     ]
-    if any(e["type"] == "json_invalid" for e in errors):
-        return problem(400, "malformed-json", "Malformed JSON", "The request body is not valid JSON.",
-                       errors=errors)
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
     return problem(422, "validation", "Invalid request", summary, errors=errors)
 
@@ -70,14 +94,23 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
+SLUGS = {
+    401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed", 415: "unsupported-media-type"
+}
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+        # FastAPI's "error parsing the body": JSON declared, but the bytes are not text (the
+        # column counts bytes here).
+        where = _position(cause.object, cause.start)
+        return _malformed_json_problem(f"not {cause.encoding} text ({cause.reason}) at {where}")
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request)
-    slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed"}.get(
-        exc.status_code, "http-error"
-    )
+    slug = SLUGS.get(exc.status_code, "http-error")
     # Keep the exception's headers: a 405 must say which methods are allowed (RFC 9110 `Allow`).
     return problem(exc.status_code, slug, slug.replace("-", " ").capitalize(), str(exc.detail), headers=headers)
 
