@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tidemark_cli.output import record, table
+from tidemark_cli.output import record, table, times, when
 from tidemark_cli.pipelines_cmd import _streams
 from tidemark_cli.views import run_exit_code, show_run, show_table
 
@@ -137,7 +137,7 @@ def test_table_detail_shows_source_cursor_columns_and_snapshots() -> None:
     assert "NAME TYPE REQUIRED KEY" in flat
     assert "id long yes yes" in flat
     assert "note string no no" in flat
-    assert "77 2026-12-05T10:00:09Z overwrite 0193ab 10 5 1000" in flat
+    assert "77 2026-12-05 10:00:09 overwrite 0193ab 10 5 1000" in flat  # times shown in UTC to the second
 
 
 def test_update_keeps_each_streams_settings_unless_overridden() -> None:
@@ -149,3 +149,19 @@ def test_update_keeps_each_streams_settings_unless_overridden() -> None:
     # Options change every stream of the list; "" clears the cursor.
     assert _streams(current, (), "full_refresh", "", []) == [
         {"name": "main.orders", "sync_mode": "full_refresh", "cursor_field": None, "primary_key": [], "lookback": 60}]
+
+
+def test_timestamps_read_as_utc_seconds_in_tables_but_not_in_other_text() -> None:
+    assert when("2026-12-05T18:35:21.286000Z") == "2026-12-05 18:35:21"
+    assert when("2026-12-05T20:35:21+02:00") == "2026-12-05 18:35:21"
+    assert when("main.orders") == "main.orders"
+    assert when(None) is None
+    assert times({"finished_at": "2026-12-05T18:35:21Z", "name": "2026-12-05T18:35:21Z"}) == {
+        "finished_at": "2026-12-05 18:35:21", "name": "2026-12-05T18:35:21Z"}
+
+
+def test_ids_and_timestamps_stay_whole_while_messages_wrap() -> None:
+    row = {"run_id": "01a2477d-22d4-7524-a434-71d6c70eec46", "finished_at": "2026-12-05 18:35:21", "error": LONG}
+    out = table([row], width=100)
+    assert row["run_id"] in out.splitlines()[1]
+    assert row["finished_at"] in out.splitlines()[1]

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from tidemark_cli.context import Ctx, confirm, parse_config, pass_ctx
-from tidemark_cli.output import emit, emit_json, record, table
+from tidemark_cli.output import emit, emit_json, record, table, when
 
 COLUMNS = ["id", "name", "type", "created_at"]
 config_options = [
@@ -71,7 +71,7 @@ def connections_show(ctx: Ctx, connection: str) -> None:
         emit_json(found)
         return
     click.echo(record([("id", found["id"]), ("name", found["name"]), ("type", found["type"]),
-                       ("created", found["created_at"]), ("updated", found["updated_at"])]))
+                       ("created", when(found["created_at"])), ("updated", when(found["updated_at"]))]))
     click.echo("\nConfig")
     click.echo(table([{"key": k, "value": v} for k, v in found["config"].items()]))
 

@@ -6,6 +6,7 @@ within its column, so an error message is always shown whole.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import textwrap
@@ -15,6 +16,7 @@ from typing import Any
 import click
 
 GAP = "  "
+PROSE_WIDTH = 24  # a column wider than this whose cells have spaces (messages) wraps first
 MIN_WIDTH = 8  # a column is never squeezed below this, nor below its header
 
 
@@ -24,7 +26,7 @@ def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None) -> None
         emit_json(data)
         return
     rows = data if isinstance(data, list) else [data]
-    click.echo(table(rows, columns))
+    click.echo(table([times(r) for r in rows], columns))
 
 
 def emit_json(data: Any) -> None:
@@ -47,7 +49,8 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = Non
     natural = [max(len(t), *(_longest_line(row[i]) for row in cells)) for i, t in enumerate(titles)]
     # Headers stay whole; cells wrap down to MIN_WIDTH.
     minimum = [min(n, max(len(t), MIN_WIDTH)) for n, t in zip(natural, titles, strict=True)]
-    widths = _fit(natural, minimum, (width or terminal_width()) - len(GAP) * (len(cols) - 1))
+    prose = [natural[i] > PROSE_WIDTH and any(" " in row[i] for row in cells) for i in range(len(cols))]
+    widths = _fit(natural, minimum, (width or terminal_width()) - len(GAP) * (len(cols) - 1), prose)
     lines = _render_row(titles, widths)
     for row in cells:
         lines += _render_row(row, widths)
@@ -66,6 +69,28 @@ def record(fields: Sequence[tuple[str, Any]], width: int | None = None) -> str:
     return "\n".join(lines)
 
 
+TIME_FIELDS = {"last_updated", "scheduled_for"}
+
+
+def times(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row with its timestamps (``*_at`` fields and the like) shortened by :func:`when`."""
+    return {k: when(v) if k.endswith("_at") or k in TIME_FIELDS else v for k, v in row.items()}
+
+
+def when(value: Any) -> Any:
+    """An ISO 8601 timestamp from the API as ``2026-12-05 18:35:21`` (UTC, to the second) for a table cell;
+    anything else unchanged."""
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def cell(value: Any, null: str = "-") -> str:
     if value is None:
         return null
@@ -82,15 +107,18 @@ def _longest_line(text: str) -> int:
     return max((len(line) for line in text.splitlines()), default=0)
 
 
-def _fit(natural: list[int], minimum: list[int], room: int) -> list[int]:
-    """Shrink the widest columns first until the row fits ``room`` (or nothing can shrink further)."""
+def _fit(natural: list[int], minimum: list[int], room: int, prose: list[bool]) -> list[int]:
+    """Shrink columns until the row fits ``room``: prose (cells with spaces, such as messages) first, as it
+    wraps at word boundaries; ids and timestamps only when that is not enough. Never below ``minimum``."""
     widths = list(natural)
-    while sum(widths) > room:
-        widest = max(range(len(widths)), key=lambda i: widths[i] - minimum[i])
-        if widths[widest] <= minimum[widest]:
-            break  # narrower than the minimum: let the terminal wrap rather than lose text
-        widths[widest] -= 1
-    return widths
+    for candidates in ([i for i, p in enumerate(prose) if p], list(range(len(widths)))):
+        while sum(widths) > room:
+            shrinkable = [i for i in candidates if widths[i] > minimum[i]]
+            if not shrinkable:
+                break
+            widest = max(shrinkable, key=lambda i: widths[i])
+            widths[widest] -= 1
+    return widths  # may still exceed room: then the terminal wraps, but no text is lost
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -8,7 +8,7 @@ import click
 
 from tidemark_cli.client import Client
 from tidemark_cli.context import Ctx, confirm, pass_ctx
-from tidemark_cli.output import emit, emit_json, record, table
+from tidemark_cli.output import emit, emit_json, record, table, when
 from tidemark_cli.views import run_exit_code, show_run
 
 COLUMNS = ["id", "name", "status", "schedule", "streams"]
@@ -85,7 +85,7 @@ def pipelines_show(ctx: Ctx, pipeline: str) -> None:
         ("connection", found["connection_id"]), ("schedule", found["schedule"] or "manual only"),
         ("destination", f"{dest['kind']} {dest['namespace']}"
                         + (f" (table prefix {dest['table_prefix']})" if dest.get("table_prefix") else "")),
-        ("created", found["created_at"]), ("updated", found["updated_at"]),
+        ("created", when(found["created_at"])), ("updated", when(found["updated_at"])),
     ]))
     click.echo("\nStreams")
     click.echo(table(found["streams"], ["name", "sync_mode", "cursor_field", "primary_key", "columns"]))

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import click
 
 from tidemark_cli.context import Ctx, pass_ctx
-from tidemark_cli.output import emit_json, table
+from tidemark_cli.output import emit_json, table, when
 from tidemark_cli.views import show_table
 
 
@@ -31,7 +31,7 @@ def tables_list(ctx: Ctx) -> None:
         return
     rows = [{
         "table": t["identifier"], "rows": t.get("row_count"), "snapshot": t.get("current_snapshot_id"),
-        "last_updated": t.get("last_updated"),
+        "last_updated": when(t.get("last_updated")),
         "pipeline": (t.get("source") or {}).get("pipeline_name"),
         "stream": (t.get("source") or {}).get("stream"),
     } for t in data]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tidemark_cli.output import record, table
+from tidemark_cli.output import record, table, when
 
 # `pipelines run --wait` exit statuses: a script tells a partial load from a failed one.
 EXIT_CODES = {"succeeded": 0, "partially_succeeded": 3}
@@ -29,15 +29,15 @@ def show_run(run: dict[str, Any], width: int | None = None) -> str:
         ("pipeline", _named(run.get("pipeline_name"), run.get("pipeline_id"))),
         ("status", run.get("status")),
         ("trigger", trigger),
-        ("requested", run.get("requested_at")),
-        ("started", run.get("started_at")),
-        ("finished", run.get("finished_at")),
+        ("requested", when(run.get("requested_at"))),
+        ("started", when(run.get("started_at"))),
+        ("finished", when(run.get("finished_at"))),
         ("rows", f"{run.get('rows_read', 0)} read, {run.get('rows_written', 0)} written"),
         ("worker", run.get("worker_ref")),
         ("error", run.get("error")),
     ]
     if run.get("scheduled_for"):
-        facts.insert(4, ("scheduled for", run["scheduled_for"]))
+        facts.insert(4, ("scheduled for", when(run["scheduled_for"])))
     parts = [record(facts, width)]
     streams = run.get("streams") or []
     if streams:
@@ -73,7 +73,7 @@ def show_table(detail: dict[str, Any], width: int | None = None) -> str:
         ("location", detail.get("location")),
         ("rows", detail.get("row_count")),
         ("snapshot", detail.get("current_snapshot_id")),
-        ("last updated", detail.get("last_updated")),
+        ("last updated", when(detail.get("last_updated"))),
         ("pipeline", _named(source.get("pipeline_name"), source.get("pipeline_id")) if source else None),
         ("connection", source.get("connection_id")),
         ("source stream", source.get("stream")),
@@ -84,7 +84,7 @@ def show_table(detail: dict[str, Any], width: int | None = None) -> str:
     parts.append("Columns\n" + table(detail.get("columns") or [], ["name", "type", "required", "identifier"],
                                      width=width, headers={"identifier": "KEY"}))
     snapshots = [{
-        "snapshot_id": s.get("snapshot_id"), "committed_at": s.get("committed_at"),
+        "snapshot_id": s.get("snapshot_id"), "committed_at": when(s.get("committed_at")),
         "operation": s.get("operation"), "run_id": s.get("run_id"), "added": s.get("added_rows"),
         "deleted": s.get("deleted_rows"), "rows": s.get("total_rows"),
     } for s in detail.get("snapshots") or []]
