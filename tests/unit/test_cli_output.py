@@ -165,3 +165,8 @@ def test_ids_and_timestamps_stay_whole_while_messages_wrap() -> None:
     out = table([row], width=100)
     assert row["run_id"] in out.splitlines()[1]
     assert row["finished_at"] in out.splitlines()[1]
+
+
+def test_a_long_single_token_value_stays_on_one_line_in_a_record() -> None:
+    path = "file:///tmp/warehouse/lake/raw_orders/metadata/00002-df2be34d-90da-41ce-97d8-f771f59cf6a8.metadata.json"
+    assert record([("metadata", path)], width=60) == f"metadata: {path}"

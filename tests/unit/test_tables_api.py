@@ -107,6 +107,7 @@ async def test_list_and_show_a_table_with_snapshots_rows_and_cursor(
     assert columns["amount"]["type"] == "decimal(10, 2)"
     assert columns["updated_at"]["type"] == "timestamptz"
     assert detail["row_count"] == 110
+    assert detail["metadata_location"] == catalog.load_table("shop.orders").metadata_location
     first, second = detail["snapshots"][1], detail["snapshots"][0]  # newest first
     assert (second["run_id"], second["operation"], second["added_rows"], second["deleted_rows"]) == (
         "run-2", "overwrite", 20, 10)

@@ -125,8 +125,8 @@ def connections_check(ctx: Ctx, connection: str) -> None:
     if ctx.as_json:
         emit_json(result)
     else:
-        click.echo(record([("status", result.get("status")), ("kind", result.get("kind")),
-                           ("message", result.get("message"))]))
+        facts = [(k, result.get(k)) for k in ("status", "kind", "message")]
+        click.echo(record([(k, v) for k, v in facts if v is not None]))
     if result.get("status") != "succeeded":
         raise SystemExit(1)
 

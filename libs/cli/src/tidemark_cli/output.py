@@ -63,7 +63,9 @@ def record(fields: Sequence[tuple[str, Any]], width: int | None = None) -> str:
     room = max(20, (width or terminal_width()) - label_width - 1)
     lines: list[str] = []
     for label, value in fields:
-        wrapped = _wrap(cell(value), room)
+        text = cell(value)
+        # One long token (a path, a URI) stays on one line, so it can be copied whole; the terminal folds it.
+        wrapped = _wrap(text, room) if any(c.isspace() for c in text) else [text]
         lines.append(f"{(label + ':').ljust(label_width)} {wrapped[0]}".rstrip())
         lines += [" " * (label_width + 1) + more for more in wrapped[1:]]
     return "\n".join(lines)

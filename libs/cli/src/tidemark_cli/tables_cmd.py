@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import click
@@ -62,5 +63,6 @@ def tables_preview(ctx: Ctx, identifier: str, limit: int) -> None:
     if ctx.as_json:
         emit_json(preview)
         return
-    click.echo(table(preview["rows"], preview["columns"], headers={c: c for c in preview["columns"]},
-                     null="null"))
+    # Values as JSON writes them (true, null, 1.5), strings as they are: what a reader of the table gets.
+    rows = [{k: v if isinstance(v, str) else json.dumps(v) for k, v in row.items()} for row in preview["rows"]]
+    click.echo(table(rows, preview["columns"], headers={c: c for c in preview["columns"]}))

@@ -71,6 +71,7 @@ def show_table(detail: dict[str, Any], width: int | None = None) -> str:
     parts = [record([
         ("table", detail.get("identifier")),
         ("location", detail.get("location")),
+        ("metadata", detail.get("metadata_location")),
         ("rows", detail.get("row_count")),
         ("snapshot", detail.get("current_snapshot_id")),
         ("last updated", when(detail.get("last_updated"))),

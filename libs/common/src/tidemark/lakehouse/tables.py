@@ -89,6 +89,9 @@ class StoredCursor(BaseModel):
 
 class TableDetail(TableSummary):
     location: str
+    metadata_location: str = Field(
+        description="The current metadata file, e.g. for DuckDB's `iceberg_scan('<metadata_location>')`."
+    )
     format_version: int
     columns: list[Column]
     identifier_fields: list[str] = Field(description="Column names of the identifier fields (primary key).")
@@ -148,6 +151,7 @@ def describe_table(catalog: Catalog, identifier: str) -> TableDetail:
     return TableDetail(
         **_summary(table, identifier).model_dump(),
         location=table.location(),
+        metadata_location=table.metadata_location,
         format_version=table.format_version,
         columns=columns,
         identifier_fields=[schema.find_column_name(i) or str(i) for i in schema.identifier_field_ids],
