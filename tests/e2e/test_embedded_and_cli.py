@@ -149,6 +149,12 @@ def test_cli_changes_pauses_resumes_and_deletes_pipelines(embedded: Embedded) ->
     assert unscheduled["schedule"] is None
     assert unscheduled["destination"]["namespace"] == "after"  # untouched fields stay
 
+    tuned = json.loads(ok(embedded.cli(
+        "--json", "pipelines", "update", "to-change", "--lookback", "30", "--columns", "id,updated_at",
+        "--partition", "updated_at:day")).output)
+    assert [(s["lookback"], s["columns"], s["partition"], s["primary_key"]) for s in tuned["streams"]] == [
+        (30, ["id", "updated_at"], [{"column": "updated_at", "transform": "day"}], ["id"])] * 2
+
     paused = ok(embedded.cli("pipelines", "pause", "to-change"))
     assert "paused" in paused.output
     refused = embedded.cli("pipelines", "run", "to-change")
@@ -163,6 +169,21 @@ def test_cli_changes_pauses_resumes_and_deletes_pipelines(embedded: Embedded) ->
     gone = embedded.cli("pipelines", "show", "to-change")
     assert gone.exit_code == 1
     assert "no pipeline named 'to-change'" in gone.output
+
+
+def test_cli_creates_a_pipeline_from_a_streams_file(embedded: Embedded, tmp_path: Path) -> None:
+    spec = [{"name": "main.orders", "sync_mode": "incremental_append", "cursor_field": "id"},
+            {"name": "main.customers", "sync_mode": "full_refresh", "columns": ["id", "country"]}]
+    (tmp_path / "streams.json").write_text(json.dumps(spec))
+    created = json.loads(ok(embedded.cli(
+        "--json", "pipelines", "create", "--name", "from-file", "--connection", "demo-shop",
+        "--streams-file", str(tmp_path / "streams.json"), "--namespace", "fromfile")).output)
+    assert [(s["name"], s["sync_mode"], s["cursor_field"], s["columns"]) for s in created["streams"]] == [
+        ("main.orders", "incremental_append", "id", None), ("main.customers", "full_refresh", None, ["id", "country"])]
+    both = embedded.cli("pipelines", "create", "--name", "x", "--connection", "demo-shop", "--stream", "main.orders",
+                        "--streams-file", str(tmp_path / "streams.json"))
+    assert both.exit_code == 2
+    ok(embedded.cli("pipelines", "delete", "from-file", "--yes"))
 
 
 def test_run_wait_shows_each_streams_outcome_and_exits_non_zero(embedded: Embedded, tmp_path: Path) -> None:

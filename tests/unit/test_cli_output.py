@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tidemark_cli.output import record, table, times, when
-from tidemark_cli.pipelines_cmd import _streams
+from tidemark_cli.streams import StreamOptions, build_streams
 from tidemark_cli.views import run_exit_code, show_run, show_table
 
 pytestmark = pytest.mark.unit
@@ -143,12 +143,23 @@ def test_table_detail_shows_source_cursor_columns_and_snapshots() -> None:
 def test_update_keeps_each_streams_settings_unless_overridden() -> None:
     current = [{"name": "main.orders", "sync_mode": "incremental", "cursor_field": "updated_at",
                 "primary_key": ["id"], "lookback": 60}]
-    # New list: the kept stream keeps lookback and key; the new one starts from defaults.
-    assert _streams(current, ("main.orders", "main.customers"), None, None, None) == [
+    nothing = StreamOptions()
+    # New list: the kept stream keeps lookback and key; the new one starts from the API's defaults.
+    assert build_streams(current, ("main.orders", "main.customers"), None, nothing) == [
         current[0], {"name": "main.customers"}]
-    # Options change every stream of the list; "" clears the cursor.
-    assert _streams(current, (), "full_refresh", "", []) == [
-        {"name": "main.orders", "sync_mode": "full_refresh", "cursor_field": None, "primary_key": [], "lookback": 60}]
+    # Options change every stream of the list; "" clears the cursor, the key and the column list.
+    options = StreamOptions.from_cli("full_refresh", "", "", "", None, ("updated_at:day", "id:bucket[4]"))
+    assert build_streams(current, (), None, options) == [{
+        "name": "main.orders", "sync_mode": "full_refresh", "cursor_field": None, "primary_key": [],
+        "columns": None, "lookback": 60,
+        "partition": [{"column": "updated_at", "transform": "day"}, {"column": "id", "transform": "bucket[4]"}],
+    }]
+    # A streams file gives the list itself; options still apply on top.
+    from_file = [{"name": "a", "sync_mode": "incremental_append", "cursor_field": "n"}]
+    assert build_streams(current, (), from_file, StreamOptions(lookback=5)) == [{**from_file[0], "lookback": 5}]
+    assert StreamOptions.from_cli(None, None, None, None, None, (), True).apply({"name": "a"}) == {
+        "name": "a", "partition": []}
+    assert not nothing.given
 
 
 def test_timestamps_read_as_utc_seconds_in_tables_but_not_in_other_text() -> None:

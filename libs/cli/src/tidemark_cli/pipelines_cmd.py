@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -9,21 +10,15 @@ import click
 from tidemark_cli.client import Client
 from tidemark_cli.context import Ctx, confirm, pass_ctx
 from tidemark_cli.output import emit, emit_json, record, table, when
+from tidemark_cli.streams import StreamOptions, build_streams, read_streams_file, stream_options
 from tidemark_cli.views import run_exit_code, show_run
 
 COLUMNS = ["id", "name", "status", "schedule", "streams"]
-MODES = ["full_refresh", "incremental", "incremental_append"]
 
 
 @click.group()
 def pipelines() -> None:
     """Pipelines: which streams of a connection load where, and how."""
-
-
-def _key(primary_key: str | None) -> list[str] | None:
-    if primary_key is None:
-        return None
-    return [k.strip() for k in primary_key.split(",") if k.strip()]
 
 
 def _flat(pipeline: dict[str, Any]) -> dict[str, Any]:
@@ -33,27 +28,30 @@ def _flat(pipeline: dict[str, Any]) -> dict[str, Any]:
 @pipelines.command("create")
 @click.option("--name", required=True)
 @click.option("--connection", required=True, help="Connection id or name.")
-@click.option("--stream", "streams", multiple=True, required=True, help="Stream name (repeatable).")
-@click.option("--mode", type=click.Choice(MODES), default="full_refresh", show_default=True)
-@click.option("--cursor-field", help="Cursor column (incremental modes).")
-@click.option("--primary-key", help="Comma-separated key columns (incremental).")
+@stream_options(for_update=False)
 @click.option("--namespace", default="tidemark", show_default=True, help="Iceberg namespace.")
 @click.option("--table-prefix", default="", help="Prefix added to every table name.")
 @click.option("--format", "kind", type=click.Choice(["iceberg", "parquet"]), default="iceberg",
               show_default=True)
 @click.option("--schedule", help="Cron expression (UTC).")
 @pass_ctx
-def pipelines_create(ctx: Ctx, name: str, connection: str, streams: tuple[str, ...], mode: str,
-                     cursor_field: str | None, primary_key: str | None, namespace: str, table_prefix: str,
+def pipelines_create(ctx: Ctx, name: str, connection: str, streams: tuple[str, ...], streams_file: Path | None,
+                     mode: str | None, cursor_field: str | None, primary_key: str | None, columns: str | None,
+                     lookback: int | None, partition: tuple[str, ...], namespace: str, table_prefix: str,
                      kind: str, schedule: str | None) -> None:
-    """Create a pipeline; every --stream gets the same mode, cursor and key."""
+    """Create a pipeline of the --stream names (or --streams-file); the stream options apply to each."""
+    from_file = read_streams_file(streams_file)
+    if not streams and from_file is None:
+        raise click.UsageError("give the streams: --stream NAME (repeatable) or --streams-file FILE")
+    if streams and from_file is not None:
+        raise click.UsageError("--stream and --streams-file exclude each other")
+    options = StreamOptions.from_cli(mode, cursor_field, primary_key, columns, lookback, partition)
     with ctx.client() as client:
         conn = client.resolve("connections", connection)
         body = {
             "name": name,
             "connection_id": conn["id"],
-            "streams": [{"name": s, "sync_mode": mode, "cursor_field": cursor_field,
-                         "primary_key": _key(primary_key) or []} for s in streams],
+            "streams": build_streams([], streams, from_file, options),
             "destination": {"kind": kind, "namespace": namespace, "table_prefix": table_prefix},
             "schedule": schedule,
         }
@@ -88,52 +86,37 @@ def pipelines_show(ctx: Ctx, pipeline: str) -> None:
         ("created", when(found["created_at"])), ("updated", when(found["updated_at"])),
     ]))
     click.echo("\nStreams")
-    click.echo(table(found["streams"], ["name", "sync_mode", "cursor_field", "primary_key", "columns"]))
-
-
-def _streams(current: list[dict[str, Any]], names: tuple[str, ...], mode: str | None, cursor_field: str | None,
-             primary_key: list[str] | None) -> list[dict[str, Any]]:
-    """The new stream list: the names given (else the current ones), each keeping its current settings
-    (columns, lookback, partition) unless an option overrides them."""
-    by_name = {s["name"]: s for s in current}
-    out = []
-    for name in names or tuple(by_name):
-        spec = dict(by_name.get(name, {"name": name}))
-        if mode is not None:
-            spec["sync_mode"] = mode
-        if cursor_field is not None:
-            spec["cursor_field"] = cursor_field or None
-        if primary_key is not None:
-            spec["primary_key"] = primary_key
-        out.append(spec)
-    return out
+    rows = [{**s, "partition": [f"{p['transform']}({p['column']})" for p in s.get("partition") or []] or None}
+            for s in found["streams"]]
+    click.echo(table(rows, ["name", "sync_mode", "cursor_field", "primary_key", "lookback", "columns", "partition"]))
 
 
 @pipelines.command("update")
 @click.argument("pipeline")
-@click.option("--stream", "streams", multiple=True,
-              help="Replace the stream list with these streams (repeatable); each keeps its settings if it "
-                   "was in the pipeline.")
-@click.option("--mode", type=click.Choice(MODES), help="Sync mode of the streams.")
-@click.option("--cursor-field", help="Cursor column of the streams (\"\" clears it).")
-@click.option("--primary-key", help="Comma-separated key columns of the streams (\"\" clears them).")
+@stream_options(for_update=True)
 @click.option("--namespace", help="Iceberg namespace.")
 @click.option("--table-prefix", help="Prefix added to every table name.")
 @click.option("--format", "kind", type=click.Choice(["iceberg", "parquet"]), help="Table format.")
 @click.option("--schedule", help="Cron expression (UTC).")
 @click.option("--no-schedule", is_flag=True, help="Remove the schedule: manual runs only.")
 @pass_ctx
-def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], mode: str | None,
-                     cursor_field: str | None, primary_key: str | None, namespace: str | None,
+def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], streams_file: Path | None,
+                     mode: str | None, cursor_field: str | None, primary_key: str | None, columns: str | None,
+                     lookback: int | None, partition: tuple[str, ...], unpartitioned: bool, namespace: str | None,
                      table_prefix: str | None, kind: str | None, schedule: str | None, no_schedule: bool) -> None:
-    """Change a pipeline. --mode, --cursor-field and --primary-key apply to every stream of the new list."""
+    """Change a pipeline: only what the options name changes. The stream options apply to every stream
+    of the new list (--stream or --streams-file), else of the current one."""
     if schedule is not None and no_schedule:
         raise click.UsageError("--schedule and --no-schedule exclude each other")
+    if streams and streams_file is not None:
+        raise click.UsageError("--stream and --streams-file exclude each other")
+    from_file = read_streams_file(streams_file)
+    options = StreamOptions.from_cli(mode, cursor_field, primary_key, columns, lookback, partition, unpartitioned)
     with ctx.client() as client:
         found = client.resolve("pipelines", pipeline)
         body: dict[str, Any] = {}
-        if streams or mode is not None or cursor_field is not None or primary_key is not None:
-            body["streams"] = _streams(found["streams"], streams, mode, cursor_field, _key(primary_key))
+        if streams or from_file is not None or options.given:
+            body["streams"] = build_streams(found["streams"], streams, from_file, options)
         destination = {k: v for k, v in (("namespace", namespace), ("table_prefix", table_prefix),
                                          ("kind", kind)) if v is not None}
         if destination:
@@ -141,8 +124,8 @@ def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], mode: st
         if schedule is not None or no_schedule:
             body["schedule"] = schedule
         if not body:
-            raise click.UsageError("nothing to change: give --stream, --mode, --cursor-field, --primary-key, "
-                                   "--namespace, --table-prefix, --format, --schedule or --no-schedule")
+            raise click.UsageError("nothing to change: give a stream, destination or schedule option "
+                                   "(see --help)")
         _patch_and_emit(ctx, client, found, body)
 
 
