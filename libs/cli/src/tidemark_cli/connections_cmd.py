@@ -56,6 +56,7 @@ def connections_create(ctx: Ctx, name: str, type_: str, config: str | None, conf
 @connections.command("list")
 @pass_ctx
 def connections_list(ctx: Ctx) -> None:
+    """Every connection."""
     with ctx.client() as client:
         emit(client.get("/v1/connections"), ctx.as_json, COLUMNS)
 

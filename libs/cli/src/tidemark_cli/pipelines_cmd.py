@@ -62,6 +62,7 @@ def pipelines_create(ctx: Ctx, name: str, connection: str, streams: tuple[str, .
 @pipelines.command("list")
 @pass_ctx
 def pipelines_list(ctx: Ctx) -> None:
+    """Every pipeline with its status, schedule and streams."""
     with ctx.client() as client:
         data = client.get("/v1/pipelines")
     emit(data if ctx.as_json else [_flat(p) for p in data], ctx.as_json, COLUMNS)
