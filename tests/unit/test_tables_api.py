@@ -81,6 +81,10 @@ def write(catalog: Catalog, identifier: str, ids: list[int], mode: SyncMode, run
                  cursor_field="updated_at")
 
 
+def remove_metadata(catalog: Catalog, identifier: str) -> None:
+    Path(catalog.load_table(identifier).metadata_location.removeprefix("file://")).unlink()
+
+
 async def test_list_and_show_a_table_with_snapshots_rows_and_cursor(
     client: httpx.AsyncClient, catalog: Catalog
 ) -> None:
@@ -221,3 +225,27 @@ def test_json_safe_keeps_values_exact() -> None:
     assert json_safe(dt.time(23, 59, 1)) == "23:59:01"
     assert json_safe([("k", b"\x01")]) == [["k", "AQ=="]]
     assert json_safe({"a": {"b": dt.timedelta(seconds=90)}}) == {"a": {"b": 90.0}}
+
+
+async def test_nested_namespaces_are_listed_and_shown(client: httpx.AsyncClient, catalog: Catalog) -> None:
+    write(catalog, "lake.raw.orders", [1, 2], SyncMode.FULL_REFRESH, "run-1")
+    write(catalog, "lake.top", [1], SyncMode.FULL_REFRESH, "run-2")
+    listed = [(t["identifier"], t["namespace"], t["name"]) for t in (await client.get("/v1/tables")).json()]
+    assert listed == [("lake.raw.orders", "lake.raw", "orders"), ("lake.top", "lake", "top")]
+    shown = await client.get("/v1/tables/lake.raw.orders")
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["row_count"] == 2
+
+
+async def test_a_table_whose_metadata_is_gone_does_not_hide_the_others(
+    client: httpx.AsyncClient, catalog: Catalog
+) -> None:
+    write(catalog, "shop.orders", [1], SyncMode.FULL_REFRESH, "run-1")
+    write(catalog, "shop.broken", [1], SyncMode.FULL_REFRESH, "run-2")
+    remove_metadata(catalog, "shop.broken")
+    listed = await client.get("/v1/tables")
+    assert listed.status_code == 200, listed.text
+    assert [t["identifier"] for t in listed.json()] == ["shop.orders"]
+    broken = await client.get("/v1/tables/shop.broken")
+    assert broken.status_code == 503  # unreadable right now, not "no such table"
+    assert broken.headers["content-type"] == PROBLEM

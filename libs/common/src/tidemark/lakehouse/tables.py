@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 import math
 import uuid
 from collections.abc import Mapping
@@ -23,6 +24,9 @@ from pyiceberg.table.snapshots import Snapshot
 from tidemark.errors import NotFoundError
 from tidemark.lakehouse.iceberg import read_state
 from tidemark.lakehouse.state import RUN_ID
+from tidemark.logs import fields
+
+log = logging.getLogger(__name__)
 
 # Table properties Tidemark sets on the tables it writes; tables written before they existed lack them.
 SOURCE_STREAM = "tidemark.source-stream"
@@ -126,11 +130,16 @@ def list_tables(catalog: Catalog) -> list[TableSummary]:
         except NoSuchNamespaceError:
             continue  # dropped while we listed
         for identifier in identifiers:
+            name = ".".join(identifier)
             try:
                 table = catalog.load_table(identifier)
             except (NoSuchTableError, NoSuchNamespaceError):
+                continue  # dropped while we listed
+            except OSError as exc:
+                # One table whose metadata cannot be read must not hide every other table.
+                log.warning("table skipped: its metadata cannot be read", extra=fields(table=name, error=str(exc)))
                 continue
-            out.append(_summary(table, ".".join(identifier)))
+            out.append(_summary(table, name))
     return sorted(out, key=lambda t: t.identifier)
 
 
@@ -219,7 +228,9 @@ def _namespaces(catalog: Catalog) -> list[tuple[str, ...]]:
         children: list[tuple[str, ...]] = []
         for namespace in level:
             try:
-                children.extend(tuple(c) for c in catalog.list_namespaces(namespace) if tuple(c) != namespace)
+                below = (tuple(c) for c in catalog.list_namespaces(namespace))
+                # Only real children: a server that ignores `parent` answers every namespace.
+                children.extend(c for c in below if len(c) > len(namespace) and c[:len(namespace)] == namespace)
             except NoSuchNamespaceError:
                 continue
         level = children
