@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 
 import requests
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pyiceberg.exceptions import ServerError, ServiceUnavailableError
+from pyiceberg.exceptions import ForbiddenError, ServerError, ServiceUnavailableError, UnauthorizedError
 from sqlalchemy.exc import OperationalError
 
 from tidemark.api.openapi import problem_responses
@@ -60,6 +60,9 @@ async def _with_catalog(rt: ServiceRuntime, read: Callable[..., T], *args: objec
         catalog = open_catalog(settings.lakehouse)
         try:
             return read(catalog, *args)
+        except (UnauthorizedError, ForbiddenError) as exc:
+            # The server's setup, not the caller's request: unavailable until an operator fixes it.
+            raise TransientError("the lakehouse catalog refused ingest-svc's credentials") from exc
         except (OperationalError, ServerError, ServiceUnavailableError, requests.RequestException, OSError) as exc:
             raise TransientError(f"the lakehouse catalog cannot be read right now: {type(exc).__name__}") from exc
         finally:
