@@ -17,7 +17,7 @@ from pyiceberg.exceptions import ForbiddenError, ServerError, ServiceUnavailable
 from sqlalchemy.exc import OperationalError
 
 from tidemark.api.openapi import problem_responses
-from tidemark.errors import TransientError
+from tidemark.errors import ConfigError, TransientError
 from tidemark.lakehouse import close_catalog, open_catalog
 from tidemark.lakehouse.tables import (
     TableDetail,
@@ -57,7 +57,11 @@ async def _with_catalog(rt: ServiceRuntime, read: Callable[..., T], *args: objec
     settings: IngestSettings = rt.settings
 
     def run() -> T:
-        catalog = open_catalog(settings.lakehouse)
+        try:
+            catalog = open_catalog(settings.lakehouse)
+        except ConfigError as exc:
+            # Ingest's own settings are wrong: nothing the caller can fix, unavailable until an operator does.
+            raise TransientError(exc.message) from exc
         try:
             return read(catalog, *args)
         except (UnauthorizedError, ForbiddenError) as exc:
