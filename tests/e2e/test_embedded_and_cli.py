@@ -207,8 +207,10 @@ def test_run_wait_shows_each_streams_outcome_and_exits_non_zero(embedded: Embedd
     head, streams = partial.output.split("\n\n")[:2]
     assert "partially_succeeded" in head
     lines = {line.split()[0]: line for line in streams.splitlines()[2:] if line and not line.startswith(" ")}
-    assert lines["main.kept"].split()[1:5] == ["vanishing.kept", "succeeded", "7", "7"]
-    assert lines["main.dropped"].split()[1:3] == ["vanishing.dropped", "failed"]
+    # (Table names follow the naming rule; they are in the namespace the pipeline names.)
+    assert lines["main.kept"].split()[1].startswith("vanishing.")
+    assert lines["main.kept"].split()[2:5] == ["succeeded", "7", "7"]
+    assert lines["main.dropped"].split()[2] == "failed"
     assert "dropped" in streams.split("main.dropped", 1)[1]  # the stream's own error message follows
 
     run_id = head.split()[1]
@@ -230,30 +232,30 @@ def test_run_wait_shows_each_streams_outcome_and_exits_non_zero(embedded: Embedd
 
 def test_cli_reads_tables_through_the_api(embedded: Embedded) -> None:
     listed = json.loads(ok(embedded.cli("--json", "tables", "list")).output)
-    by_id = {t["identifier"]: t for t in listed}
-    orders = by_id["demo.orders"]
+    demo = {t["source"]["stream"]: t for t in listed if (t["source"] or {}).get("pipeline_name") == "demo-shop"}
+    orders, customers = demo["main.orders"], demo["main.customers"]
+    assert orders["namespace"] == "demo"
     assert orders["row_count"] == 1000
-    assert orders["source"]["pipeline_name"] == "demo-shop"
-    assert orders["source"]["stream"] == "main.orders"
+    assert customers["row_count"] == 200
     text = ok(embedded.cli("tables", "list")).output
     assert text.splitlines()[0].split() == ["TABLE", "ROWS", "SNAPSHOT", "LAST_UPDATED", "PIPELINE", "STREAM"]
-    assert any(line.split()[:2] == ["demo.customers", "200"] for line in text.splitlines())
+    assert any(line.split()[:2] == [customers["identifier"], "200"] for line in text.splitlines())
 
-    shown = ok(embedded.cli("tables", "show", "demo.orders")).output
+    shown = ok(embedded.cli("tables", "show", orders["identifier"])).output
     flat = " ".join(shown.split())
     assert "rows: 1000" in flat
     assert "source stream: main.orders" in flat
     assert "pipeline: demo-shop (" in flat
     assert "Columns NAME TYPE REQUIRED KEY id " in flat
     assert "Snapshots (newest first)" in shown
-    detail = json.loads(ok(embedded.cli("--json", "tables", "show", "demo.orders")).output)
+    detail = json.loads(ok(embedded.cli("--json", "tables", "show", orders["identifier"])).output)
     assert detail["snapshots"][0]["run_id"] == orders["last_run_id"]
     assert detail["cursor"] is None  # full refresh keeps no cursor
 
-    preview = json.loads(ok(embedded.cli("--json", "tables", "preview", "demo.orders", "--limit", "5")).output)
+    preview = json.loads(ok(embedded.cli("--json", "tables", "preview", orders["identifier"], "--limit", "5")).output)
     assert len(preview["rows"]) == 5
     assert set(preview["rows"][0]) == set(preview["columns"])
-    table_text = ok(embedded.cli("tables", "preview", "demo.customers", "--limit", "3")).output
+    table_text = ok(embedded.cli("tables", "preview", customers["identifier"], "--limit", "3")).output
     assert len(table_text.splitlines()) >= 4  # header and three rows (long cells may wrap)
 
     missing = embedded.cli("tables", "show", "demo.nothing")

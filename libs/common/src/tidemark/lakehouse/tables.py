@@ -243,7 +243,9 @@ def _load(catalog: Catalog, identifier: str) -> Table:
     try:
         return catalog.load_table((*namespace.split("."), name))
     except (NoSuchTableError, NoSuchNamespaceError) as exc:
-        raise NotFoundError(f"no table {identifier!r} in the lakehouse catalog") from exc
+        raise NotFoundError(
+            f"no table {identifier!r} in the lakehouse catalog (parquet destinations write files, not catalog tables)"
+        ) from exc
 
 
 def _summary(table: Table, identifier: str) -> TableSummary:
