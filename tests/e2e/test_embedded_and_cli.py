@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -24,9 +25,9 @@ class Embedded:
     home: Path
     token: str
 
-    def cli(self, *args: str, token: str | None = None) -> Result:
+    def cli(self, *args: str, token: str | None = None, input: str | None = None) -> Result:
         base = ["--url", self.process.url, "--token", self.token if token is None else token]
-        return CliRunner().invoke(cli, [*base, *args], catch_exceptions=False)
+        return CliRunner().invoke(cli, [*base, *args], input=input, catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +101,166 @@ def test_cli_reports_bad_input_by_field_and_missing_token(embedded: Embedded) ->
     assert "Missing bearer token" in anonymous.output
     wrong = embedded.cli("runs", "list", token="not-the-token")
     assert "Invalid bearer token" in wrong.output
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_cli_changes_and_deletes_connections(embedded: Embedded) -> None:
+    ok(embedded.cli("connections", "create", "--name", "to-change", "--type", "sqlite", "--set", "path=sample:shop"))
+    changed = ok(embedded.cli("--json", "connections", "update", "to-change", "--name", "changed",
+                              "--set", "batch_size=500"))
+    assert json.loads(changed.output)["config"] == {"path": "sample:shop", "batch_size": 500}
+    shown = ok(embedded.cli("connections", "show", "changed"))
+    assert "batch_size" in shown.output
+    assert "500" in shown.output
+    # The merged config is validated again: a bad value is refused by field.
+    bad = embedded.cli("connections", "update", "changed", "--set", "batch_size=0")
+    assert bad.exit_code == 1
+    assert "config.batch_size" in bad.output
+    nothing = embedded.cli("connections", "update", "changed")
+    assert nothing.exit_code == 2
+    assert "nothing to change" in nothing.output
+    refused = embedded.cli("connections", "delete", "changed", input="n\n")
+    assert refused.exit_code == 1  # answered no: aborted, still there
+    ok(embedded.cli("connections", "show", "changed"))
+    ok(embedded.cli("connections", "delete", "changed", "--yes"))
+    names = [c["name"] for c in json.loads(embedded.cli("--json", "connections", "list").output)]
+    assert "changed" not in names
+    assert "to-change" not in names
+    assert "sqlite" in ok(embedded.cli("connections", "types")).output
+
+
+def test_cli_changes_pauses_resumes_and_deletes_pipelines(embedded: Embedded) -> None:
+    ok(embedded.cli("pipelines", "create", "--name", "to-change", "--connection", "demo-shop",
+                    "--stream", "main.orders", "--namespace", "before"))
+    changed = json.loads(ok(embedded.cli(
+        "--json", "pipelines", "update", "to-change", "--stream", "main.orders", "--stream", "main.customers",
+        "--mode", "incremental", "--cursor-field", "id", "--primary-key", "id", "--namespace", "after",
+        "--schedule", "0 3 * * *",
+    )).output)
+    assert [(s["name"], s["sync_mode"], s["cursor_field"], s["primary_key"]) for s in changed["streams"]] == [
+        ("main.orders", "incremental", "id", ["id"]), ("main.customers", "incremental", "id", ["id"])]
+    assert changed["destination"] == {"kind": "iceberg", "namespace": "after", "table_prefix": ""}
+    assert changed["schedule"] == "0 3 * * *"
+    unscheduled = json.loads(ok(embedded.cli("--json", "pipelines", "update", "to-change", "--no-schedule")).output)
+    assert unscheduled["schedule"] is None
+    assert unscheduled["destination"]["namespace"] == "after"  # untouched fields stay
+
+    tuned = json.loads(ok(embedded.cli(
+        "--json", "pipelines", "update", "to-change", "--lookback", "30", "--columns", "id,updated_at",
+        "--partition", "updated_at:day")).output)
+    assert [(s["lookback"], s["columns"], s["partition"], s["primary_key"]) for s in tuned["streams"]] == [
+        (30, ["id", "updated_at"], [{"column": "updated_at", "transform": "day"}], ["id"])] * 2
+
+    paused = ok(embedded.cli("pipelines", "pause", "to-change"))
+    assert "paused" in paused.output
+    refused = embedded.cli("pipelines", "run", "to-change")
+    assert refused.exit_code == 1
+    assert "paused" in refused.output
+    assert json.loads(ok(embedded.cli("--json", "pipelines", "resume", "to-change")).output)["status"] == "active"
+    shown = ok(embedded.cli("pipelines", "show", "to-change"))
+    assert "iceberg after" in shown.output
+    assert "main.customers" in shown.output
+
+    ok(embedded.cli("pipelines", "delete", "to-change", "--yes"))
+    gone = embedded.cli("pipelines", "show", "to-change")
+    assert gone.exit_code == 1
+    assert "no pipeline named 'to-change'" in gone.output
+
+
+def test_cli_creates_a_pipeline_from_a_streams_file(embedded: Embedded, tmp_path: Path) -> None:
+    spec = [{"name": "main.orders", "sync_mode": "incremental_append", "cursor_field": "id"},
+            {"name": "main.customers", "sync_mode": "full_refresh", "columns": ["id", "country"]}]
+    (tmp_path / "streams.json").write_text(json.dumps(spec))
+    created = json.loads(ok(embedded.cli(
+        "--json", "pipelines", "create", "--name", "from-file", "--connection", "demo-shop",
+        "--streams-file", str(tmp_path / "streams.json"), "--namespace", "fromfile")).output)
+    assert [(s["name"], s["sync_mode"], s["cursor_field"], s["columns"]) for s in created["streams"]] == [
+        ("main.orders", "incremental_append", "id", None), ("main.customers", "full_refresh", None, ["id", "country"])]
+    both = embedded.cli("pipelines", "create", "--name", "x", "--connection", "demo-shop", "--stream", "main.orders",
+                        "--streams-file", str(tmp_path / "streams.json"))
+    assert both.exit_code == 2
+    ok(embedded.cli("pipelines", "delete", "from-file", "--yes"))
+
+
+def test_run_wait_shows_each_streams_outcome_and_exits_non_zero(embedded: Embedded, tmp_path: Path) -> None:
+    source = tmp_path / "source.db"
+    with sqlite3.connect(source) as db:
+        db.execute("CREATE TABLE kept (id INTEGER PRIMARY KEY, name TEXT)")
+        db.execute("CREATE TABLE dropped (id INTEGER PRIMARY KEY, name TEXT)")
+        db.executemany("INSERT INTO kept VALUES (?, ?)", [(i, f"k{i}") for i in range(7)])
+        db.executemany("INSERT INTO dropped VALUES (?, ?)", [(i, f"d{i}") for i in range(3)])
+    db.close()
+    ok(embedded.cli("connections", "create", "--name", "vanishing", "--type", "sqlite", "--set", f"path={source}"))
+    ok(embedded.cli("pipelines", "create", "--name", "vanishing", "--connection", "vanishing",
+                    "--stream", "main.kept", "--stream", "main.dropped", "--namespace", "vanishing"))
+    # The source changes after the pipeline was accepted: one stream's table is gone at run time.
+    with sqlite3.connect(source) as db:
+        db.execute("DROP TABLE dropped")
+    db.close()
+
+    partial = embedded.cli("pipelines", "run", "vanishing", "--wait")
+    assert partial.exit_code == 3, partial.output  # some streams committed, some failed
+    head, streams = partial.output.split("\n\n")[:2]
+    assert "partially_succeeded" in head
+    lines = {line.split()[0]: line for line in streams.splitlines()[2:] if line and not line.startswith(" ")}
+    # (Table names follow the naming rule; they are in the namespace the pipeline names.)
+    assert lines["main.kept"].split()[1].startswith("vanishing.")
+    assert lines["main.kept"].split()[2:5] == ["succeeded", "7", "7"]
+    assert lines["main.dropped"].split()[2] == "failed"
+    assert "dropped" in streams.split("main.dropped", 1)[1]  # the stream's own error message follows
+
+    run_id = head.split()[1]
+    shown = ok(embedded.cli("runs", "show", run_id))
+    assert shown.output.split("\n\n")[1].strip() == streams.strip()
+    as_json = json.loads(ok(embedded.cli("--json", "runs", "show", run_id)).output)
+    failed_stream = next(s for s in as_json["streams"] if s["stream"] == "main.dropped")
+    assert failed_stream["error"]["message"]
+    for word in failed_stream["error"]["message"].split():
+        assert word in streams  # wrapped, never cut
+
+    with sqlite3.connect(source) as db:
+        db.execute("DROP TABLE kept")
+    db.close()
+    failed = embedded.cli("--json", "pipelines", "run", "vanishing", "--wait")
+    assert failed.exit_code == 1
+    assert json.loads(failed.output)["status"] == "failed"
+
+
+def test_cli_reads_tables_through_the_api(embedded: Embedded) -> None:
+    listed = json.loads(ok(embedded.cli("--json", "tables", "list")).output)
+    demo = {t["source"]["stream"]: t for t in listed if (t["source"] or {}).get("pipeline_name") == "demo-shop"}
+    orders, customers = demo["main.orders"], demo["main.customers"]
+    assert orders["namespace"] == "demo"
+    assert orders["row_count"] == 1000
+    assert customers["row_count"] == 200
+    text = ok(embedded.cli("tables", "list")).output
+    assert text.splitlines()[0].split() == ["TABLE", "ROWS", "SNAPSHOT", "LAST_UPDATED", "PIPELINE", "STREAM"]
+    assert any(line.split()[:2] == [customers["identifier"], "200"] for line in text.splitlines())
+
+    shown = ok(embedded.cli("tables", "show", orders["identifier"])).output
+    flat = " ".join(shown.split())
+    assert "rows: 1000" in flat
+    assert "source stream: main.orders" in flat
+    assert "pipeline: demo-shop (" in flat
+    assert "Columns NAME TYPE REQUIRED KEY id " in flat
+    assert "Snapshots (newest first)" in shown
+    detail = json.loads(ok(embedded.cli("--json", "tables", "show", orders["identifier"])).output)
+    assert detail["snapshots"][0]["run_id"] == orders["last_run_id"]
+    assert detail["cursor"] is None  # full refresh keeps no cursor
+
+    preview = json.loads(ok(embedded.cli("--json", "tables", "preview", orders["identifier"], "--limit", "5")).output)
+    assert len(preview["rows"]) == 5
+    assert set(preview["rows"][0]) == set(preview["columns"])
+    table_text = ok(embedded.cli("tables", "preview", customers["identifier"], "--limit", "3")).output
+    assert len(table_text.splitlines()) >= 4  # header and three rows (long cells may wrap)
+
+    missing = embedded.cli("tables", "show", "demo.nothing")
+    assert missing.exit_code == 1
+    assert "no table 'demo.nothing'" in missing.output
+    bad = embedded.cli("tables", "preview", "nodot")
+    assert bad.exit_code == 1
+    assert "table:" in bad.output

@@ -57,6 +57,12 @@ class Client:
     def post(self, path: str, json: Any = None) -> Any:
         return self.request("POST", path, json=json)
 
+    def patch(self, path: str, json: Any) -> Any:
+        return self.request("PATCH", path, json=json)
+
+    def delete(self, path: str) -> None:
+        self.request("DELETE", path)
+
     def resolve(self, collection: str, id_or_name: str) -> dict[str, Any]:
         """Find an item of ``/v1/<collection>`` by id or by name."""
         try:

@@ -14,6 +14,7 @@ from tidemark_ingest.launchers import Launcher, create_launcher
 from tidemark_ingest.models import TABLES, Base
 from tidemark_ingest.routes import router
 from tidemark_ingest.settings import IngestSettings
+from tidemark_ingest.table_routes import router as tables_router
 
 LAUNCHER_EXTRA = "launcher"
 
@@ -43,7 +44,7 @@ DEFINITION = ServiceDefinition(
     metadata=Base.metadata,
     tables=TABLES,
     migrations="tidemark_ingest:migrations",
-    routers=[router],
+    routers=[router, tables_router],
     setup=_setup,
     teardown=_teardown,
 )

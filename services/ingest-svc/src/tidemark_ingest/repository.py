@@ -90,3 +90,10 @@ async def silent_runs(session: AsyncSession, cutoff: datetime) -> Sequence[Worke
     last_sign = sa.func.coalesce(WorkerRun.heartbeat_at, WorkerRun.started_at, WorkerRun.requested_at)
     query = sa.select(WorkerRun).where(WorkerRun.status.in_([s.value for s in LIVE]), last_sign < cutoff)
     return (await session.scalars(query)).all()
+
+
+async def worker_runs_by_id(session: AsyncSession, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, WorkerRun]:
+    if not run_ids:
+        return {}
+    query = sa.select(WorkerRun).where(WorkerRun.run_id.in_(set(run_ids)))
+    return {run.run_id: run for run in (await session.scalars(query)).all()}

@@ -1,0 +1,202 @@
+"""``tidemark pipelines ...``: everything /v1/pipelines does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tidemark_cli.client import Client
+from tidemark_cli.context import Ctx, confirm, pass_ctx
+from tidemark_cli.output import emit, emit_json, record, table, when
+from tidemark_cli.streams import StreamOptions, build_streams, read_streams_file, stream_options
+from tidemark_cli.views import run_exit_code, show_run
+
+COLUMNS = ["id", "name", "status", "schedule", "streams"]
+
+
+@click.group()
+def pipelines() -> None:
+    """Pipelines: which streams of a connection load where, and how."""
+
+
+def _flat(pipeline: dict[str, Any]) -> dict[str, Any]:
+    return {**pipeline, "streams": [s["name"] for s in pipeline["streams"]]}
+
+
+@pipelines.command("create")
+@click.option("--name", required=True)
+@click.option("--connection", required=True, help="Connection id or name.")
+@stream_options(for_update=False)
+@click.option("--namespace", default="tidemark", show_default=True, help="Iceberg namespace.")
+@click.option("--table-prefix", default="", help="Prefix added to every table name.")
+@click.option("--format", "kind", type=click.Choice(["iceberg", "parquet"]), default="iceberg",
+              show_default=True)
+@click.option("--schedule", help="Cron expression (UTC).")
+@pass_ctx
+def pipelines_create(ctx: Ctx, name: str, connection: str, streams: tuple[str, ...], streams_file: Path | None,
+                     mode: str | None, cursor_field: str | None, primary_key: str | None, columns: str | None,
+                     lookback: int | None, partition: tuple[str, ...], namespace: str, table_prefix: str,
+                     kind: str, schedule: str | None) -> None:
+    """Create a pipeline of the --stream names (or --streams-file); the stream options apply to each."""
+    from_file = read_streams_file(streams_file)
+    if not streams and from_file is None:
+        raise click.UsageError("give the streams: --stream NAME (repeatable) or --streams-file FILE")
+    if streams and from_file is not None:
+        raise click.UsageError("--stream and --streams-file exclude each other")
+    options = StreamOptions.from_cli(mode, cursor_field, primary_key, columns, lookback, partition)
+    with ctx.client() as client:
+        conn = client.resolve("connections", connection)
+        body = {
+            "name": name,
+            "connection_id": conn["id"],
+            "streams": build_streams([], streams, from_file, options),
+            "destination": {"kind": kind, "namespace": namespace, "table_prefix": table_prefix},
+            "schedule": schedule,
+        }
+        created = client.post("/v1/pipelines", json=body)
+    emit(created if ctx.as_json else _flat(created), ctx.as_json, COLUMNS)
+
+
+@pipelines.command("list")
+@pass_ctx
+def pipelines_list(ctx: Ctx) -> None:
+    """Every pipeline with its status, schedule and streams."""
+    with ctx.client() as client:
+        data = client.get("/v1/pipelines")
+    emit(data if ctx.as_json else [_flat(p) for p in data], ctx.as_json, COLUMNS)
+
+
+@pipelines.command("show")
+@click.argument("pipeline")
+@pass_ctx
+def pipelines_show(ctx: Ctx, pipeline: str) -> None:
+    """One pipeline: connection, destination, schedule, status and its streams."""
+    with ctx.client() as client:
+        found = client.resolve("pipelines", pipeline)
+    if ctx.as_json:
+        emit_json(found)
+        return
+    dest = found["destination"]
+    click.echo(record([
+        ("id", found["id"]), ("name", found["name"]), ("status", found["status"]),
+        ("connection", found["connection_id"]), ("schedule", found["schedule"] or "manual only"),
+        ("destination", f"{dest['kind']} {dest['namespace']}"
+                        + (f" (table prefix {dest['table_prefix']})" if dest.get("table_prefix") else "")),
+        ("created", when(found["created_at"])), ("updated", when(found["updated_at"])),
+    ]))
+    click.echo("\nStreams")
+    rows = [{**s, "partition": [f"{p['transform']}({p['column']})" for p in s.get("partition") or []] or None}
+            for s in found["streams"]]
+    click.echo(table(rows, ["name", "sync_mode", "cursor_field", "primary_key", "lookback", "columns", "partition"]))
+
+
+@pipelines.command("update")
+@click.argument("pipeline")
+@stream_options(for_update=True)
+@click.option("--namespace", help="Iceberg namespace.")
+@click.option("--table-prefix", help="Prefix added to every table name.")
+@click.option("--format", "kind", type=click.Choice(["iceberg", "parquet"]), help="Table format.")
+@click.option("--schedule", help="Cron expression (UTC).")
+@click.option("--no-schedule", is_flag=True, help="Remove the schedule: manual runs only.")
+@pass_ctx
+def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], streams_file: Path | None,
+                     mode: str | None, cursor_field: str | None, primary_key: str | None, columns: str | None,
+                     lookback: int | None, partition: tuple[str, ...], unpartitioned: bool, namespace: str | None,
+                     table_prefix: str | None, kind: str | None, schedule: str | None, no_schedule: bool) -> None:
+    """Change a pipeline: only what the options name changes. The stream options apply to every stream
+    of the new list (--stream or --streams-file), else of the current one."""
+    if schedule is not None and no_schedule:
+        raise click.UsageError("--schedule and --no-schedule exclude each other")
+    if streams and streams_file is not None:
+        raise click.UsageError("--stream and --streams-file exclude each other")
+    from_file = read_streams_file(streams_file)
+    options = StreamOptions.from_cli(mode, cursor_field, primary_key, columns, lookback, partition, unpartitioned)
+    with ctx.client() as client:
+        found = client.resolve("pipelines", pipeline)
+        body: dict[str, Any] = {}
+        if streams or from_file is not None or options.given:
+            body["streams"] = build_streams(found["streams"], streams, from_file, options)
+        destination = {k: v for k, v in (("namespace", namespace), ("table_prefix", table_prefix),
+                                         ("kind", kind)) if v is not None}
+        if destination:
+            body["destination"] = {**found["destination"], **destination}
+        if schedule is not None or no_schedule:
+            body["schedule"] = schedule
+        if not body:
+            raise click.UsageError("nothing to change: give a stream, destination or schedule option "
+                                   "(see --help)")
+        _patch_and_emit(ctx, client, found, body)
+
+
+def _patch_and_emit(ctx: Ctx, client: Client, found: dict[str, Any], body: dict[str, Any]) -> None:
+    changed = client.patch(f"/v1/pipelines/{found['id']}", json=body)
+    emit(changed if ctx.as_json else _flat(changed), ctx.as_json, COLUMNS)
+
+
+@pipelines.command("pause")
+@click.argument("pipeline")
+@pass_ctx
+def pipelines_pause(ctx: Ctx, pipeline: str) -> None:
+    """Pause a pipeline: no scheduled or manual runs until it is resumed."""
+    with ctx.client() as client:
+        _patch_and_emit(ctx, client, client.resolve("pipelines", pipeline), {"status": "paused"})
+
+
+@pipelines.command("resume")
+@click.argument("pipeline")
+@pass_ctx
+def pipelines_resume(ctx: Ctx, pipeline: str) -> None:
+    """Resume a paused pipeline."""
+    with ctx.client() as client:
+        _patch_and_emit(ctx, client, client.resolve("pipelines", pipeline), {"status": "active"})
+
+
+@pipelines.command("delete")
+@click.argument("pipeline")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def pipelines_delete(ctx: Ctx, pipeline: str, yes: bool) -> None:
+    """Delete a pipeline (its tables and their data stay in the lakehouse)."""
+    with ctx.client() as client:
+        found = client.resolve("pipelines", pipeline)
+        confirm(yes, f"Delete pipeline {found['name']} ({found['id']})?")
+        client.delete(f"/v1/pipelines/{found['id']}")
+    if ctx.as_json:
+        emit_json({"id": found["id"], "name": found["name"], "deleted": True})
+    else:
+        click.echo(f"Deleted pipeline {found['name']}.")
+
+
+@pipelines.command("run")
+@click.argument("pipeline")
+@click.option("--wait/--no-wait", default=False,
+              help="Wait until the run finishes and show its result. Exit status: 0 succeeded, "
+                   "1 failed or cancelled, 3 partially succeeded (some streams committed, some failed).")
+@click.option("--timeout", default=3600, show_default=True, type=click.IntRange(1),
+              help="With --wait: give up waiting after this many seconds (the run goes on; exit 1).")
+@click.option("--resync", multiple=True, metavar="STREAM",
+              help="Reset this stream's state: read it in full and rewrite its table (repeatable).")
+@pass_ctx
+def pipelines_run(ctx: Ctx, pipeline: str, wait: bool, timeout: int, resync: tuple[str, ...]) -> None:
+    """Trigger a run now."""
+    from tidemark_cli.demo import wait_for_run
+
+    with ctx.client() as client:
+        found = client.resolve("pipelines", pipeline)
+        run = client.post(f"/v1/pipelines/{found['id']}/runs", json={"resync": list(resync)})
+        if not wait:
+            emit(run, ctx.as_json, ["id", "status", "trigger"])
+            return
+        try:
+            run = wait_for_run(client, run["id"], timeout=timeout)
+        except TimeoutError as exc:
+            raise click.ClickException(f"{exc}; follow it with: tidemark runs show {run['id']}") from exc
+    if ctx.as_json:
+        emit_json(run)
+    else:
+        click.echo(show_run(run))
+    code = run_exit_code(run["status"])
+    if code:
+        raise SystemExit(code)
