@@ -18,7 +18,8 @@ from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.events import DestinationSpec, PipelineSpec, RunRequested, StreamSpec, StreamStats, SyncMode
 from tidemark.lakehouse import close_catalog, open_catalog, write_stream
-from tidemark.lakehouse.tables import CONNECTION_ID, PIPELINE_ID, PIPELINE_NAME, SOURCE_STREAM, json_safe
+from tidemark.lakehouse.state import CONNECTION_ID, PIPELINE_ID, PIPELINE_NAME, SOURCE_STREAM
+from tidemark.lakehouse.tables import json_safe
 from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
 from tidemark.testing.apps import running
 from tidemark_ingest import repository

@@ -23,16 +23,11 @@ from pyiceberg.table.snapshots import Snapshot
 
 from tidemark.errors import NotFoundError
 from tidemark.lakehouse.iceberg import read_state
-from tidemark.lakehouse.state import RUN_ID
+from tidemark.lakehouse.state import CONNECTION_ID, PIPELINE_ID, PIPELINE_NAME, RUN_ID, SOURCE_STREAM
 from tidemark.logs import fields
 
 log = logging.getLogger(__name__)
 
-# Table properties Tidemark sets on the tables it writes; tables written before they existed lack them.
-SOURCE_STREAM = "tidemark.source-stream"
-PIPELINE_ID = "tidemark.pipeline-id"
-PIPELINE_NAME = "tidemark.pipeline-name"
-CONNECTION_ID = "tidemark.connection-id"
 
 MAX_NAMESPACE_DEPTH = 8
 
