@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures.pipelines import API_TOKEN, Pipelines, orchestrator_settings
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.testing.apps import running
 from tidemark_orchestrator.app import definition
-from tests.fixtures.pipelines import API_TOKEN, Pipelines, orchestrator_settings
 
 pytestmark = pytest.mark.unit
 
