@@ -63,8 +63,9 @@ def platform(
             }
             if service == "connector":
                 env["TIDEMARK_CONNECTOR__SECRET_KEY"] = Fernet.generate_key().decode()
+            if service in ("ingest", "orchestrator"):
+                env[f"TIDEMARK_{upper}__CONNECTOR_URL"] = f"http://127.0.0.1:{ports['connector']}"
             if service == "ingest":
-                env["TIDEMARK_INGEST__CONNECTOR_URL"] = f"http://127.0.0.1:{ports['connector']}"
                 env["TIDEMARK_INGEST__LAKEHOUSE__CATALOG_URI"] = catalog_db
                 env["TIDEMARK_INGEST__LAKEHOUSE__WAREHOUSE"] = f"file://{home / 'warehouse'}"
             started[service] = spawn(service_argv(service, ports[service]), service, ports[service], env,

@@ -241,3 +241,12 @@ async def test_collisions_are_refused_with_validated_streams_too(pipelines: Pipe
                                                json=body(pipelines.shop_id, {"name": "main.orders"}, name="b"))
     assert second.status_code == 409
     assert "pipeline 'a'" in second.json()["detail"]
+
+
+async def test_a_column_or_key_listed_twice_is_refused(pipelines: Pipelines) -> None:
+    orders = {"name": "main.orders", "sync_mode": "incremental", "cursor_field": "updated_at",
+              "primary_key": ["id", "id"], "columns": ["id", "updated_at", "id"]}
+    response = await pipelines.orchestrator.post("/v1/pipelines?validate=false",
+                                                 json=body(pipelines.shop_id, orders))
+    assert response.status_code == 422
+    assert fields(response) == ["streams.0.columns.2", "streams.0.primary_key.1"]

@@ -89,7 +89,9 @@ def service_settings(env: Embedded) -> list[tuple[ServiceDefinition, Any]]:
             "outbox_poll_seconds": 0.5,
             "log_format": env.log_format,
         }
-        if definition is INGEST:
+        if definition is INGEST or definition is ORCHESTRATOR:
+            # Workers fetch connection configs, the orchestrator discovers catalogs: both from
+            # connector-svc, which is this same process.
             kwargs["connector_url"] = env.url
         built.append((definition, settings_type(**kwargs)))
     return built

@@ -39,11 +39,23 @@ def listed(names: Iterable[str], limit: int = SHOWN) -> str:
     return shown if len(items) <= limit else f"{shown} … and {len(items) - limit} more"
 
 
+def _repeats(where: str, what: str, stream: str, names: Sequence[str]) -> list[Issue]:
+    seen: set[str] = set()
+    found: list[Issue] = []
+    for j, name in enumerate(names):
+        if name in seen:
+            found.append(issue(f"{where}.{j}", f"stream {stream}: {what} {name!r} is listed twice", "repeated"))
+        seen.add(name)
+    return found
+
+
 def selection_issues(streams: Sequence[StreamSpec]) -> list[Issue]:
-    """Key, cursor and partition columns must be loaded: the writer merges, tracks and
-    partitions on the columns it receives."""
+    """Columns and key columns are listed once; key, cursor and partition columns must be loaded:
+    the writer merges, tracks and partitions on the columns it receives."""
     found: list[Issue] = []
     for i, stream in enumerate(streams):
+        found += _repeats(f"streams.{i}.columns", "column", stream.name, stream.columns or ())
+        found += _repeats(f"streams.{i}.primary_key", "key column", stream.name, stream.primary_key)
         if stream.columns is None:
             continue
         loaded = set(stream.columns)
