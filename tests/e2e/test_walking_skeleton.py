@@ -151,6 +151,26 @@ def test_skeleton_run_lands_in_iceberg_and_jobs(platform: Platform) -> None:
     assert snapshot.summary.additional_properties.get("tidemark.run-id") == run_id
 
 
+def test_pipelines_are_checked_against_the_source_over_http(platform: Platform) -> None:
+    """orchestrator-svc asks connector-svc (its own process) for the catalog with the internal token."""
+    with api(platform["connector"]) as connector, api(platform["orchestrator"]) as orchestrator:
+        created = connector.post("/v1/connections", json={
+            "name": "shop-checked", "type": "sqlite", "config": {"path": "sample:shop"}})
+        assert created.status_code == 201, created.text
+        body = {"name": "checked", "connection_id": created.json()["id"],
+                "streams": [{"name": "main.orders", "columns": ["id", "colour"]}],
+                "destination": {"namespace": "e2e_checked"}}
+        refused = orchestrator.post("/v1/pipelines", json=body)
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == ["streams.0.columns.1"]
+
+        body["streams"] = [{"name": "main.orders"}]
+        assert orchestrator.post("/v1/pipelines", json=body).status_code == 201
+        twin = orchestrator.post("/v1/pipelines", json={**body, "name": "checked-twin"})
+        assert twin.status_code == 409, twin.text
+        assert "pipeline 'checked'" in twin.json()["detail"]
+
+
 def test_schema_svc_watches_the_new_connection(platform: Platform) -> None:
     with api(platform["schema"]) as schema:
         watched = wait_for(lambda: schema.get("/v1/schemas/connections").json(),
