@@ -156,7 +156,7 @@ def _serve(request: pytest.FixtureRequest, tmp_path: Path, *, edges: bool = Fals
     config = SchemathesisConfig.from_dict({"seed": SEED, "generation": generation, "phases": phases})
     # Loading the schema through the app starts its lifespan, which runs until shutdown_lifespans.
     try:
-        schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+        schema: BaseSchema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
         if len(services) > 1:
             schema = schema.include(path_regex=f"^{PIPELINES}")
         yield schema
