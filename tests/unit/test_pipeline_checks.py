@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from pathlib import Path
@@ -250,3 +251,9 @@ async def test_a_column_or_key_listed_twice_is_refused(pipelines: Pipelines) -> 
                                                  json=body(pipelines.shop_id, orders))
     assert response.status_code == 422
     assert fields(response) == ["streams.0.columns.2", "streams.0.primary_key.1"]
+
+
+async def test_concurrent_creates_cannot_both_claim_a_table(pipelines: Pipelines) -> None:
+    answers = await asyncio.gather(*(create(pipelines.orchestrator, f"racer-{i}", "sales.orders")
+                                     for i in range(4)))
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from fastapi import FastAPI
 
@@ -11,7 +13,7 @@ from tidemark.service import ServiceDefinition, ServiceRuntime, handle_types
 from tidemark_orchestrator import logic
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.models import TABLES, Base
-from tidemark_orchestrator.routes import CATALOGS_EXTRA, router
+from tidemark_orchestrator.routes import CATALOGS_EXTRA, CLAIMS_EXTRA, router
 from tidemark_orchestrator.settings import OrchestratorSettings
 
 OWNED_HTTP = "connector_http"
@@ -26,6 +28,7 @@ def definition(http: httpx.AsyncClient | None = None) -> ServiceDefinition:
         client = http
         if client is None:
             client = runtime.extras[OWNED_HTTP] = httpx.AsyncClient(timeout=settings.discover_timeout_seconds)
+        runtime.extras[CLAIMS_EXTRA] = asyncio.Lock()
         token = settings.platform.internal_token
         runtime.extras[CATALOGS_EXTRA] = Catalogs(
             settings.connector_url, token.get_secret_value() if token else None, client,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.schemas import PipelineCreate, PipelineOut, PipelineUpdate, RunOut, TriggerRun
 
 CATALOGS_EXTRA = "catalogs"
+CLAIMS_EXTRA = "table_claims"
 CHECKS = """
 
 **Checks.** The streams are checked against the connection's catalog, discovered now: each stream,
@@ -40,6 +42,13 @@ def _catalogs(rt: ServiceRuntime) -> Catalogs:
     return catalogs
 
 
+def _claims(rt: ServiceRuntime) -> asyncio.Lock:
+    """Held from the collision check to the commit, so two requests of this process cannot both
+    find a table free (across replicas, the check takes a PostgreSQL advisory lock too)."""
+    lock: asyncio.Lock = rt.extras[CLAIMS_EXTRA]
+    return lock
+
+
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 Validate = Annotated[bool, Query(
     description="`false` saves the pipeline without checking its streams against the source "
@@ -52,7 +61,7 @@ router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
              description="Create a pipeline." + CHECKS)
 async def create_pipeline(body: PipelineCreate, rt: Runtime, validate: Validate = True) -> PipelineOut:
     await logic.check_streams(_catalogs(rt), body.connection_id, body.streams, validate)
-    async with rt.transaction() as session:
+    async with _claims(rt), rt.transaction() as session:
         await logic.check_tables(session, [s.name for s in body.streams], body.destination)
         pipeline = await repository.add_pipeline(session, body)
         return PipelineOut.model_validate(pipeline)
@@ -82,7 +91,7 @@ async def update_pipeline(
         async with rt.sessions() as session:
             connection_id = (await repository.get_pipeline(session, pipeline_id)).connection_id
         await logic.check_streams(_catalogs(rt), connection_id, body.streams, validate)
-    async with rt.transaction() as session:
+    async with _claims(rt), rt.transaction() as session:
         pipeline = await repository.get_pipeline(session, pipeline_id)
         if body.streams is not None or body.destination is not None:
             streams = [s.name for s in body.streams] if body.streams else [str(s["name"]) for s in pipeline.streams]
