@@ -26,6 +26,8 @@ every problem in `errors[]` with its exact field (`connection_id`, `streams.0.na
 `streams.0.columns.1`, `streams.0.primary_key.0`, `streams.0.cursor_field`,
 `streams.0.partition.0.column`). When the source cannot be reached the answer is a 503; pass
 `?validate=false` to save the pipeline without these checks (its first run reports what is wrong).
+Checks that need no source apply either way: `columns` and `primary_key` list each column once,
+and key, cursor and partition columns are among `columns` when it is given.
 
 Table names: a 409 when a stream would write the same table as another stream of this pipeline,
 or of another pipeline writing the same destination kind and namespace (`errors[].field` is the
