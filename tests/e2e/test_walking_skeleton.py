@@ -63,8 +63,9 @@ def platform(
             }
             if service == "connector":
                 env["TIDEMARK_CONNECTOR__SECRET_KEY"] = Fernet.generate_key().decode()
+            if service in ("ingest", "orchestrator"):
+                env[f"TIDEMARK_{upper}__CONNECTOR_URL"] = f"http://127.0.0.1:{ports['connector']}"
             if service == "ingest":
-                env["TIDEMARK_INGEST__CONNECTOR_URL"] = f"http://127.0.0.1:{ports['connector']}"
                 env["TIDEMARK_INGEST__LAKEHOUSE__CATALOG_URI"] = catalog_db
                 env["TIDEMARK_INGEST__LAKEHOUSE__WAREHOUSE"] = f"file://{home / 'warehouse'}"
             started[service] = spawn(service_argv(service, ports[service]), service, ports[service], env,
@@ -148,6 +149,26 @@ def test_skeleton_run_lands_in_iceberg_and_jobs(platform: Platform) -> None:
     assert snapshot is not None
     assert snapshot.summary is not None
     assert snapshot.summary.additional_properties.get("tidemark.run-id") == run_id
+
+
+def test_pipelines_are_checked_against_the_source_over_http(platform: Platform) -> None:
+    """orchestrator-svc asks connector-svc (its own process) for the catalog with the internal token."""
+    with api(platform["connector"]) as connector, api(platform["orchestrator"]) as orchestrator:
+        created = connector.post("/v1/connections", json={
+            "name": "shop-checked", "type": "sqlite", "config": {"path": "sample:shop"}})
+        assert created.status_code == 201, created.text
+        body = {"name": "checked", "connection_id": created.json()["id"],
+                "streams": [{"name": "main.orders", "columns": ["id", "colour"]}],
+                "destination": {"namespace": "e2e_checked"}}
+        refused = orchestrator.post("/v1/pipelines", json=body)
+        assert refused.status_code == 422, refused.text
+        assert [e["field"] for e in refused.json()["errors"]] == ["streams.0.columns.1"]
+
+        body["streams"] = [{"name": "main.orders"}]
+        assert orchestrator.post("/v1/pipelines", json=body).status_code == 201
+        twin = orchestrator.post("/v1/pipelines", json={**body, "name": "checked-twin"})
+        assert twin.status_code == 409, twin.text
+        assert "pipeline 'checked'" in twin.json()["detail"]
 
 
 def test_schema_svc_watches_the_new_connection(platform: Platform) -> None:

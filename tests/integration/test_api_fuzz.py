@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from cryptography.fernet import Fernet
@@ -136,7 +137,13 @@ def _service_app(request: pytest.FixtureRequest, tmp_path: Path) -> FastAPI:
         bus="memory",
         **service.extras(),
     )
-    return build_app([(definition, service_settings)], title=definition.title, bus=MemoryBus(), migrate=True)
+    services: list[tuple[Any, Any]] = [(definition, service_settings)]
+    if service.package == "tidemark_orchestrator":
+        services = _orchestrator_with_connector(service_settings, _database_url(request, tmp_path / "c", engine))
+    app = build_app(services, title=definition.title, bus=MemoryBus(), migrate=True)
+    if len(services) > 1:
+        _call_self.append(app)
+    return app
 
 
 def _schema(request: pytest.FixtureRequest, app: FastAPI, *, edges: bool = False) -> Iterator[BaseSchema]:
@@ -160,9 +167,37 @@ def _schema(request: pytest.FixtureRequest, app: FastAPI, *, edges: bool = False
     config = SchemathesisConfig.from_dict({"seed": SEED, "generation": generation, "phases": phases})
     # Loading the schema through the app starts its lifespan, which runs until shutdown_lifespans.
     try:
-        yield schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+        schema: BaseSchema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
+        if _call_self and app is _call_self[-1]:
+            # orchestrator-svc with its connector-svc: only the orchestrator's routes are its to fuzz.
+            schema = schema.include(path_regex=f"^{PIPELINES}")
+        yield schema
     finally:
         asgi.shutdown_lifespans()
+        _call_self.clear()
+
+
+PIPELINES = "/v1/pipelines"
+_call_self: list[Any] = []
+
+
+async def _the_app(scope: Any, receive: Any, send: Any) -> None:
+    await _call_self[-1](scope, receive, send)
+
+
+def _orchestrator_with_connector(settings: Any, connector_database: str) -> list[tuple[Any, Any]]:
+    """orchestrator-svc checks pipelines against connector-svc's catalogs: it gets a real one in the
+    same app, reached in-process (with no connections, so a checked pipeline names an unknown one;
+    `validate=false` ones reach the database). Only the orchestrator's routes are fuzzed here."""
+    from tidemark_connector.app import DEFINITION as CONNECTOR
+    from tidemark_connector.settings import ConnectorSettings
+    from tidemark_orchestrator.app import definition
+
+    connector = ConnectorSettings(database=DatabaseSettings(url=connector_database), auth=settings.auth,
+                                  platform=settings.platform, bus="memory", **_connector_extras())
+    # No sockets behind an ASGI transport: nothing to close when the test ends.
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=_the_app), base_url="http://connector")
+    return [(CONNECTOR, connector), (definition(http), settings.model_copy(update={"connector_url": "http://connector"}))]
 
 
 @pytest.fixture(params=_targets("sqlite"))

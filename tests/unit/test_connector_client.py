@@ -1,4 +1,5 @@
-"""The worker's way to a connection's config: ``fetch_connection_config`` and its async twin."""
+"""Services' way to connector-svc's internal routes: a connection's config (workers) and its
+discovered catalog (orchestrator-svc validating pipelines)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,16 @@ from pydantic import SecretStr
 
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
-from tidemark.connectors.client import afetch_connection_config, fetch_connection_config
-from tidemark.errors import ConfigError, TerminalError, TransientError
+from tidemark.connectors.client import adiscover_catalog, afetch_connection_config, fetch_connection_config
+from tidemark.errors import (
+    ConfigError,
+    FailureKind,
+    NotFoundError,
+    SourceError,
+    TerminalError,
+    TidemarkError,
+    TransientError,
+)
 from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
 from tidemark.testing.apps import running
 from tidemark_connector.app import DEFINITION
@@ -93,3 +102,81 @@ def test_sync_fetch_returns_type_and_config() -> None:
 
     with httpx.Client(transport=httpx.MockTransport(answer)) as client:
         assert fetch_connection_config("http://c", INTERNAL, "abc", client=client) == ("vault", {"password": "p"})
+
+
+async def test_async_discover_against_the_service(tmp_path: Path) -> None:
+    settings = ConnectorSettings(
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/c.db"),
+        auth=AuthSettings(tokens=[SecretStr(TOKEN)]),
+        platform=PlatformSettings(home=tmp_path, internal_token=SecretStr(INTERNAL)),
+        bus="memory",
+        secret_key=SecretStr(Fernet.generate_key().decode()),
+    )
+    app = build_app([(DEFINITION, settings)], title="t", bus=MemoryBus(), migrate=True)
+    async with running(app, TOKEN) as client:
+        shop = (await client.post(
+            "/v1/connections", json={"name": "shop", "type": "sqlite", "config": {"path": "sample:shop"}}
+        )).json()["id"]
+        catalog = await adiscover_catalog(BASE, INTERNAL, shop, client=client)
+        orders = catalog.stream("main.orders")
+        assert orders is not None
+        assert orders.primary_key == ["id"]
+        assert "updated_at" in orders.cursor_candidates
+
+        # The internal route needs the internal token; the API token is refused.
+        assert (await client.post(f"/internal/v1/connections/{shop}/discover")).status_code == 401
+        with pytest.raises(ConfigError, match="internal token"):
+            await adiscover_catalog(BASE, TOKEN, shop, client=client)
+        with pytest.raises(NotFoundError, match="does not exist") as missing:
+            await adiscover_catalog(BASE, INTERNAL, "0190f0c8-0000-7000-8000-000000000000", client=client)
+        assert missing.value.detail == {"field": "connection_id"}
+
+        gone = (await client.post(
+            "/v1/connections", json={"name": "gone", "type": "sqlite", "config": {"path": str(tmp_path / "x.db")}}
+        )).json()["id"]
+        with pytest.raises(SourceError, match="no SQLite database") as refused:
+            await adiscover_catalog(BASE, INTERNAL, gone, client=client)
+        assert refused.value.kind is FailureKind.CONFIG
+
+
+async def test_async_discover_maps_an_unreachable_service_to_transient() -> None:
+    base = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(TransientError, match="unreachable"):
+        await adiscover_catalog(base, INTERNAL, "0190f0c8-0000-7000-8000-000000000000", timeout_seconds=2)
+
+
+SOURCE_PROBLEM = "https://tidemark.dev/problems/source-error"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "kind"),
+    [
+        (503, {"type": SOURCE_PROBLEM, "detail": "connection refused", "kind": "transient"}, SourceError,
+         FailureKind.TRANSIENT),
+        (422, {"type": SOURCE_PROBLEM, "detail": "password authentication failed", "kind": "config"},
+         SourceError, FailureKind.CONFIG),
+        (422, {"type": SOURCE_PROBLEM, "detail": "driver bug", "kind": "terminal"}, SourceError,
+         FailureKind.TERMINAL),
+        (503, {"type": "https://tidemark.dev/problems/unavailable", "detail": "connector database unavailable"},
+         TransientError, FailureKind.TRANSIENT),
+        (500, {"detail": "An unexpected error occurred"}, TransientError, FailureKind.TRANSIENT),
+        (400, {"detail": "bad"}, TerminalError, FailureKind.TERMINAL),
+        (200, {"streams": "not a list"}, TerminalError, FailureKind.TERMINAL),
+    ],
+)
+async def test_async_discover_classifies_answers(
+    status: int, body: dict[str, object], error: type[TidemarkError], kind: FailureKind
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(status, json=body)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        with pytest.raises(error) as raised:
+            await adiscover_catalog("http://connector:8000/", INTERNAL, "abc", client=client)
+    assert raised.value.kind is kind
+    assert seen[0].method == "POST"
+    assert str(seen[0].url) == "http://connector:8000/internal/v1/connections/abc/discover"
+    assert seen[0].headers["authorization"] == f"Bearer {INTERNAL}"

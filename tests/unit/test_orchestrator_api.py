@@ -1,54 +1,47 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from tidemark.api.app import build_app
+from tests.fixtures.pipelines import Pipelines
 from tidemark.bus import MemoryBus
 from tidemark.events import RunRequested, Topic
-from tidemark.settings import AuthSettings, DatabaseSettings
-from tidemark.testing.apps import running
-from tidemark_orchestrator.app import DEFINITION
-from tidemark_orchestrator.settings import OrchestratorSettings
 
 pytestmark = pytest.mark.unit
-TOKEN = "unit-token"
 
 
 @pytest.fixture
-async def bus() -> MemoryBus:
-    return MemoryBus()
+def client(pipelines: Pipelines) -> httpx.AsyncClient:
+    return pipelines.orchestrator
 
 
 @pytest.fixture
-async def client(tmp_path: Path, bus: MemoryBus) -> AsyncIterator[httpx.AsyncClient]:
-    settings = OrchestratorSettings(
-        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/o.db"),
-        auth=AuthSettings(tokens=[SecretStr(TOKEN)]),
-        bus="memory",
-    )
-    app = build_app([(DEFINITION, settings)], title="t", bus=bus, migrate=True)
-    async with running(app, TOKEN) as c:
-        yield c
+def bus(pipelines: Pipelines) -> MemoryBus:
+    return pipelines.bus
 
 
-def pipeline_body(**over: object) -> dict[str, object]:
-    body: dict[str, object] = {
-        "name": "orders",
-        "connection_id": str(uuid.uuid4()),
-        "streams": [{"name": "main.orders"}],
-    }
-    body.update(over)
-    return body
+@pytest.fixture
+def pipeline_body(pipelines: Pipelines) -> Callable[..., dict[str, object]]:
+    """A pipeline of the bundled shop's orders, on a real connection (pipelines are checked against it)."""
+
+    def make(**over: object) -> dict[str, object]:
+        body: dict[str, object] = {
+            "name": "orders",
+            "connection_id": pipelines.shop_id,
+            "streams": [{"name": "main.orders"}],
+        }
+        body.update(over)
+        return body
+
+    return make
 
 
-async def test_trigger_run_emits_run_requested_once_committed(client: httpx.AsyncClient, bus: MemoryBus) -> None:
+async def test_trigger_run_emits_run_requested_once_committed(
+    client: httpx.AsyncClient, bus: MemoryBus, pipeline_body: Callable[..., dict[str, object]]
+) -> None:
     created = await client.post("/v1/pipelines", json=pipeline_body())
     assert created.status_code == 201, created.text
     pid = created.json()["id"]
@@ -70,7 +63,9 @@ async def test_trigger_run_emits_run_requested_once_committed(client: httpx.Asyn
     assert event.pipeline.name == "orders"
 
 
-async def test_incremental_without_key_is_422_naming_the_stream(client: httpx.AsyncClient) -> None:
+async def test_incremental_without_key_is_422_naming_the_stream(
+    client: httpx.AsyncClient, pipeline_body: Callable[..., dict[str, object]]
+) -> None:
     body = pipeline_body(streams=[{"name": "main.events", "sync_mode": "incremental", "cursor_field": "ts"}])
     response = await client.post("/v1/pipelines", json=body)
     assert response.status_code == 422
@@ -92,7 +87,9 @@ async def test_patch_destination_null_is_a_422_and_changes_nothing(client: httpx
     assert stored["streams"][0]["name"] == "main.orders"
 
 
-async def test_unknown_field_malformed_json_and_missing_token(client: httpx.AsyncClient) -> None:
+async def test_unknown_field_malformed_json_and_missing_token(
+    client: httpx.AsyncClient, pipeline_body: Callable[..., dict[str, object]]
+) -> None:
     unknown = await client.post("/v1/pipelines", json=pipeline_body(colour="blue"))
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["field"] == "colour"
@@ -105,7 +102,7 @@ async def test_unknown_field_malformed_json_and_missing_token(client: httpx.Asyn
 
 
 async def test_resync_names_pipeline_streams_and_travels_in_the_event(
-    client: httpx.AsyncClient, bus: MemoryBus
+    client: httpx.AsyncClient, bus: MemoryBus, pipeline_body: Callable[..., dict[str, object]]
 ) -> None:
     pid = (await client.post("/v1/pipelines", json=pipeline_body(name="resync"))).json()["id"]
     unknown = await client.post(f"/v1/pipelines/{pid}/runs", json={"resync": ["main.nope"]})

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -25,9 +26,12 @@ from tidemark_ingest.settings import IngestSettings
 from tidemark_jobs.app import DEFINITION as JOBS
 from tidemark_jobs.settings import JobsSettings
 from tidemark_orchestrator.app import DEFINITION as ORCHESTRATOR
+from tidemark_orchestrator.app import definition as orchestrator_definition
 from tidemark_orchestrator.settings import OrchestratorSettings
 from tidemark_schema.app import DEFINITION as SCHEMA
 from tidemark_schema.settings import SchemaSettings
+
+IN_PROCESS = "http://embedded"
 
 SERVICES: list[tuple[ServiceDefinition, type[Any]]] = [
     (CONNECTOR, ConnectorSettings),
@@ -91,14 +95,32 @@ def service_settings(env: Embedded) -> list[tuple[ServiceDefinition, Any]]:
             "log_format": env.log_format,
         }
         if definition is INGEST:
+            # Workers are other processes: they reach this one's connector-svc over loopback.
             kwargs["connector_url"] = env.url
+        if definition is ORCHESTRATOR:
+            kwargs["connector_url"] = IN_PROCESS  # see create_embedded_app
         built.append((definition, settings_type(**kwargs)))
     return built
 
 
+class _Itself:
+    """An ASGI app that forwards to the platform's app once it exists (it is built after its services)."""
+
+    app: FastAPI | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.app is not None, "the embedded app is not built yet"
+        await self.app(scope, receive, send)
+
+
 def create_embedded_app(env: Embedded, bus: Bus | None = None) -> FastAPI:
     """The platform's one app. ``bus`` replaces the broker (tests fuzz the app on a memory bus)."""
-    services = service_settings(env)
+    itself = _Itself()
+    # The orchestrator asks connector-svc for catalogs in-process: same app, no socket, no port to reach.
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=itself), base_url=IN_PROCESS)
+    services = [(orchestrator_definition(http) if definition is ORCHESTRATOR else definition, settings)
+                for definition, settings in service_settings(env)]
     # One producer and one set of consumer groups for the whole process.
     shared = bus if bus is not None else KafkaBus(env.kafka, client_id="tidemark-embedded")
-    return build_app(services, title="Tidemark (embedded)", bus=shared, migrate=True)
+    itself.app = build_app(services, title="Tidemark (embedded)", bus=shared, migrate=True)
+    return itself.app

@@ -136,13 +136,19 @@ async def check_connection(connection_id: uuid.UUID, rt: Runtime) -> CheckResult
     return await probes.check(source, config, _settings(rt).check_timeout_seconds)
 
 
-@router.post("/{connection_id}/discover")
-async def discover_connection(connection_id: uuid.UUID, rt: Runtime) -> Catalog:
-    """The source's streams, their columns (Arrow types), primary keys and cursor candidates."""
+async def _discover(connection_id: uuid.UUID, rt: ServiceRuntime) -> Catalog:
     async with rt.sessions() as session:
         connection = await repository.get_connection(session, connection_id)
     source, config = logic.load_config(secret_box(rt), connection)
     return await probes.discover(source, config, _settings(rt).discover_timeout_seconds)
+
+
+@router.post("/{connection_id}/discover", responses=problem_responses(503))
+async def discover_connection(connection_id: uuid.UUID, rt: Runtime) -> Catalog:
+    """The source's streams, their columns (Arrow types), primary keys and cursor candidates.
+
+    A source that refuses is a 422 problem, one that cannot be reached a 503; `kind` says which."""
+    return await _discover(connection_id, rt)
 
 
 @internal_router.get("/{connection_id}/config")
@@ -155,3 +161,12 @@ async def reveal_connection_config(connection_id: uuid.UUID, rt: Runtime) -> Con
         type=connection.connector_type,
         config=logic.revealed_config(secret_box(rt), connection),
     )
+
+
+@internal_router.post("/{connection_id}/discover", responses=problem_responses(503))
+async def discover_connection_internal(connection_id: uuid.UUID, rt: Runtime) -> Catalog:
+    """The catalog, for services that validate against it (orchestrator-svc checks pipelines with it).
+
+    Same answers as the public route: 404 unknown connection, 422 the source refused (`kind: config`),
+    503 it cannot be reached (`kind: transient`)."""
+    return await _discover(connection_id, rt)

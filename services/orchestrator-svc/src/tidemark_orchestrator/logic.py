@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Literal
 
@@ -20,7 +21,16 @@ from tidemark.events import (
 )
 from tidemark.service import ServiceRuntime
 from tidemark_orchestrator import repository
+from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.models import Pipeline, Run
+from tidemark_orchestrator.validation import (
+    Neighbour,
+    catalog_issues,
+    collision_issues,
+    refuse_collisions,
+    refuse_invalid,
+    selection_issues,
+)
 
 Trigger = Literal["manual", "schedule", "dependency", "retry"]
 
@@ -33,6 +43,31 @@ def pipeline_spec(pipeline: Pipeline) -> PipelineSpec:
         streams=[StreamSpec.model_validate(s) for s in pipeline.streams],
         destination=DestinationSpec.model_validate(pipeline.destination),
     )
+
+
+async def check_streams(catalogs: Catalogs, connection_id: uuid.UUID, streams: Sequence[StreamSpec],
+                        validate: bool) -> None:
+    """422 for streams that cannot load as described; with ``validate``, checked against the
+    connection's catalog as discovered now (503 when the source cannot be asked)."""
+    refuse_invalid(selection_issues(streams))
+    if validate:
+        refuse_invalid(catalog_issues(streams, await catalogs.discover(connection_id)))
+
+
+async def check_tables(session: AsyncSession, streams: Sequence[str], destination: DestinationSpec,
+                       pipeline_id: uuid.UUID | None = None) -> None:
+    """409 when a stream would write a table another stream already writes. Holds the table-claims
+    lock until the caller's transaction ends, so check and write are one step."""
+    await repository.lock_table_claims(session)
+    default = DestinationSpec()
+    others = [
+        Neighbour(p.name, [str(s["name"]) for s in p.streams],
+                  str(p.destination.get("kind", default.kind)),
+                  str(p.destination.get("namespace", default.namespace)),
+                  str(p.destination.get("table_prefix", default.table_prefix)))
+        for p in await repository.list_pipelines(session) if p.id != pipeline_id
+    ]
+    refuse_collisions(collision_issues(streams, destination, others))
 
 
 async def request_run(

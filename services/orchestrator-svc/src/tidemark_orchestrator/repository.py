@@ -16,6 +16,16 @@ from tidemark_orchestrator.models import Pipeline, Run
 from tidemark_orchestrator.schemas import PipelineCreate, PipelineUpdate
 
 ACTIVE = [RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING]
+# Any constant works: it names "who writes which table" for pg_advisory_xact_lock.
+TABLE_CLAIMS_LOCK = 0x7469646D61726B  # "tidmark"
+
+
+async def lock_table_claims(session: AsyncSession) -> None:
+    """Serialise pipeline creates and changes until the transaction ends, so two of them cannot
+    both find a table free and both claim it. SQLite serialises writers by itself."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": TABLE_CLAIMS_LOCK})
 
 
 async def add_pipeline(session: AsyncSession, body: PipelineCreate) -> Pipeline:

@@ -2,28 +2,69 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from tidemark.api.openapi import problem_responses
+from tidemark.events import DestinationSpec
 from tidemark.service import ServiceRuntime, runtime_of
 from tidemark_orchestrator import logic, repository
+from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.schemas import PipelineCreate, PipelineOut, PipelineUpdate, RunOut, TriggerRun
+
+CATALOGS_EXTRA = "catalogs"
+CLAIMS_EXTRA = "table_claims"
+CHECKS = """
+
+**Checks.** The streams are checked against the connection's catalog, discovered now: each stream,
+its `columns`, `primary_key` columns and partition columns must exist, and `cursor_field` must be
+one of the stream's cursor candidates (an integer, decimal, date or timestamp column). A 422 lists
+every problem in `errors[]` with its exact field (`connection_id`, `streams.0.name`,
+`streams.0.columns.1`, `streams.0.primary_key.0`, `streams.0.cursor_field`,
+`streams.0.partition.0.column`). When the source cannot be reached the answer is a 503; pass
+`?validate=false` to save the pipeline without these checks (its first run reports what is wrong).
+Checks that need no source apply either way: `columns` and `primary_key` list each column once,
+and key, cursor and partition columns are among `columns` when it is given.
+
+Table names: a 409 when a stream would write the same table as another stream of this pipeline,
+or of another pipeline writing the same destination kind and namespace (`errors[].field` is the
+stream's `streams.N.name`). This check needs no source and always applies.
+"""
 
 
 def _runtime(request: Request) -> ServiceRuntime:
     return runtime_of(request, "orchestrator")
 
 
+def _catalogs(rt: ServiceRuntime) -> Catalogs:
+    catalogs: Catalogs = rt.extras[CATALOGS_EXTRA]
+    return catalogs
+
+
+def _claims(rt: ServiceRuntime) -> asyncio.Lock:
+    """Held from the collision check to the commit, so two requests of this process cannot both
+    find a table free (across replicas, the check takes a PostgreSQL advisory lock too)."""
+    lock: asyncio.Lock = rt.extras[CLAIMS_EXTRA]
+    return lock
+
+
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
+Validate = Annotated[bool, Query(
+    description="`false` saves the pipeline without checking its streams against the source "
+                "(for a source that cannot be reached now); table collisions are refused all the same.",
+)]
 router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
-async def create_pipeline(body: PipelineCreate, rt: Runtime) -> PipelineOut:
-    async with rt.transaction() as session:
+@router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(409, 503),
+             description="Create a pipeline." + CHECKS)
+async def create_pipeline(body: PipelineCreate, rt: Runtime, validate: Validate = True) -> PipelineOut:
+    await logic.check_streams(_catalogs(rt), body.connection_id, body.streams, validate)
+    async with _claims(rt), rt.transaction() as session:
+        await logic.check_tables(session, [s.name for s in body.streams], body.destination)
         pipeline = await repository.add_pipeline(session, body)
         return PipelineOut.model_validate(pipeline)
 
@@ -40,10 +81,24 @@ async def get_pipeline(pipeline_id: uuid.UUID, rt: Runtime) -> PipelineOut:
         return PipelineOut.model_validate(await repository.get_pipeline(session, pipeline_id))
 
 
-@router.patch("/{pipeline_id}")
-async def update_pipeline(pipeline_id: uuid.UUID, body: PipelineUpdate, rt: Runtime) -> PipelineOut:
-    async with rt.transaction() as session:
+@router.patch("/{pipeline_id}", responses=problem_responses(409, 503),
+              description="Change a pipeline; fields left out keep their value. New `streams` are checked "
+                          "as on create; a new `streams` or `destination` is checked for table collisions."
+                          + CHECKS)
+async def update_pipeline(
+    pipeline_id: uuid.UUID, body: PipelineUpdate, rt: Runtime, validate: Validate = True
+) -> PipelineOut:
+    if body.streams is not None:
+        # Discovery can take a while: no transaction is open during it.
+        async with rt.sessions() as session:
+            connection_id = (await repository.get_pipeline(session, pipeline_id)).connection_id
+        await logic.check_streams(_catalogs(rt), connection_id, body.streams, validate)
+    async with _claims(rt), rt.transaction() as session:
         pipeline = await repository.get_pipeline(session, pipeline_id)
+        if body.streams is not None or body.destination is not None:
+            streams = [s.name for s in body.streams] if body.streams else [str(s["name"]) for s in pipeline.streams]
+            destination = body.destination or DestinationSpec.model_validate(pipeline.destination)
+            await logic.check_tables(session, streams, destination, pipeline.id)
         return PipelineOut.model_validate(await repository.update_pipeline(session, pipeline, body))
 
 

@@ -1,8 +1,10 @@
-"""Fetch a connection's config, secrets revealed, from connector-svc's internal route.
+"""Ask connector-svc's internal routes for a connection's config or catalog.
 
-Workers call this right before reading a source; nothing else should need secrets.
+Workers fetch the config, secrets revealed, right before reading a source; nothing else
+should need secrets. orchestrator-svc discovers the catalog to validate pipelines against it.
 Failures come back classified: a missing connection or a refused token is a
-:class:`ConfigError`, an unreachable or failing service a :class:`TransientError`.
+:class:`ConfigError`, an unreachable or failing service a :class:`TransientError`, and a
+source that refuses or cannot be reached a :class:`SourceError` of that kind.
 """
 
 from __future__ import annotations
@@ -12,9 +14,21 @@ from typing import Any
 
 import httpx
 
-from tidemark.errors import ConfigError, TerminalError, TidemarkError, TransientError
+from tidemark.connectors.base import Catalog
+from tidemark.errors import (
+    ConfigError,
+    FailureKind,
+    NotFoundError,
+    SourceError,
+    TerminalError,
+    TidemarkError,
+    TransientError,
+)
 
 DEFAULT_TIMEOUT = 10.0
+# connector-svc gives up discovering after 120 s by default: wait a little longer, so its
+# answer (which says what the source did) arrives rather than our own timeout.
+DISCOVER_TIMEOUT = 130.0
 
 
 def _url(base_url: str, connection_id: uuid.UUID | str) -> str:
@@ -102,3 +116,64 @@ async def afetch_connection_config(
         if own:
             await http.aclose()
     return _result(response, connection_id)
+
+
+def _discover_url(base_url: str, connection_id: uuid.UUID | str) -> str:
+    return f"{base_url.rstrip('/')}/internal/v1/connections/{connection_id}/discover"
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _catalog(response: httpx.Response, connection_id: uuid.UUID | str) -> Catalog:
+    status = response.status_code
+    if status == 200:
+        try:
+            return Catalog.model_validate(response.json())
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError too
+            raise TerminalError(
+                f"connector-svc answered an unexpected catalog for connection {connection_id}"
+            ) from exc
+    problem = _problem(response)
+    detail = str(problem.get("detail") or response.reason_phrase)
+    if status == 404:
+        raise NotFoundError(f"connection {connection_id} does not exist", field="connection_id")
+    if status in (401, 403):
+        raise ConfigError("connector-svc refused the internal token; check TIDEMARK_INTERNAL_TOKEN")
+    if str(problem.get("type", "")).endswith("/source-error") and status in (422, 503):
+        kind = problem.get("kind")
+        raise SourceError(detail, FailureKind(kind) if kind in set(FailureKind) else FailureKind.TERMINAL)
+    if status == 429 or status >= 500:
+        raise TransientError(f"connector-svc answered {status}: {detail}")
+    raise TerminalError(f"connector-svc answered {status}: {detail}")
+
+
+async def adiscover_catalog(
+    base_url: str,
+    internal_token: str,
+    connection_id: uuid.UUID | str,
+    *,
+    client: httpx.AsyncClient | None = None,
+    timeout_seconds: float = DISCOVER_TIMEOUT,
+) -> Catalog:
+    """The connection's catalog, discovered now by connector-svc.
+
+    Raises :class:`NotFoundError` (field ``connection_id``) for an unknown connection,
+    :class:`SourceError` when the source refused (kind ``config``/``terminal``) or cannot be
+    reached (kind ``transient``), :class:`TransientError` when connector-svc itself cannot."""
+    own = client is None
+    http = client if client is not None else httpx.AsyncClient(timeout=timeout_seconds)
+    try:
+        response = await http.post(_discover_url(base_url, connection_id), headers=_headers(internal_token),
+                                   timeout=timeout_seconds)
+    except httpx.TransportError as exc:
+        raise _unreachable(base_url, exc) from exc
+    finally:
+        if own:
+            await http.aclose()
+    return _catalog(response, connection_id)

@@ -29,6 +29,7 @@ from tidemark.lakehouse import Lakehouse, table_identifier
 from tidemark.lakehouse.state import CONNECTION_ID, PIPELINE_ID, PIPELINE_NAME, SOURCE_STREAM
 from tidemark.logs import fields, log_context
 from tidemark_ingest.settings import IngestSettings
+from tidemark_ingest.worker.checks import check_stream
 from tidemark_ingest.worker.prefetch import prefetched
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,11 @@ class Outcome:
 
 
 def run_error(exc: TidemarkError, stream: str | None = None) -> RunError:
-    return RunError(message=exc.message, kind=exc.kind.value, stream=stream)
+    message = exc.message
+    if stream is not None and stream not in message:
+        # Writer errors name the table; the user knows the stream.
+        message = f"stream {stream}: {message}"
+    return RunError(message=message, kind=exc.kind.value, stream=stream)
 
 
 def open_source(settings: IngestSettings, connection_id: uuid.UUID) -> Source:
@@ -126,6 +131,7 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
     with log_context(stream=stream.name, table=identifier):
         try:
             schema = source.arrow_schema(stream)
+            check_stream(stream, schema)
             state = None if resync else _state(stream, lake.read_state(destination, identifier))
             mode = SyncMode.FULL_REFRESH if resync else stream.sync_mode
             log.info("loading stream", extra=fields(mode=mode.value, resync=resync,
