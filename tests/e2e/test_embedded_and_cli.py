@@ -108,6 +108,24 @@ def ok(result: Result) -> Result:
     return result
 
 
+def test_cli_saves_a_pipeline_unvalidated_only_when_asked(embedded: Embedded) -> None:
+    ok(embedded.cli("connections", "create", "--name", "checked-shop", "--type", "sqlite",
+                    "--set", "path=sample:shop"))
+    refused = embedded.cli("pipelines", "create", "--name", "checked", "--connection", "checked-shop",
+                           "--stream", "main.nowhere", "--namespace", "checked")
+    assert refused.exit_code == 1
+    assert "streams.0.name" in refused.output
+    assert "main.orders" in refused.output  # the message lists what the source has
+    saved = ok(embedded.cli("--json", "pipelines", "create", "--name", "checked", "--connection", "checked-shop",
+                            "--stream", "main.nowhere", "--namespace", "checked", "--no-validate"))
+    assert json.loads(saved.output)["streams"][0]["name"] == "main.nowhere"
+    # A collision is refused even unvalidated: it needs no source.
+    clash = embedded.cli("pipelines", "update", "checked", "--stream", "main.orders", "--stream", "public.orders",
+                         "--no-validate")
+    assert clash.exit_code == 1
+    assert "table_collision" in clash.output or "both" in clash.output
+
+
 def test_cli_changes_and_deletes_connections(embedded: Embedded) -> None:
     ok(embedded.cli("connections", "create", "--name", "to-change", "--type", "sqlite", "--set", "path=sample:shop"))
     changed = ok(embedded.cli("--json", "connections", "update", "to-change", "--name", "changed",

@@ -73,7 +73,9 @@ async def test_incremental_without_key_is_422_naming_the_stream(
     assert [e["field"] for e in response.json()["errors"]] == ["streams.0.primary_key"]
 
 
-async def test_patch_destination_null_is_a_422_and_changes_nothing(client: httpx.AsyncClient) -> None:
+async def test_patch_destination_null_is_a_422_and_changes_nothing(
+    client: httpx.AsyncClient, pipeline_body: Callable[..., dict[str, object]]
+) -> None:
     # Found by fuzzing the embedded platform: this was a 500 (the change was rolled back).
     pid = (await client.post("/v1/pipelines", json=pipeline_body(name="keep"))).json()["id"]
     response = await client.patch(f"/v1/pipelines/{pid}", json={"destination": None})

@@ -195,7 +195,7 @@ async def test_unknown_table_is_404_and_bad_identifier_or_limit_is_422(
         assert missing.status_code == 404, missing.text
         assert missing.headers["content-type"] == PROBLEM
         assert "shop.nothing" in missing.json()["detail"] or "nowhere.nothing" in missing.json()["detail"]
-    for bad in ("/v1/tables/nodot", "/v1/tables/a..b", "/v1/tables/.a"):
+    for bad in ("/v1/tables/nodot", "/v1/tables/a..b", "/v1/tables/.a", "/v1/tables/%20.0", "/v1/tables/a.%20"):
         response = await client.get(bad)
         assert response.status_code == 422, (bad, response.text)
         assert [e["field"] for e in response.json()["errors"]] == ["table"]

@@ -54,11 +54,11 @@ class Client:
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs)
 
-    def post(self, path: str, json: Any = None) -> Any:
-        return self.request("POST", path, json=json)
+    def post(self, path: str, json: Any = None, params: dict[str, str] | None = None) -> Any:
+        return self.request("POST", path, json=json, params=params)
 
-    def patch(self, path: str, json: Any) -> Any:
-        return self.request("PATCH", path, json=json)
+    def patch(self, path: str, json: Any, params: dict[str, str] | None = None) -> Any:
+        return self.request("PATCH", path, json=json, params=params)
 
     def delete(self, path: str) -> None:
         self.request("DELETE", path)

@@ -34,11 +34,13 @@ def _flat(pipeline: dict[str, Any]) -> dict[str, Any]:
 @click.option("--format", "kind", type=click.Choice(["iceberg", "parquet"]), default="iceberg",
               show_default=True)
 @click.option("--schedule", help="Cron expression (UTC).")
+@click.option("--no-validate", is_flag=True,
+              help="Save without checking the streams against the source's catalog (when it cannot be reached).")
 @pass_ctx
 def pipelines_create(ctx: Ctx, name: str, connection: str, streams: tuple[str, ...], streams_file: Path | None,
                      mode: str | None, cursor_field: str | None, primary_key: str | None, columns: str | None,
                      lookback: int | None, partition: tuple[str, ...], namespace: str, table_prefix: str,
-                     kind: str, schedule: str | None) -> None:
+                     kind: str, schedule: str | None, no_validate: bool) -> None:
     """Create a pipeline of the --stream names (or --streams-file); the stream options apply to each."""
     from_file = read_streams_file(streams_file)
     if not streams and from_file is None:
@@ -55,7 +57,7 @@ def pipelines_create(ctx: Ctx, name: str, connection: str, streams: tuple[str, .
             "destination": {"kind": kind, "namespace": namespace, "table_prefix": table_prefix},
             "schedule": schedule,
         }
-        created = client.post("/v1/pipelines", json=body)
+        created = client.post("/v1/pipelines", json=body, params=_validate(no_validate))
     emit(created if ctx.as_json else _flat(created), ctx.as_json, COLUMNS)
 
 
@@ -100,11 +102,14 @@ def pipelines_show(ctx: Ctx, pipeline: str) -> None:
 @click.option("--format", "kind", type=click.Choice(["iceberg", "parquet"]), help="Table format.")
 @click.option("--schedule", help="Cron expression (UTC).")
 @click.option("--no-schedule", is_flag=True, help="Remove the schedule: manual runs only.")
+@click.option("--no-validate", is_flag=True,
+              help="Save without checking the streams against the source's catalog (when it cannot be reached).")
 @pass_ctx
 def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], streams_file: Path | None,
                      mode: str | None, cursor_field: str | None, primary_key: str | None, columns: str | None,
                      lookback: int | None, partition: tuple[str, ...], unpartitioned: bool, namespace: str | None,
-                     table_prefix: str | None, kind: str | None, schedule: str | None, no_schedule: bool) -> None:
+                     table_prefix: str | None, kind: str | None, schedule: str | None, no_schedule: bool,
+                     no_validate: bool) -> None:
     """Change a pipeline: only what the options name changes. The stream options apply to every stream
     of the new list (--stream or --streams-file), else of the current one."""
     if schedule is not None and no_schedule:
@@ -127,11 +132,16 @@ def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], streams_
         if not body:
             raise click.UsageError("nothing to change: give a stream, destination or schedule option "
                                    "(see --help)")
-        _patch_and_emit(ctx, client, found, body)
+        _patch_and_emit(ctx, client, found, body, _validate(no_validate))
 
 
-def _patch_and_emit(ctx: Ctx, client: Client, found: dict[str, Any], body: dict[str, Any]) -> None:
-    changed = client.patch(f"/v1/pipelines/{found['id']}", json=body)
+def _validate(no_validate: bool) -> dict[str, str] | None:
+    return {"validate": "false"} if no_validate else None
+
+
+def _patch_and_emit(ctx: Ctx, client: Client, found: dict[str, Any], body: dict[str, Any],
+                    params: dict[str, str] | None = None) -> None:
+    changed = client.patch(f"/v1/pipelines/{found['id']}", json=body, params=params)
     emit(changed if ctx.as_json else _flat(changed), ctx.as_json, COLUMNS)
 
 

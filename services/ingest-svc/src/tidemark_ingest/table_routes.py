@@ -47,7 +47,8 @@ def _runtime(request: Request) -> ServiceRuntime:
 
 Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 TableId = Annotated[str, Path(
-    pattern=r"^[^.]+(\.[^.]+)+$", max_length=1024,
+    # Every segment holds something besides whitespace: catalogs refuse blank names.
+    pattern=r"^[^.]*[^.\s][^.]*(\.[^.]*[^.\s][^.]*)+$", max_length=1024,
     description="`namespace.table`; in a nested namespace `a.b.table` (the last dot separates the table).",
 )]
 router = APIRouter(prefix="/v1/tables", tags=["tables"])
