@@ -54,7 +54,7 @@ def _run(host: str, port: int, home: Path, demo: bool, log_format: str) -> None:
         click.echo(f"  API token: {env.api_token}   (saved in {env.home / 'token'})")
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
         if demo:
-            threading.Thread(target=_demo, args=(env.url, env.api_token, env.home), daemon=True).start()
+            threading.Thread(target=_demo, args=(env.url, env.api_token, env.home, server), daemon=True).start()
         # The demo and the CLI poll; per-request access lines would drown what matters.
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
         server.run()
@@ -63,7 +63,7 @@ def _run(host: str, port: int, home: Path, demo: bool, log_format: str) -> None:
             broker.stop()
 
 
-def _demo(url: str, token: str, home: Path) -> None:
+def _demo(url: str, token: str, home: Path, server: uvicorn.Server) -> None:
     client = Client(url, token)
     try:
         wait_ready(client)
@@ -79,6 +79,7 @@ def _demo(url: str, token: str, home: Path) -> None:
             click.echo(f"Demo run {run['run_id']} ended {run['status']}: {run.get('error')}", err=True)
         click.echo("Tidemark keeps running; press Ctrl-C to stop it.")
     except Exception as exc:  # the demo must never take the platform down
-        click.echo(f"Demo failed: {exc}", err=True)
+        if not server.should_exit:  # a stop asked for mid-demo is not the demo failing
+            click.echo(f"Demo failed: {exc}", err=True)
     finally:
         client.close()
