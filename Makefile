@@ -4,6 +4,8 @@ SHELL := /bin/bash
 # Use uv from PATH, else the copy `make bootstrap` installs with pip.
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTEST_ARGS ?=
+# Port of `make run` (http://127.0.0.1:$(PORT)).
+PORT ?= 8000
 # Azurite (Azure Blob emulator) for the lakehouse tests; tests/fixtures/storage.py looks here too.
 AZURITE_DIR ?= $(or $(TIDEMARK_TEST_AZURITE_DIR),$(HOME)/.cache/tidemark/azurite)
 
@@ -18,8 +20,8 @@ bootstrap: ## Install uv (if missing), every Python dependency into .venv, and A
 	@test -x $(AZURITE_DIR)/node_modules/.bin/azurite-blob || ! command -v npm >/dev/null 2>&1 || \
 		npm install --silent --no-audit --no-fund --prefix $(AZURITE_DIR) azurite@3.35.0
 
-run: bootstrap ## Start the whole platform locally (embedded) and run the demo pipeline; Ctrl-C stops it
-	$(UV) run tidemark up --demo
+run: bootstrap ## Start the whole platform locally (embedded, PORT=8000) and run the demo pipeline; Ctrl-C or SIGTERM stops it
+	$(UV) run tidemark up --demo --port $(PORT)
 
 test: bootstrap ## Run every test: unit, integration and e2e (starts its own broker; uses PostgreSQL on 127.0.0.1:5432)
 	$(UV) run pytest $(PYTEST_ARGS)

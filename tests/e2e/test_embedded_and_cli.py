@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import sys
 import time
@@ -282,3 +284,42 @@ def test_cli_reads_tables_through_the_api(embedded: Embedded) -> None:
     bad = embedded.cli("tables", "preview", "nodot")
     assert bad.exit_code == 1
     assert "table:" in bad.output
+def test_worker_says_loaded_file_io_at_most_once_and_not_at_info(embedded: Embedded) -> None:
+    # The workers of the demo and CLI runs log into the platform's output.
+    log = embedded.process.log.read_text()
+    assert "stream loaded" in log
+    loaded = [line for line in log.splitlines() if "Loaded FileIO" in line]
+    assert len(loaded) <= 1, loaded
+    assert not any(" INFO " in line for line in loaded), loaded
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# Keep this test last in the module: it stops the platform the tests above share.
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the broker process through /proc")
+def test_sigterm_stops_the_platform_as_cleanly_as_ctrl_c(embedded: Embedded) -> None:
+    proc = embedded.process.proc
+    assert proc.poll() is None, embedded.process.log_tail()
+    children = _children(proc.pid)
+    brokers = [pid for pid in children if b"tansu" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(brokers) == 1, children
+    before = len(embedded.process.log.read_text())
+
+    proc.send_signal(signal.SIGTERM)  # what a process manager, `kill PID` or make passing it on sends
+
+    assert proc.wait(timeout=60) == 0, embedded.process.log_tail()
+    after = embedded.process.log.read_text()[before:]
+    assert "Tidemark stopped." in after, after
+    assert "Traceback" not in after, after
+    assert [pid for pid in children if _alive(pid)] == [], "the broker or a worker outlived the platform"

@@ -21,7 +21,8 @@ def ensure(client: Client, collection: str, name: str, body: dict[str, Any]) -> 
     return dict(client.post(f"/v1/{collection}", json=body))
 
 
-def wait_ready(client: Client, timeout: float = 60) -> None:
+def wait_ready(client: Client, timeout: float = 60, poll_seconds: float = 0.2) -> None:
+    """Return as soon as ``/readyz`` answers 200: every service has its database and the broker."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -30,10 +31,10 @@ def wait_ready(client: Client, timeout: float = 60) -> None:
         except ApiError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.5)
+            time.sleep(poll_seconds)
 
 
-def wait_for_run(client: Client, run_id: str, timeout: float = 180) -> dict[str, Any]:
+def wait_for_run(client: Client, run_id: str, timeout: float = 180, poll_seconds: float = 0.25) -> dict[str, Any]:
     """Poll jobs-svc until the run is terminal (it learns of the run through Kafka)."""
     deadline = time.monotonic() + timeout
     terminal = {"succeeded", "partially_succeeded", "failed", "cancelled"}
@@ -45,7 +46,7 @@ def wait_for_run(client: Client, run_id: str, timeout: float = 180) -> dict[str,
         except ApiError as exc:
             if exc.status != 404:
                 raise
-        time.sleep(0.5)
+        time.sleep(poll_seconds)
     raise TimeoutError(f"run {run_id} did not finish within {timeout:.0f}s")
 
 

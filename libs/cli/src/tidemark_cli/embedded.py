@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from tidemark.api.app import build_app
 from tidemark.bus import Bus
 from tidemark.bus.kafka import KafkaBus
+from tidemark.localbroker import LOCAL_HEARTBEAT_INTERVAL_MS, LOCAL_SESSION_TIMEOUT_MS
 from tidemark.service import ServiceDefinition
 from tidemark.settings import DatabaseSettings, KafkaSettings, PlatformSettings
 from tidemark_connector.app import DEFINITION as CONNECTOR
@@ -65,7 +66,10 @@ def _token_file(path: Path, env: str | None) -> str:
     return token
 
 
-def prepare(home: Path, host: str, port: int, bootstrap_servers: str, log_format: str = "text") -> Embedded:
+def prepare(home: Path, host: str, port: int, bootstrap_servers: str, log_format: str = "text", *,
+            local_broker: bool = False) -> Embedded:
+    """``local_broker``: the broker is our own tansu (see :mod:`tidemark.localbroker`), which lets
+    consumer groups use a short session, so they join, and the first run starts, within a second."""
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     platform = PlatformSettings()
@@ -76,10 +80,19 @@ def prepare(home: Path, host: str, port: int, bootstrap_servers: str, log_format
         url=f"http://{host}:{port}",
         api_token=_token_file(home / "token", api),
         internal_token=_token_file(home / "internal_token", internal),
-        kafka=KafkaSettings(bootstrap_servers=bootstrap_servers, session_timeout_ms=10_000,
-                            heartbeat_interval_ms=1_000),
+        kafka=_kafka(bootstrap_servers, local_broker),
         log_format=log_format,
     )
+
+
+def _kafka(bootstrap_servers: str, local_broker: bool) -> KafkaSettings:
+    if local_broker:
+        return KafkaSettings(bootstrap_servers=bootstrap_servers,
+                             session_timeout_ms=LOCAL_SESSION_TIMEOUT_MS,
+                             heartbeat_interval_ms=LOCAL_HEARTBEAT_INTERVAL_MS)
+    # A Kafka cluster refuses sessions shorter than its group.min.session.timeout.ms (6 s by default).
+    return KafkaSettings(bootstrap_servers=bootstrap_servers, session_timeout_ms=10_000,
+                         heartbeat_interval_ms=1_000)
 
 
 def service_settings(env: Embedded) -> list[tuple[ServiceDefinition, Any]]:

@@ -1,12 +1,13 @@
-"""``tidemark up``: broker, every service, optionally the demo; Ctrl-C stops it all."""
+"""``tidemark up``: broker, every service, optionally the demo; Ctrl-C or SIGTERM stops it all."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
+import signal
 import threading
 from pathlib import Path
+from types import FrameType
 
 import click
 import uvicorn
@@ -18,6 +19,26 @@ from tidemark_cli.embedded import create_embedded_app, prepare
 
 
 def run_embedded(host: str, port: int, home: Path, demo: bool, log_format: str = "text") -> None:
+    """Run until Ctrl-C or SIGTERM; both shut down cleanly and print "Tidemark stopped."."""
+    # A process manager (or `kill`, or make passing on its own SIGTERM) stops us with SIGTERM, whose
+    # default action kills Python on the spot: no shutdown, no broker.stop(). Treat it as Ctrl-C.
+    # uvicorn handles both signals itself while serving and raises the signal again after its
+    # graceful shutdown; then this handler turns it into the KeyboardInterrupt caught below.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _run(host, port, home, demo, log_format)
+    except KeyboardInterrupt:
+        pass  # a stop requested before or after serving; what was started is stopped already
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo("Tidemark stopped.")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _run(host: str, port: int, home: Path, demo: bool, log_format: str) -> None:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     broker = None
     if not external:
@@ -26,26 +47,23 @@ def run_embedded(host: str, port: int, home: Path, demo: bool, log_format: str =
         broker.start()
     bootstrap = external or (broker.bootstrap_servers if broker else "")
     try:
-        env = prepare(home, host, port, bootstrap, log_format)
+        env = prepare(home, host, port, bootstrap, log_format, local_broker=broker is not None)
         app = create_embedded_app(env)
         click.echo(f"Tidemark is starting on {env.url}  (home: {env.home}, broker: {bootstrap})")
         click.echo(f"  API docs:  {env.url}/docs")
         click.echo(f"  API token: {env.api_token}   (saved in {env.home / 'token'})")
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
         if demo:
-            threading.Thread(target=_demo, args=(env.url, env.api_token, env.home), daemon=True).start()
+            threading.Thread(target=_demo, args=(env.url, env.api_token, env.home, server), daemon=True).start()
         # The demo and the CLI poll; per-request access lines would drown what matters.
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-        # uvicorn re-raises the Ctrl-C it handled after a clean shutdown; that is the normal way out.
-        with contextlib.suppress(KeyboardInterrupt):
-            server.run()
-        click.echo("Tidemark stopped.")
+        server.run()
     finally:
         if broker is not None:
             broker.stop()
 
 
-def _demo(url: str, token: str, home: Path) -> None:
+def _demo(url: str, token: str, home: Path, server: uvicorn.Server) -> None:
     client = Client(url, token)
     try:
         wait_ready(client)
@@ -61,6 +79,7 @@ def _demo(url: str, token: str, home: Path) -> None:
             click.echo(f"Demo run {run['run_id']} ended {run['status']}: {run.get('error')}", err=True)
         click.echo("Tidemark keeps running; press Ctrl-C to stop it.")
     except Exception as exc:  # the demo must never take the platform down
-        click.echo(f"Demo failed: {exc}", err=True)
+        if not server.should_exit:  # a stop asked for mid-demo is not the demo failing
+            click.echo(f"Demo failed: {exc}", err=True)
     finally:
         client.close()

@@ -7,6 +7,7 @@ import contextvars
 import json
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,39 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
     # httpx logs every request at INFO; our own clients log what matters with context.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    pyiceberg_io = logging.getLogger("pyiceberg.io")
+    if _FILE_IO_LOADED not in pyiceberg_io.filters:
+        pyiceberg_io.addFilter(_FILE_IO_LOADED)
+
+
+class _OnceAtDebug(logging.Filter):
+    """Lets the first record whose message starts with ``prefix`` through once, at DEBUG; drops the rest.
+
+    pyiceberg logs "Loaded FileIO: ..." at INFO each time it builds a FileIO object, which it
+    does for every table load, create and commit: six times for one full-refresh stream. Building
+    one is cheap here (they share their filesystems, see ``tidemark.lakehouse.storage``), so the
+    line says nothing an operator needs more than once.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self._prefix):
+            return True
+        message = record.getMessage()
+        with self._lock:
+            if message in self._seen:
+                return False
+            self._seen.add(message)
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_FILE_IO_LOADED = _OnceAtDebug("Loaded FileIO")
 
 
 def fields(**values: Any) -> dict[str, Any]:

@@ -5,11 +5,21 @@ Blocking: call it off the event loop.
 
 from __future__ import annotations
 
+import logging
+import threading
+
 from pyarrow import fs as pafs
 from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.typedef import EMPTY_DICT, Properties
 
 from tidemark.lakehouse.settings import AZURE_SCHEMES, LakehouseSettings
+from tidemark.logs import fields
+
+log = logging.getLogger(__name__)
+
+_FsKey = tuple[tuple[tuple[str, str], ...], str, str | None]
+_filesystems: dict[_FsKey, pafs.FileSystem] = {}
+_filesystems_lock = threading.Lock()
 
 
 class TidemarkFileIO(PyArrowFileIO):
@@ -26,6 +36,23 @@ class TidemarkFileIO(PyArrowFileIO):
         if scheme in AZURE_SCHEMES and "@" in netloc and path.startswith(netloc):
             path = netloc.split("@", 1)[0] + path[len(netloc):]
         return scheme, netloc, path
+
+    def _initialize_fs(self, scheme: str, netloc: str | None = None) -> pafs.FileSystem:
+        """One filesystem per process for each (properties, scheme, bucket), shared by every instance.
+
+        pyiceberg builds a new FileIO for every table load, create and commit (six for one
+        full-refresh stream), and each would build its own filesystem: for S3 and Azure a new
+        client with its own connection pool, so new connections and TLS handshakes every time.
+        pyarrow filesystems are thread-safe.
+        """
+        key: _FsKey = (tuple(sorted(self.properties.items())), scheme, netloc)
+        with _filesystems_lock:
+            filesystem = _filesystems.get(key)
+            if filesystem is None:
+                filesystem = super()._initialize_fs(scheme, netloc)
+                _filesystems[key] = filesystem
+                log.debug("warehouse filesystem opened", extra=fields(scheme=scheme, netloc=netloc or ""))
+        return filesystem
 
 
 def warehouse_filesystem(settings: LakehouseSettings, location: str | None = None) -> tuple[pafs.FileSystem, str]:
