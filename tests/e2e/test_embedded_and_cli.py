@@ -125,7 +125,9 @@ def test_cli_saves_a_pipeline_unvalidated_only_when_asked(embedded: Embedded) ->
     clash = embedded.cli("pipelines", "update", "checked", "--stream", "main.orders", "--stream", "public.orders",
                          "--no-validate")
     assert clash.exit_code == 1
-    assert "table_collision" in clash.output or "both" in clash.output
+    assert "streams.1.name" in clash.output
+    assert "'public.orders' would write the iceberg table checked.orders" in clash.output
+    assert "'main.orders'" in clash.output
 
 
 def test_cli_changes_and_deletes_connections(embedded: Embedded) -> None:
