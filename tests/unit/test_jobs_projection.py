@@ -24,6 +24,7 @@ from tidemark.events import (
     RunStatus,
     StreamSpec,
     StreamStats,
+    StreamWarning,
     Topic,
 )
 from tidemark.settings import AuthSettings, DatabaseSettings
@@ -55,7 +56,9 @@ def requested(run_id: uuid.UUID, pipeline_id: uuid.UUID, name: str = "orders") -
 
 def finished(run_id: uuid.UUID, pipeline_id: uuid.UUID, rows: int) -> RunFinished:
     stats = StreamStats(stream="main.orders", table="tidemark.orders", status="succeeded",
-                        rows_read=rows, rows_written=rows, bytes_written=10 * rows)
+                        rows_read=rows, rows_written=rows, bytes_written=10 * rows,
+                        warnings=[StreamWarning(kind="value_as_null", column="shipped", count=2,
+                                                message="zero dates are read as NULL")])
     return RunFinished(run_id=run_id, pipeline_id=pipeline_id, status=RunStatus.SUCCEEDED, streams=[stats])
 
 
@@ -78,6 +81,10 @@ async def test_run_lifecycle_in_order(setup: tuple[httpx.AsyncClient, MemoryBus]
     assert run["rows_written"] == 1000
     assert run["pipeline_name"] == "orders"
     assert run["streams"][0]["table"] == "tidemark.orders"
+    # The run carries what its values went through.
+    assert run["streams"][0]["warnings"] == [
+        {"kind": "value_as_null", "column": "shipped", "count": 2, "message": "zero dates are read as NULL"}
+    ]
 
 
 async def test_late_events_never_move_a_run_backwards(setup: tuple[httpx.AsyncClient, MemoryBus]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tidemark_cli.context import Ctx, confirm, parse_config, pass_ctx
+from tidemark_cli.context import Ctx, delete_named, parse_config, pass_ctx
 from tidemark_cli.output import emit, emit_json, record, table, when
 
 COLUMNS = ["id", "name", "type", "created_at"]
@@ -105,14 +105,7 @@ def connections_update(ctx: Ctx, connection: str, new_name: str | None, config: 
 @pass_ctx
 def connections_delete(ctx: Ctx, connection: str, yes: bool) -> None:
     """Delete a connection and its stored secrets."""
-    with ctx.client() as client:
-        found = client.resolve("connections", connection)
-        confirm(yes, f"Delete connection {found['name']} ({found['id']})?")
-        client.delete(f"/v1/connections/{found['id']}")
-    if ctx.as_json:
-        emit_json({"id": found["id"], "name": found["name"], "deleted": True})
-    else:
-        click.echo(f"Deleted connection {found['name']}.")
+    delete_named(ctx, "connections", connection, yes)
 
 
 @connections.command("check")

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from tidemark_cli.client import ApiError, Client
+from tidemark_cli.output import emit_json
 
 
 class Ctx:
@@ -62,3 +63,16 @@ def confirm(yes: bool, question: str) -> None:
     """Ask before destroying something, unless ``--yes`` was given."""
     if not yes:
         click.confirm(question, abort=True)
+
+
+def delete_named(ctx: Ctx, collection: str, id_or_name: str, yes: bool) -> None:
+    """Delete one item of ``collection`` (``connections``, ``pipelines``) by id or name, asking first."""
+    kind = collection.removesuffix("s")
+    with ctx.client() as client:
+        found = client.resolve(collection, id_or_name)
+        confirm(yes, f"Delete {kind} {found['name']} ({found['id']})?")
+        client.delete(f"/v1/{collection}/{found['id']}")
+    if ctx.as_json:
+        emit_json({"id": found["id"], "name": found["name"], "deleted": True})
+    else:
+        click.echo(f"Deleted {kind} {found['name']}.")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from tidemark_cli.client import Client
-from tidemark_cli.context import Ctx, confirm, pass_ctx
+from tidemark_cli.context import Ctx, delete_named, pass_ctx
 from tidemark_cli.output import emit, emit_json, record, table, when
 from tidemark_cli.streams import StreamOptions, build_streams, read_streams_file, stream_options
 from tidemark_cli.views import run_exit_code, show_run
@@ -169,14 +169,7 @@ def pipelines_resume(ctx: Ctx, pipeline: str) -> None:
 @pass_ctx
 def pipelines_delete(ctx: Ctx, pipeline: str, yes: bool) -> None:
     """Delete a pipeline (its tables and their data stay in the lakehouse)."""
-    with ctx.client() as client:
-        found = client.resolve("pipelines", pipeline)
-        confirm(yes, f"Delete pipeline {found['name']} ({found['id']})?")
-        client.delete(f"/v1/pipelines/{found['id']}")
-    if ctx.as_json:
-        emit_json({"id": found["id"], "name": found["name"], "deleted": True})
-    else:
-        click.echo(f"Deleted pipeline {found['name']}.")
+    delete_named(ctx, "pipelines", pipeline, yes)
 
 
 @pipelines.command("run")

@@ -106,16 +106,25 @@ async def afetch_connection_config(
     timeout_seconds: float = DEFAULT_TIMEOUT,
 ) -> tuple[str, dict[str, Any]]:
     """The async twin of :func:`fetch_connection_config`."""
+    response = await _asend("GET", _url(base_url, connection_id), base_url, internal_token, client, timeout_seconds,
+                            per_request=False)
+    return _result(response, connection_id)
+
+
+async def _asend(method: str, url: str, base_url: str, internal_token: str, client: httpx.AsyncClient | None,
+                 timeout_seconds: float, per_request: bool = True) -> httpx.Response:
+    """One internal request, on ``client`` or on a client of its own that it closes. ``per_request``:
+    ``timeout_seconds`` applies even on a given client (discovery may outlast its default)."""
     own = client is None
     http = client if client is not None else httpx.AsyncClient(timeout=timeout_seconds)
+    timeout = timeout_seconds if per_request else httpx.USE_CLIENT_DEFAULT
     try:
-        response = await http.get(_url(base_url, connection_id), headers=_headers(internal_token))
+        return await http.request(method, url, headers=_headers(internal_token), timeout=timeout)
     except httpx.TransportError as exc:
         raise _unreachable(base_url, exc) from exc
     finally:
         if own:
             await http.aclose()
-    return _result(response, connection_id)
 
 
 def _discover_url(base_url: str, connection_id: uuid.UUID | str) -> str:
@@ -166,14 +175,6 @@ async def adiscover_catalog(
     Raises :class:`NotFoundError` (field ``connection_id``) for an unknown connection,
     :class:`SourceError` when the source refused (kind ``config``/``terminal``) or cannot be
     reached (kind ``transient``), :class:`TransientError` when connector-svc itself cannot."""
-    own = client is None
-    http = client if client is not None else httpx.AsyncClient(timeout=timeout_seconds)
-    try:
-        response = await http.post(_discover_url(base_url, connection_id), headers=_headers(internal_token),
-                                   timeout=timeout_seconds)
-    except httpx.TransportError as exc:
-        raise _unreachable(base_url, exc) from exc
-    finally:
-        if own:
-            await http.aclose()
+    response = await _asend("POST", _discover_url(base_url, connection_id), base_url, internal_token, client,
+                            timeout_seconds)
     return _catalog(response, connection_id)
