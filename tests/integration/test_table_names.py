@@ -74,3 +74,16 @@ def test_every_awkward_name_gets_its_own_table_that_every_reader_opens(
         assert table.properties[SOURCE_STREAM] == stream
         assert table.schema().identifier_field_ids == [table.schema().find_field("id").field_id]
         assert not set('" ;') & set(table.metadata_location)
+
+
+def test_a_full_refresh_carries_the_sources_own_key(lake: Lakehouse, awkward: PostgresSource) -> None:
+    dest = DestinationSpec(namespace="keys")
+    stats = load_stream(lake, awkward, dest, StreamSpec(name="sales.y"), "keys-run", Progress())
+    assert stats.status == "succeeded", stats.error
+    schema = lake.catalog.load_table(stats.table).schema()
+    assert [schema.find_column_name(i) for i in schema.identifier_field_ids] == ["id"]
+    # Without the key among the loaded columns there is nothing to carry.
+    narrow = load_stream(lake, awkward, DestinationSpec(namespace="narrow"),
+                         StreamSpec(name="sales.y", columns=["origin"]), "keys-run", Progress())
+    assert narrow.status == "succeeded", narrow.error
+    assert lake.catalog.load_table(narrow.table).schema().identifier_field_ids == []

@@ -168,6 +168,8 @@ async def test_run_loads_the_sample_orders_into_iceberg(
     table = await asyncio.to_thread(lambda: open_catalog(settings.lakehouse).load_table("shop.orders"))
     assert table.scan().count() == 1000
     assert table.current_snapshot().summary["tidemark.run-id"] == str(run.run_id)
+    # A full refresh carries the source's own key (the shop's orders.id) as the identifier field.
+    assert table.schema().identifier_field_ids == [table.schema().find_field("id").field_id]
 
     listed = await client.get("/v1/workers", params={"status": "succeeded"})
     assert listed.status_code == 200, listed.text

@@ -134,6 +134,11 @@ class Source(abc.ABC):
     def read(self, stream: StreamSpec, state: StreamState | None) -> Iterator[pa.RecordBatch]:
         """Yield batches of the stream; with ``state``, only rows past its cursor."""
 
+    def source_key(self, stream: StreamSpec) -> list[str]:
+        """The primary key the source declares for ``stream`` (all of it among the selected columns),
+        or ``[]``; tables record it as their identifier fields."""
+        return []
+
     def partitions(self, stream: StreamSpec, count: int) -> list[KeyRange]:
         """Split ``stream`` into about ``count`` key ranges that together cover it, for
         :meth:`read_partition` to read in parallel; ``[]`` when the source cannot split it."""

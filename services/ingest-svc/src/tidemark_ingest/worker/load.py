@@ -136,10 +136,11 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
             mode = SyncMode.FULL_REFRESH if resync else stream.sync_mode
             log.info("loading stream", extra=fields(mode=mode.value, resync=resync,
                                                     cursor=None if state is None else str(state.cursor_value)))
+            # A full refresh copies the table as it is, so the source's own key holds in it too.
+            key = stream.primary_key or (source.source_key(stream) if mode is SyncMode.FULL_REFRESH else [])
             batches = progress.count(prefetched(source.read(stream, state)))
             result = lake.write(destination, identifier, schema, batches, mode,
-                                stream.primary_key, run_id, stream.cursor_field, stream.partition,
-                                properties=properties)
+                                key, run_id, stream.cursor_field, stream.partition, properties=properties)
         except TidemarkError as exc:
             log.warning("stream failed", extra=fields(error=exc.message, kind=exc.kind.value))
             return _failed(stream, identifier, progress, started, run_error(exc, stream.name),
