@@ -34,7 +34,7 @@ from tidemark_schema.settings import SchemaSettings
 
 IN_PROCESS = "http://embedded"
 
-SERVICES: list[tuple[ServiceDefinition, type[Any]]] = [
+SERVICES: list[tuple[ServiceDefinition[Any, Any], type[Any]]] = [
     (CONNECTOR, ConnectorSettings),
     (ORCHESTRATOR, OrchestratorSettings),
     (INGEST, IngestSettings),
@@ -95,10 +95,10 @@ def _kafka(bootstrap_servers: str, local_broker: bool) -> KafkaSettings:
                          heartbeat_interval_ms=1_000)
 
 
-def service_settings(env: Embedded) -> list[tuple[ServiceDefinition, Any]]:
+def service_settings(env: Embedded) -> list[tuple[ServiceDefinition[Any, Any], Any]]:
     platform = PlatformSettings(home=env.home, api_token=SecretStr(env.api_token),
                                 internal_token=SecretStr(env.internal_token), environment="development")
-    built: list[tuple[ServiceDefinition, Any]] = []
+    built: list[tuple[ServiceDefinition[Any, Any], Any]] = []
     for definition, settings_type in SERVICES:
         kwargs: dict[str, Any] = {
             "platform": platform,

@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
@@ -26,21 +26,26 @@ from tidemark.bus import (
     MessagingTables,
     Outbox,
     OutboxRelay,
-    SessionHandler,
     create_bus,
 )
 from tidemark.db import create_engine, session_factory
 from tidemark.db.migrate import upgrade
 from tidemark.errors import TransientError
 from tidemark.events import Envelope, EventPayload, Topic
+from tidemark.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-Setup = Callable[["ServiceRuntime"], Awaitable[None]]
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+StateT = TypeVar("StateT")
+_UNSET: Any = object()
 
 
 @dataclass(frozen=True)
-class ServiceDefinition:
+class ServiceDefinition(Generic[SettingsT, StateT]):
+    """What a service is. ``setup`` makes its typed state (clients, locks, launchers) when it starts,
+    registers its consumers and background tasks, and returns the state; ``teardown`` releases it."""
+
     name: str
     title: str
     metadata: sa.MetaData
@@ -48,17 +53,19 @@ class ServiceDefinition:
     migrations: str = field(metadata={"doc": "Alembic script location, e.g. `tidemark_jobs:migrations`"})
     routers: Sequence[APIRouter] = ()
     internal_routers: Sequence[APIRouter] = ()
-    setup: Setup | None = None
-    teardown: Setup | None = None
+    setup: Callable[[ServiceRuntime[SettingsT, StateT]], Awaitable[StateT]] | None = None
+    teardown: Callable[[ServiceRuntime[SettingsT, StateT]], Awaitable[None]] | None = None
 
 
-class ServiceRuntime:
-    """Engine, sessions, bus, outbox and background tasks of one running service."""
+class ServiceRuntime(Generic[SettingsT, StateT]):
+    """Engine, sessions, bus, outbox, background tasks and the typed state of one running service."""
 
-    def __init__(self, definition: ServiceDefinition, settings: Any, bus: Bus | None = None) -> None:
+    def __init__(self, definition: ServiceDefinition[SettingsT, StateT], settings: SettingsT,
+                 bus: Bus | None = None) -> None:
         self.definition = definition
         self.name = definition.name
-        self.settings = settings
+        self.settings: SettingsT = settings
+        self._state: StateT = _UNSET
         self.engine = create_engine(settings.database)
         self.sessions = session_factory(self.engine)
         self.bus = bus if bus is not None else create_bus(settings)
@@ -68,8 +75,14 @@ class ServiceRuntime:
             self.sessions, definition.tables.outbox, self.bus, poll_seconds=settings.outbox_poll_seconds
         )
         self.outbox.bind_relay(self.relay.wakeup)
-        self.extras: dict[str, Any] = {}
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def state(self) -> StateT:
+        """What the definition's ``setup`` made; there once the service has started."""
+        if self._state is _UNSET:
+            raise RuntimeError(f"{self.name} has not started: its state does not exist yet")
+        return self._state
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -86,16 +99,31 @@ class ServiceRuntime:
     async def emit(self, session: AsyncSession, payload: EventPayload) -> Envelope:
         return await self.outbox.add(session, payload)
 
-    def consume(self, purpose: str, topics: Sequence[Topic], handler: SessionHandler) -> None:
+    def consume(self, purpose: str, topics: Sequence[Topic],
+                handlers: Mapping[type[Any], EventHandler[SettingsT, StateT, Any]]) -> None:
+        """Apply each event of ``topics`` whose type ``handlers`` names, once (the consumer group
+        ``tidemark-<service>.<purpose>`` records it in the same transaction); others are skipped."""
         group = f"tidemark-{self.name}.{purpose}"
+        by_type = {model.event_type: (model, fn) for model, fn in handlers.items()}
+
+        async def dispatch(session: AsyncSession, envelope: Envelope) -> None:
+            entry = by_type.get(envelope.type)
+            if entry is not None:
+                model, fn = entry
+                await fn(EventContext(self, session, envelope), envelope.payload_as(model))
+
         self.bus.subscribe(
             group,
             topics,
-            IdempotentHandler(group, self.sessions, self.definition.tables.inbox, handler, self.outbox.notify),
+            IdempotentHandler(group, self.sessions, self.definition.tables.inbox, dispatch, self.outbox.notify),
         )
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        self._tasks.append(asyncio.create_task(_logged(coro, f"{self.name}.{name}"), name=name))
+        # The coroutine is the task itself (no wrapper), so a task cancelled before its first step
+        # still closes it; a crash is logged when the task ends.
+        task = asyncio.create_task(coro, name=f"{self.name}.{name}")
+        task.add_done_callback(_log_crash)
+        self._tasks.append(task)
 
     async def migrate(self) -> None:
         await upgrade(self.engine, self.definition.migrations)
@@ -103,8 +131,7 @@ class ServiceRuntime:
     async def start(self, migrate: bool = False) -> None:
         if migrate:
             await self.migrate()
-        if self.definition.setup is not None:
-            await self.definition.setup(self)
+        self._state = await self.definition.setup(self) if self.definition.setup is not None else None  # type: ignore[assignment]
         if self._owns_bus:
             await self.bus.start()
         self.spawn(self.relay.run(), "outbox-relay")
@@ -130,31 +157,37 @@ class ServiceRuntime:
         return checks
 
 
-async def _logged(coro: Coroutine[Any, Any, None], name: str) -> None:
-    try:
-        await coro
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("background task %s crashed", name)
-        raise
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("background task %s crashed", task.get_name(), exc_info=exc)
 
 
-def handle_types(handlers: Mapping[type[EventPayload], Callable[[AsyncSession, Any, Envelope], Awaitable[None]]]
-                 ) -> SessionHandler:
-    """One session handler that dispatches on the event type and ignores types it was not given."""
-    by_name = {model.event_type: (model, fn) for model, fn in handlers.items()}
+@dataclass(frozen=True)
+class EventContext(Generic[SettingsT, StateT]):
+    """What an event handler works with: the transaction its effect commits in (with the event's
+    inbox record), the event's envelope, and the service, through which it emits events."""
 
-    async def handler(session: AsyncSession, envelope: Envelope) -> None:
-        entry = by_name.get(envelope.type)
-        if entry is None:
-            return
-        model, fn = entry
-        await fn(session, envelope.payload_as(model), envelope)
+    runtime: ServiceRuntime[SettingsT, StateT]
+    session: AsyncSession
+    envelope: Envelope
 
-    return handler
+    async def emit(self, payload: EventPayload) -> Envelope:
+        return await self.runtime.emit(self.session, payload)
 
 
-def runtime_of(request: Request, name: str) -> ServiceRuntime:
-    runtime: ServiceRuntime = request.app.state.runtimes[name]
+EventT = TypeVar("EventT", bound=EventPayload, contravariant=True)
+
+
+class EventHandler(Protocol[SettingsT, StateT, EventT]):
+    def __call__(self, ctx: EventContext[SettingsT, StateT], event: EventT, /) -> Awaitable[None]: ...
+
+
+def runtime_dependency(name: str) -> Callable[[Request], ServiceRuntime[Any, Any]]:
+    """The FastAPI dependency that finds service ``name``'s runtime; each service wraps it once in
+    a typed alias, ``Runtime = Annotated[ServiceRuntime[MySettings, MyState], Depends(runtime_dependency("my"))]``."""
+
+    def runtime(request: Request) -> ServiceRuntime[Any, Any]:
+        found: ServiceRuntime[Any, Any] = request.app.state.runtimes[name]
+        return found
+
     return runtime

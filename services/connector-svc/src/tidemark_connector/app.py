@@ -7,20 +7,20 @@ import asyncio
 from fastapi import FastAPI
 
 from tidemark.api.app import build_app
-from tidemark.service import ServiceDefinition, ServiceRuntime
+from tidemark.service import ServiceDefinition
 from tidemark_connector.crypto import SecretBox, load_secret_key
+from tidemark_connector.deps import ConnectorRuntime, ConnectorState
 from tidemark_connector.models import TABLES, Base
-from tidemark_connector.routes import BOX_EXTRA, internal_router, router, types_router
+from tidemark_connector.routes import internal_router, router, types_router
 from tidemark_connector.settings import ConnectorSettings
 
 
-async def _setup(runtime: ServiceRuntime) -> None:
-    settings: ConnectorSettings = runtime.settings
-    key = await asyncio.to_thread(load_secret_key, settings)
-    runtime.extras[BOX_EXTRA] = SecretBox(key, settings.previous_secret_keys)
+async def _setup(runtime: ConnectorRuntime) -> ConnectorState:
+    key = await asyncio.to_thread(load_secret_key, runtime.settings)
+    return ConnectorState(box=SecretBox(key, runtime.settings.previous_secret_keys))
 
 
-DEFINITION = ServiceDefinition(
+DEFINITION: ServiceDefinition[ConnectorSettings, ConnectorState] = ServiceDefinition(
     name="connector",
     title="Tidemark connector",
     metadata=Base.metadata,

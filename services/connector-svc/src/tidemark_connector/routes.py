@@ -6,16 +6,15 @@ Secrets go in, never out: responses show them masked. The one way out is the int
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Response, status
 
 from tidemark.api.openapi import problem_responses
 from tidemark.connectors import Catalog, connector_types, get_connector
 from tidemark.events import ConnectionChanged
-from tidemark.service import ServiceRuntime, runtime_of
 from tidemark_connector import logic, probes, repository
-from tidemark_connector.crypto import SecretBox
+from tidemark_connector.deps import ConnectorRuntime, Runtime
 from tidemark_connector.models import Connection
 from tidemark_connector.schemas import (
     CheckResult,
@@ -25,26 +24,7 @@ from tidemark_connector.schemas import (
     ConnectionUpdate,
     ConnectorTypeOut,
 )
-from tidemark_connector.settings import ConnectorSettings
 
-BOX_EXTRA = "secret_box"
-
-
-def _runtime(request: Request) -> ServiceRuntime:
-    return runtime_of(request, "connector")
-
-
-def secret_box(rt: ServiceRuntime) -> SecretBox:
-    box: SecretBox = rt.extras[BOX_EXTRA]
-    return box
-
-
-def _settings(rt: ServiceRuntime) -> ConnectorSettings:
-    settings: ConnectorSettings = rt.settings
-    return settings
-
-
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 types_router = APIRouter(prefix="/v1/connector-types", tags=["connectors"])
 router = APIRouter(prefix="/v1/connections", tags=["connections"])
 internal_router = APIRouter(prefix="/internal/v1/connections", tags=["internal"])
@@ -78,7 +58,7 @@ async def list_connector_types() -> list[ConnectorTypeOut]:
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(409))
 async def create_connection(body: ConnectionCreate, rt: Runtime) -> ConnectionOut:
     """Validate the config against the connector's model; store it, secrets encrypted. 409: name taken."""
-    box = secret_box(rt)
+    box = rt.state.box
     source = logic.connector_class(body.type)
     public, sealed = logic.seal(box, logic.parse_config(source, body.config))
     async with rt.transaction() as session:
@@ -89,14 +69,14 @@ async def create_connection(body: ConnectionCreate, rt: Runtime) -> ConnectionOu
 
 @router.get("")
 async def list_connections(rt: Runtime) -> list[ConnectionOut]:
-    box = secret_box(rt)
+    box = rt.state.box
     async with rt.sessions() as session:
         return [logic.connection_out(box, c) for c in await repository.list_connections(session)]
 
 
 @router.get("/{connection_id}")
 async def get_connection(connection_id: uuid.UUID, rt: Runtime) -> ConnectionOut:
-    box = secret_box(rt)
+    box = rt.state.box
     async with rt.sessions() as session:
         return logic.connection_out(box, await repository.get_connection(session, connection_id))
 
@@ -104,7 +84,7 @@ async def get_connection(connection_id: uuid.UUID, rt: Runtime) -> ConnectionOut
 @router.patch("/{connection_id}", responses=problem_responses(409))
 async def update_connection(connection_id: uuid.UUID, body: ConnectionUpdate, rt: Runtime) -> ConnectionOut:
     """Rename, and/or merge ``config`` onto the stored one; the result is validated again."""
-    box = secret_box(rt)
+    box = rt.state.box
     async with rt.transaction() as session:
         connection = await repository.get_connection(session, connection_id, for_update=True)
         source = get_connector(connection.connector_type)
@@ -132,15 +112,15 @@ async def check_connection(connection_id: uuid.UUID, rt: Runtime) -> CheckResult
     """Try the connection. A failing check is a 200 with ``status: failed``, a message and its kind."""
     async with rt.sessions() as session:
         connection = await repository.get_connection(session, connection_id)
-    source, config = logic.load_config(secret_box(rt), connection)
-    return await probes.check(source, config, _settings(rt).check_timeout_seconds)
+    source, config = logic.load_config(rt.state.box, connection)
+    return await probes.check(source, config, rt.settings.check_timeout_seconds)
 
 
-async def _discover(connection_id: uuid.UUID, rt: ServiceRuntime) -> Catalog:
+async def _discover(connection_id: uuid.UUID, rt: ConnectorRuntime) -> Catalog:
     async with rt.sessions() as session:
         connection = await repository.get_connection(session, connection_id)
-    source, config = logic.load_config(secret_box(rt), connection)
-    return await probes.discover(source, config, _settings(rt).discover_timeout_seconds)
+    source, config = logic.load_config(rt.state.box, connection)
+    return await probes.discover(source, config, rt.settings.discover_timeout_seconds)
 
 
 @router.post("/{connection_id}/discover", responses=problem_responses(503))
@@ -159,7 +139,7 @@ async def reveal_connection_config(connection_id: uuid.UUID, rt: Runtime) -> Con
     return ConnectionConfigOut(
         id=connection.id,
         type=connection.connector_type,
-        config=logic.revealed_config(secret_box(rt), connection),
+        config=logic.revealed_config(rt.state.box, connection),
     )
 
 

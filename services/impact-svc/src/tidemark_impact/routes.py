@@ -6,22 +6,16 @@ import uuid
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.exc import IntegrityError
 
 from tidemark.api.openapi import problem_responses
 from tidemark.errors import ConflictError, NotFoundError
 from tidemark.ids import new_id
-from tidemark.service import ServiceRuntime, runtime_of
+from tidemark_impact.deps import Runtime
 from tidemark_impact.models import Alert, Downstream
 from tidemark_impact.schemas import AlertOut, DownstreamCreate, DownstreamOut
 
-
-def _runtime(request: Request) -> ServiceRuntime:
-    return runtime_of(request, "impact")
-
-
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 downstreams = APIRouter(prefix="/v1/downstreams", tags=["impact"])
 alerts = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 

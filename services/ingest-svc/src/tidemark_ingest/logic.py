@@ -23,15 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.db import utcnow
 from tidemark.errors import TidemarkError
-from tidemark.events import Envelope, RunFinished, RunRequested, RunStatus, StreamStats
+from tidemark.events import RunFinished, RunRequested, RunStatus, StreamStats
 from tidemark.events.contracts import RunError
 from tidemark.logs import fields, log_context
-from tidemark.service import ServiceRuntime
 from tidemark_ingest import repository
+from tidemark_ingest.deps import IngestContext, IngestRuntime
 from tidemark_ingest.launchers import Launcher
 from tidemark_ingest.metrics import ROWS_WRITTEN, WORKER_LAUNCHES, WORKER_RUN_DURATION, WORKER_RUNS
 from tidemark_ingest.models import WorkerRun
-from tidemark_ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +38,21 @@ ErrorKind = Literal["config", "transient", "terminal"]
 LaunchWakeup = asyncio.Event
 
 
-def on_run_requested(
-    runtime: ServiceRuntime, wakeup: LaunchWakeup
-) -> Callable[[AsyncSession, RunRequested, Envelope], Awaitable[None]]:
-    """The ``run.requested`` handler: record the run; the launch loop starts it once committed."""
-    settings: IngestSettings = runtime.settings
-
-    async def handle(session: AsyncSession, event: RunRequested, envelope: Envelope) -> None:
-        with log_context(run_id=str(event.run_id)):
-            if not await repository.add_worker_run(session, event, settings.launcher):
-                log.info("run already recorded; not launching it again")
-                return
-            log.info("run queued", extra=fields(pipeline=event.pipeline.name))
-            # Wake the launch loop only once the row is visible to it.
-            sa.event.listen(session.sync_session, "after_commit", lambda _s: wakeup.set(), once=True)
-
-    return handle
+async def on_run_requested(ctx: IngestContext, event: RunRequested) -> None:
+    """Record the run; the launch loop starts it once committed."""
+    session, wakeup = ctx.session, ctx.runtime.state.wakeup
+    with log_context(run_id=str(event.run_id)):
+        if not await repository.add_worker_run(session, event, ctx.runtime.settings.launcher):
+            log.info("run already recorded; not launching it again")
+            return
+        log.info("run queued", extra=fields(pipeline=event.pipeline.name))
+        # Wake the launch loop only once the row is visible to it.
+        sa.event.listen(session.sync_session, "after_commit", lambda _s: wakeup.set(), once=True)
 
 
-async def on_run_finished(session: AsyncSession, event: RunFinished, envelope: Envelope) -> None:
+async def on_run_finished(ctx: IngestContext, event: RunFinished) -> None:
     """Count finished runs. Consuming the event (not the exit) counts runs however they ended."""
+    session, envelope = ctx.session, ctx.envelope
     run = await repository.get_worker_run(session, event.run_id)
     if run is None:
         return
@@ -70,7 +64,7 @@ async def on_run_finished(session: AsyncSession, event: RunFinished, envelope: E
         WORKER_RUN_DURATION.labels(outcome).observe(max(0.0, (ended - run.started_at).total_seconds()))
 
 
-async def fail_run(runtime: ServiceRuntime, session: AsyncSession, run: WorkerRun, message: str,
+async def fail_run(runtime: IngestRuntime, session: AsyncSession, run: WorkerRun, message: str,
                    kind: ErrorKind = "terminal") -> None:
     """Mark ``run`` failed and emit ``run.finished`` in the caller's transaction."""
     run.status = RunStatus.FAILED.value
@@ -86,7 +80,7 @@ async def fail_run(runtime: ServiceRuntime, session: AsyncSession, run: WorkerRu
     log.warning("run failed", extra=fields(run_id=str(run.run_id), error=message))
 
 
-async def fail_if_live(runtime: ServiceRuntime, run_id: uuid.UUID, message: str,
+async def fail_if_live(runtime: IngestRuntime, run_id: uuid.UUID, message: str,
                        kind: ErrorKind = "terminal") -> bool:
     async with runtime.transaction() as session:
         run = await repository.get_worker_run(session, run_id)
@@ -96,7 +90,7 @@ async def fail_if_live(runtime: ServiceRuntime, run_id: uuid.UUID, message: str,
         return True
 
 
-def worker_exited(runtime: ServiceRuntime) -> Callable[[uuid.UUID, int], Awaitable[None]]:
+def worker_exited(runtime: IngestRuntime) -> Callable[[uuid.UUID, int], Awaitable[None]]:
     """The launcher's exit callback: a worker that ended without finishing its run fails it."""
 
     async def on_exit(run_id: uuid.UUID, code: int) -> None:
@@ -113,7 +107,7 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-async def launch_queued(runtime: ServiceRuntime, launcher: Launcher) -> int:
+async def launch_queued(runtime: IngestRuntime, launcher: Launcher) -> int:
     """Start a worker for every queued run this replica can claim; returns how many started."""
     async with runtime.sessions() as session:
         queued = await repository.queued_run_ids(session)
@@ -138,9 +132,9 @@ async def launch_queued(runtime: ServiceRuntime, launcher: Launcher) -> int:
     return started
 
 
-async def launch_loop(runtime: ServiceRuntime, launcher: Launcher, wakeup: LaunchWakeup) -> None:
+async def launch_loop(runtime: IngestRuntime, launcher: Launcher, wakeup: LaunchWakeup) -> None:
     """Launch queued runs when woken, and on a timer (runs recorded before a restart)."""
-    settings: IngestSettings = runtime.settings
+    settings = runtime.settings
     while True:
         wakeup.clear()
         try:
@@ -152,9 +146,9 @@ async def launch_loop(runtime: ServiceRuntime, launcher: Launcher, wakeup: Launc
             await asyncio.wait_for(wakeup.wait(), timeout=settings.heartbeat_seconds)
 
 
-async def reap_silent(runtime: ServiceRuntime) -> int:
+async def reap_silent(runtime: IngestRuntime) -> int:
     """Fail live runs whose worker has been silent longer than the heartbeat timeout."""
-    settings: IngestSettings = runtime.settings
+    settings = runtime.settings
     cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_seconds)
     async with runtime.transaction() as session:
         silent = await repository.silent_runs(session, cutoff)
@@ -167,8 +161,8 @@ async def reap_silent(runtime: ServiceRuntime) -> int:
     return len(silent)
 
 
-async def reap_loop(runtime: ServiceRuntime) -> None:
-    settings: IngestSettings = runtime.settings
+async def reap_loop(runtime: IngestRuntime) -> None:
+    settings = runtime.settings
     while True:
         await asyncio.sleep(settings.heartbeat_seconds)
         try:

@@ -5,19 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 
 from tidemark.events import RunStatus
-from tidemark.service import ServiceRuntime, runtime_of
 from tidemark_ingest import repository
+from tidemark_ingest.deps import Runtime
 from tidemark_ingest.schemas import WorkerRunOut
 
-
-def _runtime(request: Request) -> ServiceRuntime:
-    return runtime_of(request, "ingest")
-
-
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 router = APIRouter(prefix="/v1/workers", tags=["workers"])
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, TypeVar
 
 import requests
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from pyiceberg.exceptions import ForbiddenError, ServerError, ServiceUnavailableError, UnauthorizedError
 from sqlalchemy.exc import OperationalError
 
@@ -28,8 +28,8 @@ from tidemark.lakehouse.tables import (
     list_tables,
     preview_table,
 )
-from tidemark.service import ServiceRuntime, runtime_of
 from tidemark_ingest import repository
+from tidemark_ingest.deps import IngestRuntime, Runtime
 from tidemark_ingest.settings import IngestSettings
 
 T = TypeVar("T")
@@ -41,11 +41,6 @@ DESCRIPTION = (
 )
 
 
-def _runtime(request: Request) -> ServiceRuntime:
-    return runtime_of(request, "ingest")
-
-
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 TableId = Annotated[str, Path(
     # Every segment holds something besides whitespace: catalogs refuse blank names.
     pattern=r"^[^.]*[^.\s][^.]*(\.[^.]*[^.\s][^.]*)+$", max_length=1024,
@@ -54,7 +49,7 @@ TableId = Annotated[str, Path(
 router = APIRouter(prefix="/v1/tables", tags=["tables"])
 
 
-async def _with_catalog(rt: ServiceRuntime, read: Callable[..., T], *args: object) -> T:
+async def _with_catalog(rt: IngestRuntime, read: Callable[..., T], *args: object) -> T:
     settings: IngestSettings = rt.settings
 
     def run() -> T:
@@ -76,7 +71,7 @@ async def _with_catalog(rt: ServiceRuntime, read: Callable[..., T], *args: objec
     return await asyncio.to_thread(run)
 
 
-async def _with_sources(rt: ServiceRuntime, tables: Sequence[S]) -> list[S]:
+async def _with_sources(rt: IngestRuntime, tables: Sequence[S]) -> list[S]:
     """Tables without Tidemark's source properties (written by older versions) get their source
     from the run that last wrote them, when this service launched it."""
     missing = {t.identifier: _run_uuid(t.last_run_id) for t in tables if t.source is None}

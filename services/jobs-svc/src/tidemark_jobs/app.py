@@ -6,27 +6,24 @@ from fastapi import FastAPI
 
 from tidemark.api.app import build_app
 from tidemark.events import RunFinished, RunProgress, RunRequested, RunStarted, Topic
-from tidemark.service import ServiceDefinition, ServiceRuntime, handle_types
+from tidemark.service import ServiceDefinition
 from tidemark_jobs import projection
+from tidemark_jobs.deps import JobsRuntime
 from tidemark_jobs.models import TABLES, Base
 from tidemark_jobs.routes import router
 from tidemark_jobs.settings import JobsSettings
 
 
-async def _setup(runtime: ServiceRuntime) -> None:
-    runtime.consume(
-        "runs",
-        [Topic.RUNS],
-        handle_types({
-            RunRequested: projection.on_requested,
-            RunStarted: projection.on_started,
-            RunProgress: projection.on_progress,
-            RunFinished: projection.on_finished,
-        }),
-    )
+async def _setup(runtime: JobsRuntime) -> None:
+    runtime.consume("runs", [Topic.RUNS], {
+        RunRequested: projection.on_requested,
+        RunStarted: projection.on_started,
+        RunProgress: projection.on_progress,
+        RunFinished: projection.on_finished,
+    })
 
 
-DEFINITION = ServiceDefinition(
+DEFINITION: ServiceDefinition[JobsSettings, None] = ServiceDefinition(
     name="jobs",
     title="Tidemark jobs",
     metadata=Base.metadata,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.events import Envelope, RunFinished, RunProgress, RunRequested, RunStarted, RunStatus
+from tidemark_jobs.deps import JobsContext
 from tidemark_jobs.models import RunView
 
 _RANK = {
@@ -43,7 +44,8 @@ def _advance(view: RunView, status: RunStatus, envelope: Envelope) -> bool:
     return True
 
 
-async def on_requested(session: AsyncSession, event: RunRequested, envelope: Envelope) -> None:
+async def on_requested(ctx: JobsContext, event: RunRequested) -> None:
+    session, envelope = ctx.session, ctx.envelope
     view = await _view(session, envelope, event.run_id, event.pipeline.pipeline_id)
     view.pipeline_name = event.pipeline.name
     view.trigger = event.trigger
@@ -52,20 +54,23 @@ async def on_requested(session: AsyncSession, event: RunRequested, envelope: Env
     view.requested_at = envelope.occurred_at
 
 
-async def on_started(session: AsyncSession, event: RunStarted, envelope: Envelope) -> None:
+async def on_started(ctx: JobsContext, event: RunStarted) -> None:
+    session, envelope = ctx.session, ctx.envelope
     view = await _view(session, envelope, event.run_id, event.pipeline_id)
     view.worker_ref = event.worker_ref
     if _advance(view, RunStatus.RUNNING, envelope):
         view.started_at = envelope.occurred_at
 
 
-async def on_progress(session: AsyncSession, event: RunProgress, envelope: Envelope) -> None:
+async def on_progress(ctx: JobsContext, event: RunProgress) -> None:
+    session, envelope = ctx.session, ctx.envelope
     view = await _view(session, envelope, event.run_id, event.pipeline_id)
     if not RunStatus(view.status).terminal:
         view.rows_read = max(view.rows_read, event.rows_read)
 
 
-async def on_finished(session: AsyncSession, event: RunFinished, envelope: Envelope) -> None:
+async def on_finished(ctx: JobsContext, event: RunFinished) -> None:
+    session, envelope = ctx.session, ctx.envelope
     view = await _view(session, envelope, event.run_id, event.pipeline_id)
     if RunStatus(view.status).terminal:
         return

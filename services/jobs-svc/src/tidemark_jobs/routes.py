@@ -6,20 +6,14 @@ import uuid
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 
 from tidemark.errors import NotFoundError
 from tidemark.events import RunStatus
-from tidemark.service import ServiceRuntime, runtime_of
+from tidemark_jobs.deps import Runtime
 from tidemark_jobs.models import RunView
 from tidemark_jobs.schemas import RunOut
 
-
-def _runtime(request: Request) -> ServiceRuntime:
-    return runtime_of(request, "jobs")
-
-
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidemark.errors import ConfigError, ConflictError
 from tidemark.events import (
     DestinationSpec,
-    Envelope,
     PipelineSpec,
     RunFinished,
     RunRequested,
@@ -19,9 +18,9 @@ from tidemark.events import (
     RunStatus,
     StreamSpec,
 )
-from tidemark.service import ServiceRuntime
 from tidemark_orchestrator import repository
 from tidemark_orchestrator.catalogs import Catalogs
+from tidemark_orchestrator.deps import OrchestratorContext, OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline, Run
 from tidemark_orchestrator.validation import (
     Neighbour,
@@ -71,7 +70,7 @@ async def check_tables(session: AsyncSession, streams: Sequence[str], destinatio
 
 
 async def request_run(
-    runtime: ServiceRuntime,
+    runtime: OrchestratorRuntime,
     session: AsyncSession,
     pipeline: Pipeline,
     trigger: Trigger = "manual",
@@ -104,14 +103,16 @@ async def request_run(
     return run
 
 
-async def on_run_started(session: AsyncSession, event: RunStarted, envelope: Envelope) -> None:
+async def on_run_started(ctx: OrchestratorContext, event: RunStarted) -> None:
+    session, envelope = ctx.session, ctx.envelope
     run = await repository.get_run(session, event.run_id)
     if run is not None and not RunStatus(run.status).terminal:
         run.status = RunStatus.RUNNING
         run.started_at = envelope.occurred_at
 
 
-async def on_run_finished(session: AsyncSession, event: RunFinished, envelope: Envelope) -> None:
+async def on_run_finished(ctx: OrchestratorContext, event: RunFinished) -> None:
+    session, envelope = ctx.session, ctx.envelope
     run = await repository.get_run(session, event.run_id)
     if run is None:
         return

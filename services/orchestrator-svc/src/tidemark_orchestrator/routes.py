@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from tidemark.api.openapi import problem_responses
 from tidemark.events import DestinationSpec
-from tidemark.service import ServiceRuntime, runtime_of
 from tidemark_orchestrator import logic, repository
-from tidemark_orchestrator.catalogs import Catalogs
+from tidemark_orchestrator.deps import Runtime
 from tidemark_orchestrator.schemas import PipelineCreate, PipelineOut, PipelineUpdate, RunOut, TriggerRun
 
-CATALOGS_EXTRA = "catalogs"
-CLAIMS_EXTRA = "table_claims"
 CHECKS = """
 
 **Checks.** The streams are checked against the connection's catalog, discovered now: each stream,
@@ -35,23 +31,6 @@ stream's `streams.N.name`). This check needs no source and always applies.
 """
 
 
-def _runtime(request: Request) -> ServiceRuntime:
-    return runtime_of(request, "orchestrator")
-
-
-def _catalogs(rt: ServiceRuntime) -> Catalogs:
-    catalogs: Catalogs = rt.extras[CATALOGS_EXTRA]
-    return catalogs
-
-
-def _claims(rt: ServiceRuntime) -> asyncio.Lock:
-    """Held from the collision check to the commit, so two requests of this process cannot both
-    find a table free (across replicas, the check takes a PostgreSQL advisory lock too)."""
-    lock: asyncio.Lock = rt.extras[CLAIMS_EXTRA]
-    return lock
-
-
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 Validate = Annotated[bool, Query(
     description="`false` saves the pipeline without checking its streams against the source "
                 "(for a source that cannot be reached now); table collisions are refused all the same.",
@@ -62,8 +41,8 @@ router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(409, 503),
              description="Create a pipeline." + CHECKS)
 async def create_pipeline(body: PipelineCreate, rt: Runtime, validate: Validate = True) -> PipelineOut:
-    await logic.check_streams(_catalogs(rt), body.connection_id, body.streams, validate)
-    async with _claims(rt), rt.transaction() as session:
+    await logic.check_streams(rt.state.catalogs, body.connection_id, body.streams, validate)
+    async with rt.state.claims, rt.transaction() as session:
         await logic.check_tables(session, [s.name for s in body.streams], body.destination)
         pipeline = await repository.add_pipeline(session, body)
         return PipelineOut.model_validate(pipeline)
@@ -92,8 +71,8 @@ async def update_pipeline(
         # Discovery can take a while: no transaction is open during it.
         async with rt.sessions() as session:
             connection_id = (await repository.get_pipeline(session, pipeline_id)).connection_id
-        await logic.check_streams(_catalogs(rt), connection_id, body.streams, validate)
-    async with _claims(rt), rt.transaction() as session:
+        await logic.check_streams(rt.state.catalogs, connection_id, body.streams, validate)
+    async with rt.state.claims, rt.transaction() as session:
         pipeline = await repository.get_pipeline(session, pipeline_id)
         if body.streams is not None or body.destination is not None:
             streams = [s.name for s in body.streams] if body.streams else [str(s["name"]) for s in pipeline.streams]

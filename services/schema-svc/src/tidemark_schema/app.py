@@ -6,18 +6,19 @@ from fastapi import FastAPI
 
 from tidemark.api.app import build_app
 from tidemark.events import ConnectionChanged, Topic
-from tidemark.service import ServiceDefinition, ServiceRuntime, handle_types
+from tidemark.service import ServiceDefinition
 from tidemark_schema import logic
+from tidemark_schema.deps import SchemaRuntime
 from tidemark_schema.models import TABLES, Base
 from tidemark_schema.routes import router
 from tidemark_schema.settings import SchemaSettings
 
 
-async def _setup(runtime: ServiceRuntime) -> None:
-    runtime.consume("connections", [Topic.CONNECTIONS], handle_types({ConnectionChanged: logic.on_connection_changed}))
+async def _setup(runtime: SchemaRuntime) -> None:
+    runtime.consume("connections", [Topic.CONNECTIONS], {ConnectionChanged: logic.on_connection_changed})
 
 
-DEFINITION = ServiceDefinition(
+DEFINITION: ServiceDefinition[SchemaSettings, None] = ServiceDefinition(
     name="schema",
     title="Tidemark schema",
     metadata=Base.metadata,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from tidemark.events import ConnectionChanged, Envelope
+from tidemark.events import ConnectionChanged
+from tidemark_schema.deps import SchemaContext
 from tidemark_schema.models import WatchedConnection
 
 
-async def on_connection_changed(session: AsyncSession, event: ConnectionChanged, envelope: Envelope) -> None:
+async def on_connection_changed(ctx: SchemaContext, event: ConnectionChanged) -> None:
+    session, envelope = ctx.session, ctx.envelope
     watched = await session.get(WatchedConnection, event.connection_id)
     if watched is None:
         watched = WatchedConnection(connection_id=event.connection_id)

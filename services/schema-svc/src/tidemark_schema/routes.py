@@ -7,18 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
-from tidemark.service import ServiceRuntime, runtime_of
+from tidemark_schema.deps import Runtime
 from tidemark_schema.models import SchemaSnapshot, WatchedConnection
 
-
-def _runtime(request: Request) -> ServiceRuntime:
-    return runtime_of(request, "schema")
-
-
-Runtime = Annotated[ServiceRuntime, Depends(_runtime)]
 router = APIRouter(prefix="/v1/schemas", tags=["schemas"])
 
 

@@ -22,7 +22,7 @@ from tidemark.service import ServiceDefinition, ServiceRuntime
 
 
 def build_app(
-    services: Sequence[tuple[ServiceDefinition, Any]],
+    services: Sequence[tuple[ServiceDefinition[Any, Any], Any]],
     *,
     title: str,
     bus: Bus | None = None,
@@ -38,7 +38,7 @@ def build_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtimes = {d.name: ServiceRuntime(d, s, bus) for d, s in services}
         app.state.runtimes = runtimes
-        started: list[ServiceRuntime] = []
+        started: list[ServiceRuntime[Any, Any]] = []
         try:
             for runtime in runtimes.values():
                 await runtime.start(migrate=migrate)
@@ -77,7 +77,7 @@ def build_app(
 
 def _install_health(app: FastAPI, names: list[str]) -> None:
     async def _ready(request: Request, only: list[str]) -> JSONResponse:
-        runtimes: dict[str, ServiceRuntime] = request.app.state.runtimes
+        runtimes: dict[str, ServiceRuntime[Any, Any]] = request.app.state.runtimes
         checks = {name: await runtimes[name].ready() for name in only}
         ok = all(all(c.values()) for c in checks.values())
         if ok:

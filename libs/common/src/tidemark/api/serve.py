@@ -16,7 +16,7 @@ from tidemark.service import ServiceDefinition
 
 
 def service_main(
-    definition: ServiceDefinition,
+    definition: ServiceDefinition[Any, Any],
     load_settings: Callable[[], Any],
     create_app: Callable[[Any], FastAPI],
     argv: list[str] | None = None,
@@ -36,7 +36,7 @@ def service_main(
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None)
 
 
-async def _migrate(definition: ServiceDefinition, settings: Any) -> None:
+async def _migrate(definition: ServiceDefinition[Any, Any], settings: Any) -> None:
     engine = create_engine(settings.database)
     try:
         await upgrade(engine, definition.migrations)
