@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from tidemark.connectors.postgres import PostgresConfig, PostgresSource
 from tidemark.events import StreamSpec
-from tidemark.lakehouse import open_catalog
+from tidemark.lakehouse import WriteOptions, WriteRequest, open_catalog
 from tidemark.lakehouse.iceberg import read_state, write_stream
 from tidemark.lakehouse.settings import LakehouseSettings
 
@@ -29,9 +29,9 @@ def main() -> None:
     stream = StreamSpec.model_validate(args["stream"])
     catalog = open_catalog(LakehouseSettings(**args["lakehouse"]))
     state = read_state(catalog, args["table"])
-    write_stream(catalog, args["table"], source.arrow_schema(stream), slowly(source.read(stream, state)),
-                 stream.sync_mode, stream.primary_key, args["run_id"], stream.cursor_field,
-                 chunk_bytes=128 * 1024)
+    write_stream(catalog, WriteRequest(args["table"], source.arrow_schema(stream), stream.sync_mode, stream.primary_key,
+                                       args["run_id"], stream.cursor_field), slowly(source.read(stream, state)),
+                 WriteOptions(chunk_bytes=128 * 1024))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,15 @@ from pyiceberg.catalog import Catalog
 
 from tests.integration.lakehouse_data import SCHEMA, batches, exists, expected, read_file, table_rows
 from tidemark.events import PartitionField, SyncMode
-from tidemark.lakehouse import LakehouseSettings, close_catalog, open_catalog, read_state, write_stream
+from tidemark.lakehouse import (
+    LakehouseSettings,
+    WriteOptions,
+    WriteRequest,
+    close_catalog,
+    open_catalog,
+    read_state,
+    write_stream,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -57,8 +65,9 @@ def catalogs(lakehouse: LakehouseSettings) -> Iterator[Callable[[], Catalog]]:
 
 def write(catalog: Catalog, data: list[pa.RecordBatch] | Iterator[pa.RecordBatch], mode: SyncMode, run_id: str,
           partition: list[PartitionField] | None = None) -> int | None:
-    result = write_stream(catalog, TABLE, SCHEMA, data, mode, primary_key=["id"], run_id=run_id,
-                          cursor_field="updated_at", partition=partition, chunk_bytes=48 * 1024)
+    result = write_stream(catalog, WriteRequest(TABLE, SCHEMA, mode, primary_key=["id"], run_id=run_id,
+                                                cursor_field="updated_at", partition=partition), data,
+                          WriteOptions(chunk_bytes=48 * 1024))
     return result.snapshot_id
 
 

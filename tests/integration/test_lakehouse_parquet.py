@@ -12,7 +12,7 @@ from pyarrow import fs as pafs
 
 from tests.integration.lakehouse_data import SCHEMA, batches, by_id, expected
 from tidemark.events import PartitionField, SyncMode
-from tidemark.lakehouse import LakehouseSettings, read_parquet_state, write_parquet_stream
+from tidemark.lakehouse import LakehouseSettings, WriteRequest, read_parquet_state, write_parquet_stream
 from tidemark.lakehouse.storage import warehouse_filesystem
 
 pytestmark = pytest.mark.integration
@@ -45,8 +45,8 @@ def objects(settings: LakehouseSettings, under: str) -> list[str]:
 
 def write(settings: LakehouseSettings, data: list[pa.RecordBatch] | Iterator[pa.RecordBatch], mode: SyncMode,
           run_id: str, partition: list[PartitionField] | None = SPEC) -> int:
-    return write_parquet_stream(settings, TABLE, SCHEMA, data, mode, run_id=run_id, cursor_field="updated_at",
-                                partition=partition).rows_written
+    return write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, mode, run_id=run_id, cursor_field="updated_at",
+                                                       partition=partition), data).rows_written
 
 
 def test_full_refresh_and_append_in_hive_directories(lakehouse: LakehouseSettings) -> None:

@@ -14,7 +14,7 @@ from tests.integration.lakehouse_data import SCHEMA, batch, batches, expected, t
 from tidemark.connectors import get_connector
 from tidemark.errors import ConfigError, TransientError
 from tidemark.events import DestinationSpec, PartitionField, StreamSpec, SyncMode
-from tidemark.lakehouse import Lakehouse, LakehouseSettings, close_catalog, open_catalog, write_stream
+from tidemark.lakehouse import Lakehouse, LakehouseSettings, WriteRequest, close_catalog, open_catalog, write_stream
 from tidemark.testing.rest_catalog import serving
 from tidemark_ingest.worker.load import Progress, load_stream
 
@@ -52,7 +52,7 @@ def test_static_bearer_token(tmp_path: Path) -> None:
         client = LakehouseSettings(catalog_type="rest", catalog_uri=server.uri, warehouse=backend.warehouse,
                                    catalog_warehouse="lake", catalog_token=SecretStr(SECRET))
         catalog = open_catalog(client)
-        write_stream(catalog, TABLE, SCHEMA, [batch(range(5))], SyncMode.FULL_REFRESH, run_id="r1")
+        write_stream(catalog, WriteRequest(TABLE, SCHEMA, SyncMode.FULL_REFRESH, run_id="r1"), [batch(range(5))])
         assert sorted(table_rows(catalog, TABLE)) == list(range(5))
         close_catalog(catalog)
         with pytest.raises(ConfigError, match="refused our credentials"):
@@ -64,24 +64,24 @@ def test_a_concurrent_commit_is_refused_by_the_server(rest_lakehouse: LakehouseS
                                                        caplog: pytest.LogCaptureFixture) -> None:
     first, other = open_catalog(rest_lakehouse), open_catalog(rest_lakehouse)
     base = batches(range(100))
-    write_stream(first, TABLE, SCHEMA, base, SyncMode.FULL_REFRESH, run_id="r1")
+    write_stream(first, WriteRequest(TABLE, SCHEMA, SyncMode.FULL_REFRESH, run_id="r1"), base)
     interloper = batches(range(100, 150))
     mine = [batch(range(1000, 1010)), batch(range(1010, 1020))]
 
     def slow_source() -> Iterator[pa.RecordBatch]:
         yield mine[0]
         # Another writer commits while this run is still reading its source.
-        write_stream(other, TABLE, SCHEMA, interloper, SyncMode.INCREMENTAL_APPEND, run_id="r2")
+        write_stream(other, WriteRequest(TABLE, SCHEMA, SyncMode.INCREMENTAL_APPEND, run_id="r2"), interloper)
         yield mine[1]
 
     if mode is SyncMode.INCREMENTAL_APPEND:
         # Appends commute: the client rebases on the other writer's snapshot and retries.
-        write_stream(first, TABLE, SCHEMA, slow_source(), mode, run_id="r3")
+        write_stream(first, WriteRequest(TABLE, SCHEMA, mode, run_id="r3"), slow_source())
         assert table_rows(first, TABLE) == expected(base, interloper, mine)
     else:
         # Replacing what another writer just added would drop its rows: the run fails, retryable.
         with pytest.raises(TransientError, match="another writer committed first"):
-            write_stream(first, TABLE, SCHEMA, slow_source(), mode, run_id="r3")
+            write_stream(first, WriteRequest(TABLE, SCHEMA, mode, run_id="r3"), slow_source())
         assert table_rows(first, TABLE) == expected(base, interloper)
     # Either way the server refused the stale commit (409) first.
     assert "Commit failed due to a concurrent update" in caplog.text

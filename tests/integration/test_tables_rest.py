@@ -15,7 +15,7 @@ from tests.integration.lakehouse_data import SCHEMA, batch
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.events import SyncMode
-from tidemark.lakehouse import LakehouseSettings, close_catalog, open_catalog, write_stream
+from tidemark.lakehouse import LakehouseSettings, WriteRequest, close_catalog, open_catalog, write_stream
 from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
 from tidemark.testing.apps import running
 from tidemark_ingest.app import DEFINITION
@@ -46,8 +46,8 @@ def client(tmp_path: Path) -> Client:
 def write_orders(lakehouse: LakehouseSettings) -> None:
     catalog = open_catalog(lakehouse)
     try:
-        write_stream(catalog, "raw.orders", SCHEMA, [batch(range(25))], SyncMode.FULL_REFRESH,
-                     primary_key=["id"], run_id="run-rest")
+        write_stream(catalog, WriteRequest("raw.orders", SCHEMA, SyncMode.FULL_REFRESH, primary_key=["id"],
+                                           run_id="run-rest"), [batch(range(25))])
     finally:
         close_catalog(catalog)
 

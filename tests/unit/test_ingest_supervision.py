@@ -22,7 +22,8 @@ from tidemark.service import ServiceRuntime
 from tidemark.settings import DatabaseSettings, PlatformSettings
 from tidemark_ingest import logic, repository
 from tidemark_ingest.app import DEFINITION
-from tidemark_ingest.launchers import LocalLauncher
+from tidemark_ingest.launchers import LocalLauncher, worker_spec
+from tidemark_ingest.launchers.local import worker_environment
 from tidemark_ingest.models import TABLES, WorkerRun
 from tidemark_ingest.settings import IngestSettings
 
@@ -76,7 +77,7 @@ async def finished_events(rt: ServiceRuntime) -> list[RunFinished]:
 
 async def test_worker_that_exits_without_finishing_fails_the_run(runtime: ServiceRuntime) -> None:
     run_id = await queue_run(runtime)
-    launcher = LocalLauncher(dict(os.environ), logic.worker_exited(runtime),
+    launcher = LocalLauncher(runtime.settings, logic.worker_exited(runtime),
                              command=[sys.executable, "-c", "import sys; sys.exit(3)"])
     assert await logic.launch_queued(runtime, launcher) == 1
     # Claimed once: a second pass finds nothing to launch.
@@ -95,7 +96,7 @@ async def test_worker_that_exits_without_finishing_fails_the_run(runtime: Servic
 
 async def test_a_worker_that_cannot_start_fails_the_run(runtime: ServiceRuntime, tmp_path: Path) -> None:
     run_id = await queue_run(runtime)
-    launcher = LocalLauncher({}, logic.worker_exited(runtime), command=[str(tmp_path / "no-such-worker")])
+    launcher = LocalLauncher(runtime.settings, logic.worker_exited(runtime), command=[str(tmp_path / "no-such-worker")])
     assert await logic.launch_queued(runtime, launcher) == 0
     run = await run_of(runtime, run_id)
     assert run.status == RunStatus.FAILED
@@ -138,7 +139,7 @@ def test_worker_environment_reproduces_the_settings(settings: IngestSettings,
     })
     # A stale value in the parent's environment must not win over the service's own.
     monkeypatch.setenv("TIDEMARK_INGEST__LAKEHOUSE__WAREHOUSE", "file:///elsewhere")
-    env = custom.worker_environment()
+    env = worker_environment(custom, worker_spec(custom, new_id()))
     for key in list(os.environ):
         if key.startswith("TIDEMARK_"):
             monkeypatch.delenv(key)
@@ -166,7 +167,7 @@ def test_settings_resolve_the_lakehouse_under_home(tmp_path: Path) -> None:
 
 async def test_stopping_the_service_stops_its_workers_and_fails_their_runs(runtime: ServiceRuntime) -> None:
     run_id = await queue_run(runtime)
-    launcher = LocalLauncher(dict(os.environ), logic.worker_exited(runtime),
+    launcher = LocalLauncher(runtime.settings, logic.worker_exited(runtime),
                              command=[sys.executable, "-c", "import time; time.sleep(120)"],
                              stop_grace_seconds=0.5)
     assert await logic.launch_queued(runtime, launcher) == 1

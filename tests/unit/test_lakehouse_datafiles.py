@@ -12,7 +12,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.manifest import DataFile
 
 from tidemark.events import SyncMode
-from tidemark.lakehouse import LakehouseSettings, open_catalog, write_stream
+from tidemark.lakehouse import LakehouseSettings, WriteOptions, WriteRequest, open_catalog, write_stream
 from tidemark.lakehouse.datafiles import DataFileWriter, dictionary_columns
 
 pytestmark = pytest.mark.unit
@@ -71,7 +71,8 @@ def test_a_failed_write_leaves_no_file_behind(catalog: Catalog, tmp_path: Path) 
 
 def test_full_refresh_through_the_writer_reads_back_equal(catalog: Catalog) -> None:
     batches = [batch(i, 400) for i in range(0, 4000, 400)]
-    result = write_stream(catalog, "ns.events", SCHEMA, batches, SyncMode.FULL_REFRESH, chunk_bytes=16 * 1024)
+    result = write_stream(catalog, WriteRequest("ns.events", SCHEMA, SyncMode.FULL_REFRESH), batches,
+                          WriteOptions(chunk_bytes=16 * 1024))
     assert result.rows_written == 4000
     data = catalog.load_table("ns.events").scan().to_arrow().sort_by("id")
     expected = pa.Table.from_batches(batches)

@@ -40,7 +40,7 @@ WRITE_TWO_STREAMS = textwrap.dedent("""
     import sys
     import pyarrow as pa
     from tidemark.events import DestinationSpec, SyncMode
-    from tidemark.lakehouse import LakehouseSettings
+    from tidemark.lakehouse import LakehouseSettings, WriteRequest
     from tidemark.lakehouse.destination import Lakehouse
     from tidemark.logs import configure_logging
 
@@ -52,8 +52,8 @@ WRITE_TWO_STREAMS = textwrap.dedent("""
     table = pa.table({"id": pa.array([1, 2, 3], pa.int64())})
     for name in ("demo.customers", "demo.orders"):
         lakehouse.read_state(destination, name)
-        lakehouse.write(destination, name, table.schema, table.to_batches(), SyncMode.FULL_REFRESH,
-                        ["id"], "run-1", None)
+        lakehouse.write(destination, WriteRequest(name, table.schema, SyncMode.FULL_REFRESH, ["id"], "run-1", None),
+                        table.to_batches())
     lakehouse.close()
     print("written", file=sys.stderr)
 """)

@@ -10,7 +10,7 @@ import pytest
 from pyiceberg.catalog import Catalog
 
 from tidemark.events import SyncMode
-from tidemark.lakehouse import LakehouseSettings, open_catalog, write_stream
+from tidemark.lakehouse import LakehouseSettings, WriteOptions, WriteRequest, open_catalog, write_stream
 
 pytestmark = pytest.mark.unit
 
@@ -41,13 +41,13 @@ def content(catalog: Catalog, name: str) -> dict[tuple[str, int], tuple[str, lis
 def test_only_the_files_holding_changed_keys_are_rewritten(catalog: Catalog) -> None:
     # Three files with disjoint key ranges: 0-99, 100-199, 200-299.
     batches = [batch(range(start, start + 100), "old") for start in (0, 100, 200)]
-    write_stream(catalog, "ns.t", SCHEMA, batches, SyncMode.FULL_REFRESH, ["id"], "run-1",
-                 chunk_bytes=batches[0].nbytes)
+    write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.FULL_REFRESH, ["id"], "run-1"), batches,
+                 WriteOptions(chunk_bytes=batches[0].nbytes))
     before = files(catalog, "ns.t")
     assert len(before) == 3
 
-    write_stream(catalog, "ns.t", SCHEMA, [batch([150, 151, 300], "new")], SyncMode.INCREMENTAL, ["id"], "run-2",
-                 merge_strategy="copy_on_write")
+    write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.INCREMENTAL, ["id"], "run-2"),
+                 [batch([150, 151, 300], "new")], WriteOptions(merge_strategy="copy_on_write"))
 
     after = files(catalog, "ns.t")
     assert len(before & after) == 2  # the files of 0-99 and 200-299 are untouched
@@ -60,11 +60,12 @@ def test_only_the_files_holding_changed_keys_are_rewritten(catalog: Catalog) -> 
 
 def test_composite_keys_merge_row_by_row(catalog: Catalog) -> None:
     keys = ["region", "id"]
-    write_stream(catalog, "ns.c", SCHEMA, [batch(range(10), "old", "eu"), batch(range(10), "old", "us")],
-                 SyncMode.FULL_REFRESH, keys, "run-1")
+    write_stream(catalog, WriteRequest("ns.c", SCHEMA, SyncMode.FULL_REFRESH, keys, "run-1"),
+                 [batch(range(10), "old", "eu"), batch(range(10), "old", "us")])
     # Same ids in two regions: only (us, 3) changes; a key repeated in the input keeps its last row.
     changes = [batch([3], "first", "us"), batch([3], "last", "us"), batch([10], "new", "eu")]
-    write_stream(catalog, "ns.c", SCHEMA, changes, SyncMode.INCREMENTAL, keys, "run-2", chunk_bytes=1)
+    write_stream(catalog, WriteRequest("ns.c", SCHEMA, SyncMode.INCREMENTAL, keys, "run-2"), changes,
+                 WriteOptions(chunk_bytes=1))
     rows = content(catalog, "ns.c")
     assert len(rows) == 21
     assert rows[("us", 3)][0] == "last"

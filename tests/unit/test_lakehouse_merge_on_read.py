@@ -14,7 +14,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.manifest import DataFileContent
 
 from tidemark.events import SyncMode
-from tidemark.lakehouse import LakehouseSettings, open_catalog, read_state, write_stream
+from tidemark.lakehouse import LakehouseSettings, WriteOptions, WriteRequest, open_catalog, read_state, write_stream
 from tidemark.lakehouse import merge as merge_module
 
 pytestmark = pytest.mark.unit
@@ -37,8 +37,8 @@ def catalog(tmp_path: Path) -> Catalog:
 def load(catalog: Catalog, chunk: int = 100) -> None:
     """300 rows in three files of disjoint key ranges: 0-99, 100-199, 200-299."""
     batches = [batch(range(start, start + chunk), "old") for start in range(0, 300, chunk)]
-    write_stream(catalog, "ns.t", SCHEMA, batches, SyncMode.FULL_REFRESH, ["id"], "run-0",
-                 cursor_field="at", chunk_bytes=batches[0].nbytes)
+    write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.FULL_REFRESH, ["id"], "run-0", cursor_field="at"),
+                 batches, WriteOptions(chunk_bytes=batches[0].nbytes))
 
 
 def rows(catalog: Catalog) -> list[tuple[int, str]]:
@@ -57,8 +57,9 @@ def test_updates_and_inserts_land_once_and_no_data_file_is_rewritten(catalog: Ca
     load(catalog)
     before, _ = data_and_deletes(catalog)
 
-    result = write_stream(catalog, "ns.t", SCHEMA, [batch([5, 150, 151, 300], "new", at=7)],
-                          SyncMode.INCREMENTAL, ["id"], "run-1", cursor_field="at", **MOR)
+    result = write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.INCREMENTAL, ["id"], "run-1",
+                                                cursor_field="at"), [batch([5, 150, 151, 300], "new", at=7)],
+                          WriteOptions(**MOR))
 
     got = rows(catalog)
     assert len(got) == 301
@@ -86,8 +87,9 @@ def test_repeated_merges_stack_delete_files(catalog: Catalog) -> None:
     load(catalog)
     for round_ in range(1, 4):
         # Key 10 changes every time (its older versions live in files earlier merges added); 400 is new once.
-        write_stream(catalog, "ns.t", SCHEMA, [batch([10, 120 + round_, 400], f"r{round_}-", at=round_)],
-                     SyncMode.INCREMENTAL, ["id"], f"run-{round_}", cursor_field="at", **MOR)
+        write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.INCREMENTAL, ["id"], f"run-{round_}",
+                                           cursor_field="at"),
+                     [batch([10, 120 + round_, 400], f"r{round_}-", at=round_)], WriteOptions(**MOR))
     got = dict(rows(catalog))
     assert len(rows(catalog)) == 301
     assert got[10] == "r3-10"
@@ -106,7 +108,8 @@ def test_chunks_of_one_run_merge_into_each_other(catalog: Catalog) -> None:
     load(catalog)
     # Chunks of one row each: key 7 changes twice in one run, the second time in a file the first added.
     changes = [batch([7], "first"), batch([250], "x"), batch([7], "last"), batch([7, 8], "final")]
-    write_stream(catalog, "ns.t", SCHEMA, changes, SyncMode.INCREMENTAL, ["id"], "run-1", chunk_bytes=1, **MOR)
+    write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.INCREMENTAL, ["id"], "run-1"), changes,
+                 WriteOptions(chunk_bytes=1, **MOR))
     got = rows(catalog)
     assert len(got) == 300
     assert dict(got)[7] == "final7"
@@ -117,7 +120,8 @@ def test_chunks_of_one_run_merge_into_each_other(catalog: Catalog) -> None:
 def test_a_failure_before_the_commit_leaves_the_table_and_warehouse_as_they_were(
         catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     load(catalog)
-    write_stream(catalog, "ns.t", SCHEMA, [batch([1], "mid")], SyncMode.INCREMENTAL, ["id"], "run-1", **MOR)
+    write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.INCREMENTAL, ["id"], "run-1"), [batch([1], "mid")],
+                 WriteOptions(**MOR))
     table = catalog.load_table("ns.t")
     snapshot, before = table.current_snapshot(), rows(catalog)
     on_disk = set(tmp_path.rglob("*.parquet"))
@@ -133,8 +137,8 @@ def test_a_failure_before_the_commit_leaves_the_table_and_warehouse_as_they_were
 
     monkeypatch.setattr(merge_module, "write_position_deletes", failing)
     with pytest.raises(Exception, match="disk full"):
-        write_stream(catalog, "ns.t", SCHEMA, [batch([2, 150, 250, 500], "lost")], SyncMode.INCREMENTAL, ["id"],
-                     "run-2", **MOR)
+        write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.INCREMENTAL, ["id"], "run-2"),
+                     [batch([2, 150, 250, 500], "lost")], WriteOptions(**MOR))
     assert calls >= 2
     assert catalog.load_table("ns.t").current_snapshot() == snapshot
     assert rows(catalog) == before
@@ -150,7 +154,8 @@ def test_a_source_failure_midway_commits_nothing(catalog: Catalog) -> None:
         raise ConnectionError("source went away")
 
     with pytest.raises(ConnectionError):
-        write_stream(catalog, "ns.t", SCHEMA, source(), SyncMode.INCREMENTAL, ["id"], "run-1", chunk_bytes=1, **MOR)
+        write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.INCREMENTAL, ["id"], "run-1"), source(),
+                     WriteOptions(chunk_bytes=1, **MOR))
     assert catalog.load_table("ns.t").current_snapshot() == snapshot
     assert rows(catalog) == before
 
@@ -158,24 +163,25 @@ def test_a_source_failure_midway_commits_nothing(catalog: Catalog) -> None:
 def test_random_merges_equal_the_source_and_a_full_refresh_folds_the_deletes(catalog: Catalog) -> None:
     rng = random.Random(7)
     source = {i: f"old{i}" for i in range(1000)}
-    write_stream(catalog, "ns.t", SCHEMA, [batch([0], "x")], SyncMode.FULL_REFRESH, ["id"], "run-0")
+    write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.FULL_REFRESH, ["id"], "run-0"), [batch([0], "x")])
     # Row groups of 64 rows: a file is read in several batches, so positions must run across them.
     catalog.load_table("ns.t").transaction().set_properties({"write.parquet.row-group-limit": "64"}) \
         .commit_transaction()
     batches = [batch(range(start, start + 250), "old") for start in range(0, 1000, 250)]
-    write_stream(catalog, "ns.t", SCHEMA, batches, SyncMode.FULL_REFRESH, ["id"], "run-0",
-                 chunk_bytes=batches[0].nbytes)
+    write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.FULL_REFRESH, ["id"], "run-0"), batches,
+                 WriteOptions(chunk_bytes=batches[0].nbytes))
     for round_ in range(6):
         ids = rng.sample(range(1200), 60)
         tag = f"r{round_}-"
         source.update({i: f"{tag}{i}" for i in ids})
-        write_stream(catalog, "ns.t", SCHEMA, [batch(ids[:30], tag), batch(ids[30:], tag)], SyncMode.INCREMENTAL,
-                     ["id"], f"run-{round_ + 1}", chunk_bytes=rng.choice([1, 1 << 20]), **MOR)
+        write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.INCREMENTAL, ["id"], f"run-{round_ + 1}"),
+                     [batch(ids[:30], tag), batch(ids[30:], tag)],
+                     WriteOptions(chunk_bytes=rng.choice([1, 1 << 20]), **MOR))
         assert rows(catalog) == sorted(source.items())
     assert data_and_deletes(catalog)[1]
 
     everything = [batch(sorted(source), "full")]
-    write_stream(catalog, "ns.t", SCHEMA, everything, SyncMode.FULL_REFRESH, ["id"], "run-9")
+    write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.FULL_REFRESH, ["id"], "run-9"), everything)
     assert rows(catalog) == sorted((i, f"full{i}") for i in source)
     assert data_and_deletes(catalog)[1] == set()
     summary = catalog.load_table("ns.t").current_snapshot().summary  # type: ignore[union-attr]
@@ -186,8 +192,8 @@ def test_random_merges_equal_the_source_and_a_full_refresh_folds_the_deletes(cat
 
 def test_copy_on_write_is_still_available(catalog: Catalog) -> None:
     load(catalog)
-    write_stream(catalog, "ns.t", SCHEMA, [batch([5], "new")], SyncMode.INCREMENTAL, ["id"], "run-1",
-                 merge_strategy="copy_on_write")
+    write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.INCREMENTAL, ["id"], "run-1"), [batch([5], "new")],
+                 WriteOptions(merge_strategy="copy_on_write"))
     assert dict(rows(catalog))[5] == "new5"
     assert data_and_deletes(catalog)[1] == set()
 
@@ -196,10 +202,10 @@ def test_files_written_before_a_key_widening_are_merged(catalog: Catalog) -> Non
     narrow = pa.schema([pa.field("id", pa.int32()), pa.field("v", pa.string()), pa.field("at", pa.int64())])
     old = pa.record_batch([pa.array(range(100), pa.int32()), pa.array([f"old{i}" for i in range(100)]),
                            pa.array([0] * 100, pa.int64())], schema=narrow)
-    write_stream(catalog, "ns.t", narrow, [old], SyncMode.FULL_REFRESH, ["id"], "run-0")
+    write_stream(catalog, WriteRequest("ns.t", narrow, SyncMode.FULL_REFRESH, ["id"], "run-0"), [old])
     # The key becomes a long; the first file still holds int32 keys.
-    write_stream(catalog, "ns.t", SCHEMA, [batch([5, 3_000_000_000], "new")], SyncMode.INCREMENTAL, ["id"],
-                 "run-1", **MOR)
+    write_stream(catalog, WriteRequest("ns.t", SCHEMA, SyncMode.INCREMENTAL, ["id"], "run-1"),
+                 [batch([5, 3_000_000_000], "new")], WriteOptions(**MOR))
     got = dict(rows(catalog))
     assert len(got) == 101
     assert got[5] == "new5"

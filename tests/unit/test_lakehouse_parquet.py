@@ -9,7 +9,15 @@ import pytest
 
 from tidemark.errors import ConfigError
 from tidemark.events import DestinationSpec, SyncMode
-from tidemark.lakehouse import Lakehouse, LakehouseSettings, read_parquet_state, table_identifier, write_parquet_stream
+from tidemark.lakehouse import (
+    Lakehouse,
+    LakehouseSettings,
+    WriteOptions,
+    WriteRequest,
+    read_parquet_state,
+    table_identifier,
+    write_parquet_stream,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -35,13 +43,13 @@ def read(settings: LakehouseSettings) -> list[int]:
 
 
 def test_full_refresh_swaps_and_append_adds(settings: LakehouseSettings) -> None:
-    write_parquet_stream(settings, TABLE, SCHEMA, [batch(range(5))], SyncMode.FULL_REFRESH, run_id="r1",
-                         cursor_field="id")
-    write_parquet_stream(settings, TABLE, SCHEMA, [batch(range(10, 13))], SyncMode.FULL_REFRESH, run_id="r2",
-                         cursor_field="id")
+    write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, SyncMode.FULL_REFRESH, run_id="r1", cursor_field="id"),
+                         [batch(range(5))])
+    write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, SyncMode.FULL_REFRESH, run_id="r2", cursor_field="id"),
+                         [batch(range(10, 13))])
     assert read(settings) == [10, 11, 12]
-    result = write_parquet_stream(settings, TABLE, SCHEMA, [batch([20, 21])], SyncMode.INCREMENTAL_APPEND,
-                                  run_id="r3", cursor_field="id")
+    result = write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, SyncMode.INCREMENTAL_APPEND, run_id="r3",
+                                                         cursor_field="id"), [batch([20, 21])])
     assert result.rows_written == 2
     assert result.bytes_written > 0
     assert read(settings) == [10, 11, 12, 20, 21]
@@ -53,25 +61,26 @@ def test_full_refresh_swaps_and_append_adds(settings: LakehouseSettings) -> None
 
 
 def test_failed_full_refresh_keeps_the_previous_files(settings: LakehouseSettings) -> None:
-    write_parquet_stream(settings, TABLE, SCHEMA, [batch(range(3))], SyncMode.FULL_REFRESH, run_id="r1")
+    write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, SyncMode.FULL_REFRESH, run_id="r1"), [batch(range(3))])
 
     def broken() -> Iterator[pa.RecordBatch]:
         yield batch(range(100, 200))
         raise RuntimeError("source went away")
 
     with pytest.raises(RuntimeError):
-        write_parquet_stream(settings, TABLE, SCHEMA, broken(), SyncMode.FULL_REFRESH, run_id="r2",
-                             chunk_bytes=1)
+        write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, SyncMode.FULL_REFRESH, run_id="r2"), broken(),
+                             WriteOptions(chunk_bytes=1))
     assert read(settings) == [0, 1, 2]
 
 
 def test_parquet_refuses_merge_and_incompatible_appends(settings: LakehouseSettings) -> None:
     with pytest.raises(ConfigError, match="cannot merge"):
-        write_parquet_stream(settings, TABLE, SCHEMA, [batch([1])], SyncMode.INCREMENTAL, primary_key=["id"])
-    write_parquet_stream(settings, TABLE, SCHEMA, [batch([1])], SyncMode.FULL_REFRESH, run_id="r1")
+        write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, SyncMode.INCREMENTAL, primary_key=["id"]),
+                             [batch([1])])
+    write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, SyncMode.FULL_REFRESH, run_id="r1"), [batch([1])])
     changed = pa.schema([pa.field("id", pa.int64()), pa.field("name", pa.float64())])
     with pytest.raises(ConfigError, match="'name'"):
-        write_parquet_stream(settings, TABLE, changed, [], SyncMode.INCREMENTAL_APPEND, run_id="r2")
+        write_parquet_stream(settings, WriteRequest(TABLE, changed, SyncMode.INCREMENTAL_APPEND, run_id="r2"), [])
 
 
 def test_lakehouse_routes_by_destination_kind(settings: LakehouseSettings) -> None:
@@ -79,7 +88,7 @@ def test_lakehouse_routes_by_destination_kind(settings: LakehouseSettings) -> No
     dest = DestinationSpec(kind="parquet", namespace="raw", table_prefix="")
     ident = table_identifier(dest, "main.orders")
     assert ident == TABLE
-    lake.write(dest, ident, SCHEMA, [batch([7])], SyncMode.INCREMENTAL_APPEND, [], "r1", "id")
+    lake.write(dest, WriteRequest(ident, SCHEMA, SyncMode.INCREMENTAL_APPEND, [], "r1", "id"), [batch([7])])
     state = lake.read_state(dest, ident)
     assert state is not None
     assert state.cursor_value == 7

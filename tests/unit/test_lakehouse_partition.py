@@ -11,7 +11,14 @@ from pyiceberg.catalog import Catalog
 
 from tidemark.errors import ConfigError
 from tidemark.events import PartitionField, StreamSpec, SyncMode
-from tidemark.lakehouse import LakehouseSettings, open_catalog, write_parquet_stream, write_stream
+from tidemark.lakehouse import (
+    LakehouseSettings,
+    WriteOptions,
+    WriteRequest,
+    open_catalog,
+    write_parquet_stream,
+    write_stream,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -48,8 +55,9 @@ def catalog(settings: LakehouseSettings) -> Catalog:
 
 def write(catalog: Catalog, batches: list[pa.RecordBatch], mode: SyncMode, partition: list[PartitionField] | None,
           run_id: str = "run-1") -> None:
-    write_stream(catalog, TABLE, SCHEMA, batches, mode, primary_key=["id"], run_id=run_id,
-                 cursor_field="updated_at", partition=partition, chunk_bytes=2048)
+    write_stream(catalog, WriteRequest(TABLE, SCHEMA, mode, primary_key=["id"], run_id=run_id,
+                                       cursor_field="updated_at", partition=partition), batches,
+                 WriteOptions(chunk_bytes=2048))
 
 
 def rows(catalog: Catalog) -> list[dict[str, object]]:
@@ -142,8 +150,8 @@ def read_parquet(settings: LakehouseSettings) -> list[dict[str, object]]:
 
 def test_parquet_writes_hive_directories(settings: LakehouseSettings) -> None:
     data = batch(range(30))
-    write_parquet_stream(settings, TABLE, SCHEMA, [data], SyncMode.FULL_REFRESH, run_id="r1",
-                         partition=spec("country identity", "updated_at day"))
+    write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, SyncMode.FULL_REFRESH, run_id="r1",
+                                                partition=spec("country identity", "updated_at day")), [data])
     root = parquet_dir(settings)
     dirs = {str(p.parent.relative_to(root)) for p in root.rglob("*.parquet")}
     assert dirs == {f"country={c}/updated_at_day=2026-01-0{d}" for c in ("NL", "DE", "__HIVE_DEFAULT_PARTITION__")
@@ -155,19 +163,19 @@ def test_parquet_writes_hive_directories(settings: LakehouseSettings) -> None:
 
 
 def test_parquet_layout_changes_only_with_a_full_refresh(settings: LakehouseSettings) -> None:
-    write_parquet_stream(settings, TABLE, SCHEMA, [batch(range(10))], SyncMode.FULL_REFRESH, run_id="r1",
-                         partition=spec("updated_at month"))
+    write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, SyncMode.FULL_REFRESH, run_id="r1",
+                                                partition=spec("updated_at month")), [batch(range(10))])
     # Absent: the files' layout is kept.
-    write_parquet_stream(settings, TABLE, SCHEMA, [batch(range(10, 12), month=2)], SyncMode.INCREMENTAL_APPEND,
-                         run_id="r2")
+    write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, SyncMode.INCREMENTAL_APPEND, run_id="r2"),
+                         [batch(range(10, 12), month=2)])
     months = {p.parent.name for p in parquet_dir(settings).rglob("*.parquet")}
     assert months == {"updated_at_month=2026-01", "updated_at_month=2026-02"}
     with pytest.raises(ConfigError, match=r"partitioned by updated_at month.*full refresh"):
-        write_parquet_stream(settings, TABLE, SCHEMA, [batch([20])], SyncMode.INCREMENTAL_APPEND, run_id="r3",
-                             partition=spec("country identity"))
+        write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, SyncMode.INCREMENTAL_APPEND, run_id="r3",
+                                                    partition=spec("country identity")), [batch([20])])
     data = batch(range(8))
-    write_parquet_stream(settings, TABLE, SCHEMA, [data], SyncMode.FULL_REFRESH, run_id="r4",
-                         partition=spec("country identity"))
+    write_parquet_stream(settings, WriteRequest(TABLE, SCHEMA, SyncMode.FULL_REFRESH, run_id="r4",
+                                                partition=spec("country identity")), [data])
     assert {p.parent.name for p in parquet_dir(settings).rglob("*.parquet")} == {
         "country=NL", "country=DE", "country=__HIVE_DEFAULT_PARTITION__"}
     assert read_parquet(settings) == expected(data)

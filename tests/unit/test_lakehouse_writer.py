@@ -10,7 +10,15 @@ from pyiceberg.catalog import Catalog
 
 from tidemark.errors import ConfigError
 from tidemark.events import SyncMode
-from tidemark.lakehouse import LakehouseSettings, WriteResult, open_catalog, read_state, write_stream
+from tidemark.lakehouse import (
+    LakehouseSettings,
+    WriteOptions,
+    WriteRequest,
+    WriteResult,
+    open_catalog,
+    read_state,
+    write_stream,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -44,8 +52,9 @@ def rows(catalog: Catalog) -> dict[int, str]:
 def write(catalog: Catalog, batches: list[pa.RecordBatch] | Iterator[pa.RecordBatch], mode: SyncMode,
           run_id: str = "run-1", schema: pa.Schema = SCHEMA, chunk_bytes: int = 1024,
           upsert_chunk_rows: int = 50_000) -> WriteResult:
-    return write_stream(catalog, TABLE, schema, batches, mode, primary_key=["id"], run_id=run_id,
-                        cursor_field="updated_at", chunk_bytes=chunk_bytes, upsert_chunk_rows=upsert_chunk_rows)
+    return write_stream(catalog, WriteRequest(TABLE, schema, mode, primary_key=["id"], run_id=run_id,
+                                              cursor_field="updated_at"), batches,
+                        WriteOptions(chunk_bytes=chunk_bytes, upsert_chunk_rows=upsert_chunk_rows))
 
 
 def test_full_refresh_replaces_rows_in_one_snapshot(catalog: Catalog) -> None:
@@ -112,8 +121,8 @@ def test_upsert_merges_updates_and_inserts(catalog: Catalog) -> None:
 
 def test_upsert_needs_a_primary_key(catalog: Catalog) -> None:
     with pytest.raises(ConfigError, match="primary key"):
-        write_stream(catalog, TABLE, SCHEMA, [batch(range(3))], SyncMode.INCREMENTAL, primary_key=[],
-                     run_id="r", cursor_field="updated_at")
+        write_stream(catalog, WriteRequest(TABLE, SCHEMA, SyncMode.INCREMENTAL, primary_key=[], run_id="r",
+                                           cursor_field="updated_at"), [batch(range(3))])
 
 
 def test_state_survives_in_the_snapshot_summary(catalog: Catalog) -> None:
@@ -197,5 +206,5 @@ def test_state_skips_snapshots_of_other_writers(catalog: Catalog) -> None:
     assert state is not None
     assert state.cursor_value == datetime(2026, 1, 9, tzinfo=UTC)
     # A full refresh without a cursor is a Tidemark commit too: it resets the state.
-    write_stream(catalog, TABLE, SCHEMA, [batch([1])], SyncMode.FULL_REFRESH, run_id="run-3")
+    write_stream(catalog, WriteRequest(TABLE, SCHEMA, SyncMode.FULL_REFRESH, run_id="run-3"), [batch([1])])
     assert read_state(catalog, TABLE) is None

@@ -17,7 +17,7 @@ from pyiceberg.catalog import Catalog
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.events import DestinationSpec, PipelineSpec, RunRequested, StreamSpec, StreamStats, SyncMode
-from tidemark.lakehouse import close_catalog, open_catalog, write_stream
+from tidemark.lakehouse import WriteRequest, close_catalog, open_catalog, write_stream
 from tidemark.lakehouse.state import CONNECTION_ID, PIPELINE_ID, PIPELINE_NAME, SOURCE_STREAM
 from tidemark.lakehouse.tables import json_safe
 from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
@@ -78,8 +78,8 @@ async def client(settings: IngestSettings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def write(catalog: Catalog, identifier: str, ids: list[int], mode: SyncMode, run_id: str, name: str = "v1") -> None:
-    write_stream(catalog, identifier, SCHEMA, [batch(ids, name)], mode, primary_key=["id"], run_id=run_id,
-                 cursor_field="updated_at")
+    write_stream(catalog, WriteRequest(identifier, SCHEMA, mode, primary_key=["id"], run_id=run_id,
+                                       cursor_field="updated_at"), [batch(ids, name)])
 
 
 def remove_metadata(catalog: Catalog, identifier: str) -> None:

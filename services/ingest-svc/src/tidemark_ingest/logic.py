@@ -28,7 +28,7 @@ from tidemark.events.contracts import RunError
 from tidemark.logs import fields, log_context
 from tidemark_ingest import repository
 from tidemark_ingest.deps import IngestContext, IngestRuntime
-from tidemark_ingest.launchers import Launcher
+from tidemark_ingest.launchers import Launcher, worker_spec
 from tidemark_ingest.metrics import ROWS_WRITTEN, WORKER_LAUNCHES, WORKER_RUN_DURATION, WORKER_RUNS
 from tidemark_ingest.models import WorkerRun
 
@@ -118,7 +118,7 @@ async def launch_queued(runtime: IngestRuntime, launcher: Launcher) -> int:
                 continue
         with log_context(run_id=str(run_id)):
             try:
-                worker_ref = await launcher.launch(run_id)
+                worker_ref = await launcher.launch(worker_spec(runtime.settings, run_id))
             except (TidemarkError, OSError) as exc:
                 WORKER_LAUNCHES.labels("failed").inc()
                 reason = exc.message if isinstance(exc, TidemarkError) else (exc.strerror or type(exc).__name__)

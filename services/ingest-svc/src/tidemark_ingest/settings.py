@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import os
 from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from tidemark import __version__
 from tidemark.lakehouse import LakehouseSettings
 from tidemark.settings import ServiceSettings
 
@@ -30,6 +30,10 @@ class IngestSettings(ServiceSettings):
     launcher: Literal["local"] = Field(
         default="local", description="How workers run: `local` starts a subprocess per run."
     )
+    worker_image: str = Field(
+        default=f"tidemark:{__version__}",
+        description="The container image a worker runs in (the Kubernetes launcher; `local` runs this install).",
+    )
     heartbeat_seconds: float = Field(
         default=10.0, gt=0, le=300, description="How often a worker records that it is alive."
     )
@@ -49,29 +53,3 @@ class IngestSettings(ServiceSettings):
             raise ValueError("lakehouse.catalog_uri: the SQLite catalog is for embedded mode; "
                              "production needs PostgreSQL or a REST catalog")
         return self
-
-    def worker_environment(self) -> dict[str, str]:
-        """The environment of a worker process: this process's, with our own values made explicit,
-        so a worker sees exactly the settings this service runs with (also when they came from code)."""
-        owned = (f"{ENV_PREFIX}DATABASE__", f"{ENV_PREFIX}LAKEHOUSE__")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(owned)}
-        lake = self.lakehouse
-        env.update({
-            "TIDEMARK_HOME": str(self.platform.home.expanduser().resolve()),
-            "TIDEMARK_ENVIRONMENT": self.platform.environment,
-            f"{ENV_PREFIX}DATABASE__URL": self.database.url,
-            f"{ENV_PREFIX}CONNECTOR_URL": self.connector_url,
-            f"{ENV_PREFIX}LAUNCHER": self.launcher,
-            f"{ENV_PREFIX}HEARTBEAT_SECONDS": str(self.heartbeat_seconds),
-            f"{ENV_PREFIX}HEARTBEAT_TIMEOUT_SECONDS": str(self.heartbeat_timeout_seconds),
-            f"{ENV_PREFIX}LOG_LEVEL": self.log_level,
-            f"{ENV_PREFIX}LOG_FORMAT": self.log_format,
-            f"{ENV_PREFIX}BUS": self.bus,
-        })
-        env.update(lake.environment(f"{ENV_PREFIX}LAKEHOUSE__"))
-        token = self.platform.internal_token
-        if token is not None:
-            env["TIDEMARK_INTERNAL_TOKEN"] = token.get_secret_value()
-        else:
-            env.pop("TIDEMARK_INTERNAL_TOKEN", None)
-        return env

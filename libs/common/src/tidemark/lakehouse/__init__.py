@@ -8,12 +8,15 @@ from tidemark.lakehouse.catalog import close_catalog, open_catalog
 from tidemark.lakehouse.destination import Lakehouse, table_identifier
 from tidemark.lakehouse.iceberg import read_state, write_stream
 from tidemark.lakehouse.parquet import read_parquet_state, write_parquet_stream
+from tidemark.lakehouse.request import WriteOptions, WriteRequest
 from tidemark.lakehouse.settings import LakehouseSettings
 from tidemark.lakehouse.state import WriteResult
 
 __all__ = [
     "Lakehouse",
     "LakehouseSettings",
+    "WriteOptions",
+    "WriteRequest",
     "WriteResult",
     "close_catalog",
     "open_catalog",

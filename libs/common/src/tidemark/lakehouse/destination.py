@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 
 from tidemark.connectors.base import StreamState
-from tidemark.events import DestinationSpec, PartitionField, SyncMode
+from tidemark.events import DestinationSpec
 from tidemark.lakehouse import naming
 from tidemark.lakehouse.catalog import close_catalog, open_catalog
 from tidemark.lakehouse.iceberg import read_state, write_stream
 from tidemark.lakehouse.parquet import read_parquet_state, write_parquet_stream
+from tidemark.lakehouse.request import WriteOptions, WriteRequest
 from tidemark.lakehouse.settings import LakehouseSettings
 from tidemark.lakehouse.state import WriteResult
 
@@ -45,23 +46,10 @@ class Lakehouse:
             return read_parquet_state(self.settings, identifier)
         return read_state(self.catalog, identifier)
 
-    def write(
-        self,
-        destination: DestinationSpec,
-        identifier: str,
-        schema: pa.Schema,
-        batches: Iterable[pa.RecordBatch],
-        mode: SyncMode,
-        primary_key: Sequence[str],
-        run_id: str,
-        cursor_field: str | None,
-        partition: Sequence[PartitionField] | None = None,
-        properties: Mapping[str, str] | None = None,
-    ) -> WriteResult:
-        """``properties`` are set on the table (Iceberg only): its source stream and pipeline."""
+    def write(self, destination: DestinationSpec, request: WriteRequest,
+              batches: Iterable[pa.RecordBatch]) -> WriteResult:
+        """Write one stream to ``destination`` with this process's tuning (see :class:`WriteOptions`)."""
+        options = WriteOptions(merge_strategy=self.settings.merge_strategy)
         if destination.kind == "parquet":
-            return write_parquet_stream(self.settings, identifier, schema, batches, mode, primary_key,
-                                        run_id, cursor_field, partition=partition)
-        return write_stream(self.catalog, identifier, schema, batches, mode, primary_key, run_id, cursor_field,
-                            partition=partition, merge_strategy=self.settings.merge_strategy,
-                            properties=properties)
+            return write_parquet_stream(self.settings, request, batches, options)
+        return write_stream(self.catalog, request, batches, options)

@@ -44,13 +44,14 @@ from sqlalchemy.exc import OperationalError
 from tidemark.connectors.base import StreamState
 from tidemark.errors import ConfigError, TransientError
 from tidemark.events import PartitionField, SyncMode
-from tidemark.lakehouse.batches import DEFAULT_CHUNK_BYTES, Feed, check_columns, chunks, writable_schema
+from tidemark.lakehouse.batches import Feed, check_columns, chunks, writable_schema
 from tidemark.lakehouse.datafiles import DataFileWriter
 from tidemark.lakehouse.deletes import DeletesOverwrite
 from tidemark.lakehouse.merge import Merger
 from tidemark.lakehouse.partition import evolve_spec, new_spec, parts
+from tidemark.lakehouse.request import DEFAULT_OPTIONS, WriteOptions, WriteRequest
 from tidemark.lakehouse.schema import evolve, iceberg_schema, keyed_schema, required_as_in
-from tidemark.lakehouse.settings import DEFAULT_MERGE_STRATEGY, MergeStrategy
+from tidemark.lakehouse.settings import MergeStrategy
 from tidemark.lakehouse.state import (
     CONNECTION_ID,
     CURSOR,
@@ -65,76 +66,60 @@ from tidemark.logs import fields
 
 log = logging.getLogger(__name__)
 
-DEFAULT_UPSERT_CHUNK_ROWS = 50_000
 
-
-def write_stream(
-    catalog: Catalog,
-    identifier: str,
-    schema: pa.Schema,
-    batches: Iterable[pa.RecordBatch],
-    mode: SyncMode,
-    primary_key: Sequence[str] = (),
-    run_id: str = "",
-    cursor_field: str | None = None,
-    *,
-    partition: Sequence[PartitionField] | None = None,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-    upsert_chunk_rows: int = DEFAULT_UPSERT_CHUNK_ROWS,
-    merge_strategy: MergeStrategy = DEFAULT_MERGE_STRATEGY,
-    properties: Mapping[str, str] | None = None,
-) -> WriteResult:
-    """Write ``batches`` to the table ``identifier`` in one commit and return what was committed.
+def write_stream(catalog: Catalog, request: WriteRequest, batches: Iterable[pa.RecordBatch],
+                 options: WriteOptions = DEFAULT_OPTIONS) -> WriteResult:
+    """Write ``batches`` to the table ``request.identifier`` in one commit and return what was committed.
 
     ``full_refresh`` replaces the table, ``incremental_append`` appends, ``incremental``
     upserts on ``primary_key``. The table (and namespace) is created on first write, with
     ``partition`` as its spec; new columns are added; an incompatible type change raises
     ConfigError naming the column. A ``partition`` different from the table's evolves the
-    spec in the same commit; ``None`` keeps the table's spec. ``merge_strategy`` chooses how
-    an incremental merge replaces rows of an unpartitioned table (see merge.py).
+    spec in the same commit; ``None`` keeps the table's spec. ``options.merge_strategy`` chooses
+    how an incremental merge replaces rows of an unpartitioned table (see merge.py).
 
     A new table gets ``primary_key`` as its identifier fields (those columns required, every
     other column optional) and ``properties``; a table this call created is dropped again
     when its first write fails, so a failed first run leaves no empty table behind.
     """
-    target = writable_schema(schema)
-    check_columns(target, identifier, primary_key, cursor_field)
-    if mode is SyncMode.INCREMENTAL and not primary_key:
+    identifier = request.identifier
+    target = writable_schema(request.schema)
+    check_columns(target, identifier, request.primary_key, request.cursor_field)
+    if request.mode is SyncMode.INCREMENTAL and not request.primary_key:
         raise ConfigError(f"table {identifier}: incremental (merge) needs a primary key")
     # Only catalog calls are translated: an OperationalError from the source is not the catalog's.
     with _translated(identifier):
-        table, created = _load_or_create(catalog, identifier, target, partition or (), primary_key,
-                                         properties or {})
+        table, created = _load_or_create(catalog, identifier, target, request.partition or (), request.primary_key,
+                                         request.properties)
     try:
-        return _write(table, identifier, target, batches, mode, primary_key, run_id, cursor_field,
-                      partition, chunk_bytes, upsert_chunk_rows, merge_strategy, properties or {})
+        return _write(table, request, target, batches, options)
     except BaseException:
         if created:
             _drop_quietly(catalog, identifier)
         raise
 
 
-def _write(table: Table, identifier: str, target: pa.Schema, batches: Iterable[pa.RecordBatch],
-           mode: SyncMode, primary_key: Sequence[str], run_id: str, cursor_field: str | None,
-           partition: Sequence[PartitionField] | None, chunk_bytes: int, upsert_chunk_rows: int,
-           merge_strategy: MergeStrategy, properties: Mapping[str, str]) -> WriteResult:
-    _check_owner(table, identifier, properties)
+def _write(table: Table, request: WriteRequest, target: pa.Schema, batches: Iterable[pa.RecordBatch],
+           options: WriteOptions) -> WriteResult:
+    identifier, mode, run_id = request.identifier, request.mode, request.run_id
+    _check_owner(table, identifier, request.properties)
     target = required_as_in(target, table.schema())
     before = table.current_snapshot()
-    feed = Feed(batches, target, cursor_field)
+    feed = Feed(batches, target, request.cursor_field)
     txn = table.transaction()
     evolve(txn, target, identifier)
-    if partition is not None:
-        _evolve_partition(txn, partition, identifier)
-    changed = {k: v for k, v in properties.items() if table.properties.get(k) != v}
+    if request.partition is not None:
+        _evolve_partition(txn, request.partition, identifier)
+    changed = {k: v for k, v in request.properties.items() if table.properties.get(k) != v}
     if changed:
         txn.set_properties(changed)
     written: list[DataFile] = []
     try:
         if mode is SyncMode.INCREMENTAL:
-            _upsert(txn, table, feed, primary_key, run_id, chunk_bytes, upsert_chunk_rows, merge_strategy)
+            _upsert(txn, table, feed, request.primary_key, run_id, options.chunk_bytes, options.upsert_chunk_rows,
+                    options.merge_strategy)
         else:
-            _write_files(txn, table, feed, chunk_bytes, written)
+            _write_files(txn, table, feed, options.chunk_bytes, written)
             props = summary_properties(run_id, feed.cursor)
             if mode is SyncMode.FULL_REFRESH:
                 _replace(txn, table, written, props)

@@ -36,8 +36,9 @@ from pyiceberg.transforms import IdentityTransform
 from tidemark.connectors.base import StreamState
 from tidemark.errors import ConfigError, TransientError
 from tidemark.events import PartitionField, SyncMode
-from tidemark.lakehouse.batches import DEFAULT_CHUNK_BYTES, Feed, check_columns, chunks, writable_schema
+from tidemark.lakehouse.batches import Feed, check_columns, chunks, writable_schema
 from tidemark.lakehouse.partition import Part, described, parts, split
+from tidemark.lakehouse.request import DEFAULT_OPTIONS, WriteOptions, WriteRequest
 from tidemark.lakehouse.schema import check_compatible, iceberg_schema
 from tidemark.lakehouse.settings import LakehouseSettings
 from tidemark.lakehouse.state import WriteResult, state_from_properties, summary_properties
@@ -82,42 +83,33 @@ class ParquetLocation:
         return props
 
 
-def write_parquet_stream(
-    settings: LakehouseSettings,
-    identifier: str,
-    schema: pa.Schema,
-    batches: Iterable[pa.RecordBatch],
-    mode: SyncMode,
-    primary_key: Sequence[str] = (),
-    run_id: str = "",
-    cursor_field: str | None = None,
-    *,
-    partition: Sequence[PartitionField] | None = None,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-) -> WriteResult:
-    """Write ``batches`` as Parquet files for ``identifier``: replace (full refresh) or add (append).
+def write_parquet_stream(settings: LakehouseSettings, request: WriteRequest, batches: Iterable[pa.RecordBatch],
+                         options: WriteOptions = DEFAULT_OPTIONS) -> WriteResult:
+    """Write ``batches`` as Parquet files for ``request.identifier``: replace (full refresh) or add (append).
 
     ``partition`` None keeps the layout the table has; a different layout needs a full refresh.
+    ``properties`` and the merge options are Iceberg's: Parquet files carry no table properties.
     """
+    identifier, mode, run_id, chunk_bytes = request.identifier, request.mode, request.run_id, options.chunk_bytes
     if mode is SyncMode.INCREMENTAL:
         raise ConfigError(
             f"table {identifier}: the Parquet destination cannot merge on a key; "
             "use full_refresh or incremental_append, or the Iceberg destination"
         )
-    target = writable_schema(schema)
-    check_columns(target, identifier, primary_key, cursor_field)
+    target = writable_schema(request.schema)
+    check_columns(target, identifier, request.primary_key, request.cursor_field)
     loc = ParquetLocation(settings, identifier)
     with _storage(identifier):
         existing = loc.data_files()
         recorded = loc.recorded()
         previous = pq.read_schema(existing[0], filesystem=loc.fs) if existing else None
-    layout = _layout(partition, recorded, bool(existing), mode, identifier)
+    layout = _layout(request.partition, recorded, bool(existing), mode, identifier)
     items = parts(layout, assign_fresh_schema_ids(iceberg_schema(target, identifier)), identifier)
     if mode is SyncMode.INCREMENTAL_APPEND and previous is not None:
         check_compatible(iceberg_schema(previous, identifier), iceberg_schema(_stored(target, items), identifier),
                          identifier)
     staging = f"{loc.staging_root}/{loc.name}-{run_id or 'run'}"
-    feed = Feed(batches, target, cursor_field)
+    feed = Feed(batches, target, request.cursor_field)
     files: list[str] = []
     try:
         size = _write_files(loc, staging, feed, chunk_bytes, run_id, items, files, identifier)

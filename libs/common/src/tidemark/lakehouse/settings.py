@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_serializer, field_validator, model_validator
@@ -290,23 +290,54 @@ class LakehouseSettings(BaseModel):
     def environment(self, prefix: str) -> dict[str, str]:
         """These settings as environment variables under ``prefix`` (e.g. ``TIDEMARK_INGEST__LAKEHOUSE__``),
         secrets revealed, so a child process rebuilds exactly these settings."""
-        return _flatten(self.model_dump(mode="python"), prefix)
+        return {v.name: env_text(setting_at(self, v.path)) for v in self.variables(prefix)}
+
+    def variables(self, prefix: str) -> list[EnvVariable]:
+        """The environment variables that rebuild these settings (the set ones), without their values:
+        each names its settings path and whether it may hold a secret, so a launcher can pass plain
+        values and reference the secrets (see ``tidemark_ingest.launchers.spec``)."""
+        return _variables(self, prefix, "")
 
 
-def _flatten(values: dict[str, Any], prefix: str) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for name, value in values.items():
-        key = f"{prefix}{name.upper()}"
+class EnvVariable(NamedTuple):
+    name: str  # TIDEMARK_INGEST__LAKEHOUSE__S3__SECRET_ACCESS_KEY
+    path: str  # s3.secret_access_key: where the value lives, relative to the settings object
+    secret: bool
+
+
+# Plain strings that may still carry a secret: a SQL catalog URL may hold a password, and passthrough
+# properties may hold a key despite the advice.
+_MAY_HOLD_SECRETS = frozenset({"catalog_uri", "properties"})
+
+
+def _variables(model: BaseModel, prefix: str, path: str) -> list[EnvVariable]:
+    found: list[EnvVariable] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        key, where = f"{prefix}{name.upper()}", f"{path}{name}"
         if value is None:
             continue
-        if isinstance(value, SecretStr):
-            env[key] = value.get_secret_value()
-        elif name == "properties":
-            env[key] = json.dumps(value)
-        elif isinstance(value, dict):
-            env.update(_flatten(value, f"{key}__"))
-        elif isinstance(value, bool):
-            env[key] = "true" if value else "false"
+        if isinstance(value, BaseModel):
+            found.extend(_variables(value, f"{key}__", f"{where}."))
         else:
-            env[key] = str(value)
-    return env
+            found.append(EnvVariable(key, where, isinstance(value, SecretStr) or name in _MAY_HOLD_SECRETS))
+    return found
+
+
+def setting_at(model: BaseModel, path: str) -> Any:
+    """The value at a dotted ``path`` of settings (``lakehouse.s3.secret_access_key``)."""
+    value: Any = model
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def env_text(value: Any) -> str:
+    """A setting as pydantic-settings reads it back from the environment (secrets revealed)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -7,6 +7,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
+from tidemark_ingest.launchers.spec import WorkerSpec
+
 ExitCallback = Callable[[uuid.UUID, int], Awaitable[None]]
 """Called with the run id and the exit code when a supervised worker ends."""
 
@@ -15,8 +17,9 @@ class Launcher(abc.ABC):
     name: ClassVar[str]
 
     @abc.abstractmethod
-    async def launch(self, run_id: uuid.UUID) -> str:
-        """Start ``tidemark-worker run RUN_ID``; return a reference to it (process id, Job name).
+    async def launch(self, spec: WorkerSpec) -> str:
+        """Start the worker ``spec`` describes (``tidemark-worker run RUN_ID``), filling in its secrets;
+        return a reference to it (process id, Job name).
 
         Raise a :class:`~tidemark.errors.TidemarkError` (or ``OSError``) when it cannot start.
         """

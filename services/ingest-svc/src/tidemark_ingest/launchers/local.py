@@ -5,35 +5,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 from tidemark.aio import cancel_and_wait
 from tidemark.logs import fields, log_context
 from tidemark_ingest.launchers.base import ExitCallback, Launcher
+from tidemark_ingest.launchers.spec import INTERNAL_TOKEN, WorkerSpec, resolve_secret
+from tidemark_ingest.settings import ENV_PREFIX, IngestSettings
 
 log = logging.getLogger(__name__)
 
-WORKER_COMMAND = (sys.executable, "-m", "tidemark_ingest.worker", "run")
+WORKER_COMMAND = (sys.executable, "-m", "tidemark_ingest.worker")
+"""The worker's entry point as this install runs it: the service's own interpreter, no PATH lookup."""
+
+
+def worker_environment(settings: IngestSettings, spec: WorkerSpec) -> dict[str, str]:
+    """A local worker's environment: this process's, as any child inherits it, with the spec's values and
+    its secrets resolved from ``settings``. Inherited values the spec decides are dropped first, so a stale
+    one in the parent's environment never wins over the service's own (nor an unset token leaks through)."""
+    owned = (f"{ENV_PREFIX}DATABASE__", f"{ENV_PREFIX}LAKEHOUSE__")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(owned) and k != INTERNAL_TOKEN}
+    env.update(spec.env)
+    env.update({ref.name: resolve_secret(settings, ref) for ref in spec.secrets})
+    return env
 
 
 class LocalLauncher(Launcher):
     name: ClassVar[str] = "local"
 
-    def __init__(self, env: Mapping[str, str], on_exit: ExitCallback,
+    def __init__(self, settings: IngestSettings, on_exit: ExitCallback,
                  command: Sequence[str] = WORKER_COMMAND, stop_grace_seconds: float = 10.0) -> None:
-        self._env = dict(env)
+        self._settings = settings
         self._on_exit = on_exit
         self._command = list(command)
         self._grace = stop_grace_seconds
         self._watchers: set[asyncio.Task[None]] = set()
         self._processes: dict[uuid.UUID, asyncio.subprocess.Process] = {}
 
-    async def launch(self, run_id: uuid.UUID) -> str:
+    async def launch(self, spec: WorkerSpec) -> str:
+        run_id = spec.run_id
         process = await asyncio.create_subprocess_exec(
-            *self._command, str(run_id), env=self._env, stdin=asyncio.subprocess.DEVNULL
+            *self._command, *spec.args, env=worker_environment(self._settings, spec), stdin=asyncio.subprocess.DEVNULL
         )
         self._processes[run_id] = process
         log.info("worker started", extra=fields(run_id=str(run_id), pid=process.pid))

@@ -25,7 +25,7 @@ from tidemark.events import (
     SyncMode,
 )
 from tidemark.events.contracts import RunError
-from tidemark.lakehouse import Lakehouse, table_identifier
+from tidemark.lakehouse import Lakehouse, WriteRequest, table_identifier
 from tidemark.lakehouse.state import CONNECTION_ID, PIPELINE_ID, PIPELINE_NAME, SOURCE_STREAM
 from tidemark.logs import fields, log_context
 from tidemark_ingest.settings import IngestSettings
@@ -139,8 +139,10 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
             # A full refresh copies the table as it is, so the source's own key holds in it too.
             key = stream.primary_key or (source.source_key(stream) if mode is SyncMode.FULL_REFRESH else [])
             batches = progress.count(prefetched(source.read(stream, state)))
-            result = lake.write(destination, identifier, schema, batches, mode,
-                                key, run_id, stream.cursor_field, stream.partition, properties=properties)
+            request = WriteRequest(identifier, schema, mode, primary_key=key, run_id=run_id,
+                                   cursor_field=stream.cursor_field, partition=stream.partition,
+                                   properties=properties or {})
+            result = lake.write(destination, request, batches)
         except TidemarkError as exc:
             log.warning("stream failed", extra=fields(error=exc.message, kind=exc.kind.value))
             return _failed(stream, identifier, progress, started, run_error(exc, stream.name),
