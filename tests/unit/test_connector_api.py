@@ -21,9 +21,9 @@ from tidemark.connectors import Catalog, ConnectorConfig, Source, StreamState, r
 from tidemark.errors import FailureKind, SourceError
 from tidemark.events import ConnectionChanged, StreamSpec, Topic
 from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
-from tidemark.testing.apps import running
 from tidemark_connector.app import DEFINITION
 from tidemark_connector.settings import ConnectorSettings
+from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.unit
 TOKEN = "unit-token"

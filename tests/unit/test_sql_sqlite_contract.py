@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.connectors.sqlite import SQLiteConfig, SQLiteSource
-from tidemark.testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract
+from tidemark.connectors.sql.sqlite import SQLiteConfig, SQLiteSource
+from tidemark_testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract
 
 pytestmark = pytest.mark.unit
 
