@@ -37,7 +37,7 @@ test-e2e: bootstrap ## Only the end-to-end tests
 
 lint: bootstrap ## ruff and mypy (strict), exactly as CI runs them
 	$(UV) run ruff check .
-	$(UV) run mypy libs/common/src libs/cli/src services/*/src
+	$(UV) run mypy libs/common/src libs/cli/src libs/testing/src services/*/src
 
 fmt: bootstrap ## Fix what ruff can fix
 	$(UV) run ruff check --fix .

@@ -17,7 +17,7 @@ from pathlib import Path
 # (a worker pays its imports once at start; "with process start" in the output includes them).
 import pyiceberg.catalog.sql  # noqa: F401
 
-from tidemark.connectors.postgres import PostgresConfig, PostgresSource
+from tidemark.connectors.sql.postgres import PostgresConfig, PostgresSource
 from tidemark.events import DestinationSpec, StreamSpec, SyncMode
 from tidemark.lakehouse import Lakehouse
 from tidemark.lakehouse.settings import LakehouseSettings

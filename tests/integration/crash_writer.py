@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from tidemark.connectors.postgres import PostgresConfig, PostgresSource
+from tidemark.connectors.sql.postgres import PostgresConfig, PostgresSource
 from tidemark.events import StreamSpec
 from tidemark.lakehouse import WriteOptions, WriteRequest, open_catalog
 from tidemark.lakehouse.iceberg import read_state, write_stream

@@ -16,12 +16,12 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from tidemark.connectors.postgres import PostgresConfig, PostgresSource
+from tidemark.connectors.sql.postgres import PostgresConfig, PostgresSource
 from tidemark.events import DestinationSpec, StreamSpec, SyncMode
 from tidemark.lakehouse import Lakehouse
 from tidemark.lakehouse.settings import LakehouseSettings
-from tidemark.testing.postgres import create_database, drop_database
 from tidemark_ingest.worker.load import Progress, load_stream
+from tidemark_testing.postgres import create_database, drop_database
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

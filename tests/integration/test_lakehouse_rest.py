@@ -15,8 +15,8 @@ from tidemark.connectors import get_connector
 from tidemark.errors import ConfigError, TransientError
 from tidemark.events import DestinationSpec, PartitionField, StreamSpec, SyncMode
 from tidemark.lakehouse import Lakehouse, LakehouseSettings, WriteRequest, close_catalog, open_catalog, write_stream
-from tidemark.testing.rest_catalog import serving
 from tidemark_ingest.worker.load import Progress, load_stream
+from tidemark_testing.rest_catalog import serving
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ import pytest
 
 from tidemark.bus.kafka import KafkaBus
 from tidemark.events import Envelope, RunStarted, Topic
-from tidemark.localbroker import LocalBroker
 from tidemark_cli.embedded import prepare
+from tidemark_cli.localbroker import LocalBroker
 
 pytestmark = pytest.mark.integration
 

@@ -19,12 +19,12 @@ from tests.fixtures.infra import kafka_settings
 from tidemark.api.app import build_app
 from tidemark.bus.kafka import KafkaBus
 from tidemark.events import Envelope, RunError, RunFinished, RunRequested, RunStatus, Topic
-from tidemark.localbroker import LocalBroker
 from tidemark.service import ServiceRuntime
 from tidemark.settings import AuthSettings, DatabaseSettings, KafkaSettings
-from tidemark.testing.apps import running
+from tidemark_cli.localbroker import LocalBroker
 from tidemark_orchestrator.app import DEFINITION
 from tidemark_orchestrator.settings import OrchestratorSettings
+from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.integration
 TOKEN = "integration-token"

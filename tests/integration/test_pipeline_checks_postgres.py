@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.fixtures.pipelines import Pipelines
-from tidemark.connectors.postgres import PostgresConfig, PostgresSource
+from tidemark.connectors.sql.postgres import PostgresConfig, PostgresSource
 from tidemark.events import DestinationSpec, StreamSpec
 from tidemark.lakehouse import Lakehouse, table_identifier
-from tidemark.testing.postgres import create_database, drop_database
 from tidemark_ingest.worker.load import Progress, load_stream
+from tidemark_testing.postgres import create_database, drop_database
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from tests.fixtures.pipelines import API_TOKEN, orchestrator_settings
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.settings import DatabaseSettings
-from tidemark.testing.apps import running
 from tidemark_orchestrator.app import definition
+from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.integration
 

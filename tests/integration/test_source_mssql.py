@@ -19,10 +19,10 @@ import pyarrow as pa
 import pytest
 
 from tidemark.connectors import get_connector
-from tidemark.connectors.mssql import MssqlConfig, MssqlSource
+from tidemark.connectors.sql.mssql import MssqlConfig, MssqlSource
 from tidemark.errors import FailureKind, SourceError
 from tidemark.events import StreamSpec
-from tidemark.testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract, rows_of
+from tidemark_testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract, rows_of
 
 ENV = "TIDEMARK_TEST_MSSQL_URL"
 pytestmark = [

@@ -21,13 +21,13 @@ import pytest
 
 from tidemark.connectors import get_connector
 from tidemark.connectors.base import StreamState
-from tidemark.connectors.mysql import MySQLConfig, MySQLSource
+from tidemark.connectors.sql.mysql import MySQLConfig, MySQLSource
 from tidemark.errors import FailureKind, SourceError
 from tidemark.events import DestinationSpec, StreamSpec, SyncMode
 from tidemark.lakehouse import Lakehouse
-from tidemark.localbroker import free_port
-from tidemark.testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract, rows_of
 from tidemark_ingest.worker.load import Progress, load_stream
+from tidemark_testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract, rows_of
+from tidemark_testing.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -24,12 +24,12 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from tidemark.connectors import get_connector
-from tidemark.connectors.postgres import PostgresConfig, PostgresSource
+from tidemark.connectors.sql.postgres import PostgresConfig, PostgresSource
 from tidemark.errors import FailureKind, SourceError
 from tidemark.events import StreamSpec, SyncMode
-from tidemark.localbroker import free_port
-from tidemark.testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract, rows_of
-from tidemark.testing.postgres import PrivateCluster, create_database, drop_database
+from tidemark_testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract, rows_of
+from tidemark_testing.ports import free_port
+from tidemark_testing.postgres import PrivateCluster, create_database, drop_database
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,10 @@ import pyarrow as pa
 import pytest
 
 from tidemark.connectors import get_connector
-from tidemark.connectors.redshift import RedshiftConfig, RedshiftSource
+from tidemark.connectors.sql.redshift import RedshiftConfig, RedshiftSource
 from tidemark.errors import FailureKind, SourceError
 from tidemark.events import StreamSpec
-from tidemark.testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract
+from tidemark_testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract
 
 ENV = "TIDEMARK_TEST_REDSHIFT_URL"
 pytestmark = pytest.mark.integration
@@ -128,7 +128,7 @@ CREATE TABLE data.contract (id integer PRIMARY KEY, name varchar(100), amount nu
 def shimmed(pg_admin_dsn: str) -> Iterator[dict[str, Any]]:
     from sqlalchemy.engine import make_url
 
-    from tidemark.testing.postgres import create_database, drop_database
+    from tidemark_testing.postgres import create_database, drop_database
 
     url = create_database(pg_admin_dsn, "tidemark_src")
     parsed = make_url(url)

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tidemark.connectors import Source
-from tidemark.connectors.mysql import MySQLConfig, MySQLSource
-from tidemark.connectors.postgres import PostgresConfig, PostgresSource
+from tidemark.connectors.sql.mysql import MySQLConfig, MySQLSource
+from tidemark.connectors.sql.postgres import PostgresConfig, PostgresSource
 from tidemark.events import DestinationSpec, StreamSpec, SyncMode
 from tidemark.lakehouse import Lakehouse, table_identifier
-from tidemark.testing.postgres import create_database, drop_database
 from tidemark_ingest.worker.load import Progress, load_stream
+from tidemark_testing.postgres import create_database, drop_database
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

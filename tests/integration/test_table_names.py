@@ -15,13 +15,13 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from tests.fixtures.independent_reader import duckdb_rows
-from tidemark.connectors.postgres import PostgresConfig, PostgresSource
+from tidemark.connectors.sql.postgres import PostgresConfig, PostgresSource
 from tidemark.events import DestinationSpec, StreamSpec, SyncMode
 from tidemark.lakehouse import Lakehouse, table_identifier
 from tidemark.lakehouse.naming import table_collisions
 from tidemark.lakehouse.state import SOURCE_STREAM
-from tidemark.testing.postgres import create_database, drop_database
 from tidemark_ingest.worker.load import Progress, load_stream
+from tidemark_testing.postgres import create_database, drop_database
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from tidemark.bus import MemoryBus
 from tidemark.events import SyncMode
 from tidemark.lakehouse import LakehouseSettings, WriteRequest, close_catalog, open_catalog, write_stream
 from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
-from tidemark.testing.apps import running
 from tidemark_ingest.app import DEFINITION
 from tidemark_ingest.settings import IngestSettings
+from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.integration
 TOKEN = "integration-token"

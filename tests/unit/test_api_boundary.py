@@ -17,11 +17,11 @@ from pydantic import SecretStr
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.settings import AuthSettings, DatabaseSettings
-from tidemark.testing.apps import running
 from tidemark_connector.app import DEFINITION as CONNECTOR
 from tidemark_connector.settings import ConnectorSettings
 from tidemark_orchestrator.app import DEFINITION
 from tidemark_orchestrator.settings import OrchestratorSettings
+from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.unit
 TOKEN = "unit-token"

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pyarrow as pa
@@ -21,9 +23,9 @@ from tidemark.connectors import Catalog, ConnectorConfig, Source, StreamState, r
 from tidemark.errors import FailureKind, SourceError
 from tidemark.events import ConnectionChanged, StreamSpec, Topic
 from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
-from tidemark.testing.apps import running
 from tidemark_connector.app import DEFINITION
 from tidemark_connector.settings import ConnectorSettings
+from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.unit
 TOKEN = "unit-token"
@@ -36,6 +38,12 @@ class VaultConfig(ConnectorConfig):
     host: str = Field(description="Host name.")
     port: int = Field(default=5432, ge=1, le=65535, description="Port.")
     password: SecretStr = Field(description="Password.")
+
+
+def leaky_error(password: str) -> SourceError:
+    """A connector's own error that echoes the DSN, password in clear and URL-encoded."""
+    return SourceError(f"server closed the connection: postgresql://app:{quote(password, safe='')}@leak/db "
+                       f"(password {password})", FailureKind.TRANSIENT, field="host")
 
 
 # Lets a test hold a check open for as long as it likes.
@@ -54,13 +62,19 @@ class VaultSource(Source):
         password = self.config.password.get_secret_value()
         if self.config.host == "crash":
             raise RuntimeError(f"could not connect to postgresql://app:{password}@crash:5432/db")
+        if self.config.host == "leak":
+            raise leaky_error(password)
         if self.config.host == "slow":
             SLOW_CHECK.wait(10)
         if password != PASSWORD:
             raise SourceError("authentication failed for user app", FailureKind.CONFIG)
 
     def discover(self) -> Catalog:
+        assert isinstance(self.config, VaultConfig)
+        if self.config.host == "leak":
+            raise leaky_error(self.config.password.get_secret_value())
         return Catalog(streams=[])
+
 
     def arrow_schema(self, stream: StreamSpec) -> pa.Schema:
         raise NotImplementedError
@@ -325,6 +339,21 @@ async def test_unexpected_driver_errors_are_failed_checks_without_the_secret(cli
     assert after == before + 1
     metrics = await client.get("/metrics")
     assert 'tidemark_connection_checks_total{connector_type="vault",outcome="failed"}' in metrics.text
+
+
+async def test_a_secret_in_a_connector_error_never_reaches_the_answer(client: httpx.AsyncClient) -> None:
+    password = "p@ss/w:rd 1+%"  # every URL-encoded form differs from the plain one
+    cid = (await create_vault(client, host="leak", password=password))["id"]
+    check = (await client.post(f"/v1/connections/{cid}/check")).json()
+    discover = await client.post(f"/v1/connections/{cid}/discover")
+    assert discover.status_code >= 400
+    for text, message in [(json.dumps(check), check["message"]), (discover.text, discover.json()["detail"])]:
+        for form in (password, quote(password, safe=""), quote_plus(password)):
+            assert form not in text
+            assert form not in message
+        assert message.count(MASK) == 2
+        assert "postgresql://app:" in message
+    assert (check["status"], check["kind"]) == ("failed", "transient")
 
 
 async def test_a_check_that_hangs_fails_after_the_time_limit(start: AppFactory) -> None:

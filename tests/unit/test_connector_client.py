@@ -24,9 +24,9 @@ from tidemark.errors import (
     TransientError,
 )
 from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
-from tidemark.testing.apps import running
 from tidemark_connector.app import DEFINITION
 from tidemark_connector.settings import ConnectorSettings
+from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.unit
 TOKEN = "unit-token"

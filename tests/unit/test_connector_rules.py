@@ -8,10 +8,11 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import SecretStr, ValidationError
 
+from tidemark.connectors.boundary import scrub
 from tidemark.errors import ConfigError
 from tidemark.settings import DatabaseSettings, PlatformSettings
 from tidemark_connector.crypto import SecretBox, load_secret_key
-from tidemark_connector.logic import merge, scrub
+from tidemark_connector.logic import merge
 from tidemark_connector.settings import ConnectorSettings
 
 pytestmark = pytest.mark.unit

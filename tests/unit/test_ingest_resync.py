@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.connectors.sqlite import SAMPLE_DATABASE, SQLiteConfig, SQLiteSource
+from tidemark.connectors.sql.sqlite import SQLiteConfig, SQLiteSource
 from tidemark.events import DestinationSpec, StreamSpec, SyncMode
 from tidemark.lakehouse import Lakehouse
+from tidemark_cli.samples import SHOP as SAMPLE_DATABASE
 from tidemark_ingest.worker.load import Progress, load_stream
 
 pytestmark = pytest.mark.unit

@@ -34,9 +34,9 @@ from tidemark.events import (
 from tidemark.ids import new_id
 from tidemark.lakehouse import open_catalog
 from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
-from tidemark.testing.apps import running
 from tidemark_ingest.app import DEFINITION
 from tidemark_ingest.settings import IngestSettings
+from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.unit
 

@@ -28,9 +28,9 @@ from tidemark.events import (
     Topic,
 )
 from tidemark.settings import AuthSettings, DatabaseSettings
-from tidemark.testing.apps import running
 from tidemark_jobs.app import DEFINITION
 from tidemark_jobs.settings import JobsSettings
+from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.unit
 TOKEN = "jobs-token"

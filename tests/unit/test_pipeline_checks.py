@@ -15,8 +15,8 @@ import pytest
 from tests.fixtures.pipelines import API_TOKEN, Pipelines, orchestrator_settings
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
-from tidemark.testing.apps import running
 from tidemark_orchestrator.app import definition
+from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.unit
 

@@ -14,11 +14,11 @@ from tidemark.bus import MemoryBus
 from tidemark.events import AlertSent, Envelope, RunError, RunFinished, RunStatus, Topic
 from tidemark.service import ServiceRuntime
 from tidemark.settings import AuthSettings, DatabaseSettings
-from tidemark.testing.apps import running
 from tidemark_impact.app import DEFINITION as IMPACT
 from tidemark_impact.settings import ImpactSettings
 from tidemark_ingest.app import DEFINITION as INGEST
 from tidemark_ingest.settings import IngestSettings
+from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.unit
 TOKEN = "unit-token"

@@ -10,12 +10,12 @@ import pymssql
 import pymysql  # type: ignore[import-untyped]
 import pytest
 
-from tidemark.connectors.mssql.source import MssqlConfig, MssqlSource
-from tidemark.connectors.mssql.source import translate as mssql_translate
-from tidemark.connectors.mysql.config import MySQLConfig, tls_context
-from tidemark.connectors.mysql.source import translate as mysql_translate
-from tidemark.connectors.postgres.config import PostgresConfig, libpq_params, libpq_uri
-from tidemark.connectors.postgres.errors import translate as pg_translate
+from tidemark.connectors.sql.mssql.source import MssqlConfig, MssqlSource
+from tidemark.connectors.sql.mssql.source import translate as mssql_translate
+from tidemark.connectors.sql.mysql.config import MySQLConfig, tls_context
+from tidemark.connectors.sql.mysql.source import translate as mysql_translate
+from tidemark.connectors.sql.postgres.config import PostgresConfig, libpq_params, libpq_uri
+from tidemark.connectors.sql.postgres.errors import translate as pg_translate
 from tidemark.errors import FailureKind, SourceError
 
 pytestmark = pytest.mark.unit
@@ -50,7 +50,7 @@ def test_postgres_errors(text: str, kind: FailureKind, message: str) -> None:
 def test_postgres_unknown_errors_keep_the_driver_text_without_the_password() -> None:
     err = pg_translate(psycopg.OperationalError(f"weird failure mentioning {SECRET}"), PG, "reading x")
     assert err.kind is FailureKind.TERMINAL
-    assert err.message == "reading x failed: weird failure mentioning ***"
+    assert err.message == "reading x failed: weird failure mentioning **********"
 
 
 @pytest.mark.parametrize(("args", "kind", "needle"), [

@@ -9,7 +9,9 @@ import pyarrow as pa
 import pytest
 
 from tidemark.connectors.base import StreamState
-from tidemark.connectors.sql_common import coerce_cursor, cursor_bound, integer_ranges, rows_to_batch
+from tidemark.connectors.sql.arrow import rows_to_batch
+from tidemark.connectors.sql.cursor import coerce_cursor, cursor_bound
+from tidemark.connectors.sql.plan import integer_ranges
 from tidemark.errors import FailureKind, SourceError
 from tidemark.events import StreamSpec, SyncMode
 
@@ -101,7 +103,7 @@ def test_integer_ranges_cover_the_keys_with_open_ends() -> None:
 
 def test_rows_to_batch_converts_and_reports_the_bad_column() -> None:
     schema = pa.schema([("ts", TS), ("n", pa.decimal128(5, 2)), ("s", pa.string())])
-    from tidemark.connectors.sql_common import default_converter
+    from tidemark.connectors.sql.arrow import default_converter
 
     converters = [default_converter(f.type) for f in schema]
     batch = rows_to_batch([(T0, Decimal("NaN"), b"x"), (None, Decimal("1.50"), 5)], schema, converters, "s.t")

@@ -10,12 +10,14 @@ import pymssql._mssql as mssql_driver
 import pytest
 
 from tidemark.connectors.base import KeyRange, StreamState
-from tidemark.connectors.mssql.source import MssqlDialect, catalog_queries
-from tidemark.connectors.mysql.source import MySQLDialect, columns_sql
-from tidemark.connectors.postgres.read import settings_sql
-from tidemark.connectors.postgres.source import ADBC_DIALECT, PostgresDialect
-from tidemark.connectors.redshift import COLUMNS_SQL, RedshiftConfig, catalog_filters
-from tidemark.connectors.sql_common import ReadPlan, SqlColumn, SqlTable, cursor_filter
+from tidemark.connectors.sql.cursor import cursor_filter
+from tidemark.connectors.sql.mssql.source import MssqlDialect, catalog_queries
+from tidemark.connectors.sql.mysql.source import MySQLDialect, columns_sql
+from tidemark.connectors.sql.plan import ReadPlan
+from tidemark.connectors.sql.postgres.read import settings_sql
+from tidemark.connectors.sql.postgres.source import ADBC_DIALECT, PostgresDialect
+from tidemark.connectors.sql.redshift.source import COLUMNS_SQL, RedshiftConfig, catalog_filters
+from tidemark.connectors.sql.tables import SqlColumn, SqlTable
 from tidemark.events import StreamSpec, SyncMode
 
 pytestmark = pytest.mark.unit

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tidemark.connectors.sqlite import SQLiteConfig, SQLiteSource
-from tidemark.testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract
+from tidemark.connectors.sql.sqlite import SQLiteConfig, SQLiteSource
+from tidemark.errors import FailureKind, SourceError
+from tidemark_cli.samples import SHOP
+from tidemark_testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract
 
 pytestmark = pytest.mark.unit
 
@@ -27,3 +29,12 @@ class TestSQLiteContract(SourceContract):
             )
         conn.close()
         return ContractTable(source=SQLiteSource(SQLiteConfig(path=str(path))), stream="main.contract")
+
+
+def test_sample_paths_name_the_databases_the_cli_package_installs() -> None:
+    # tidemark-cli registers its sample under the `tidemark.samples` entry-point group.
+    assert SQLiteConfig(path="sample:shop").resolved_path() == SHOP
+    assert SQLiteSource(SQLiteConfig(path="sample:shop")).discover().streams
+    with pytest.raises(SourceError, match=r"no sample database 'nope' is installed; installed: sample:shop") as err:
+        SQLiteSource(SQLiteConfig(path="sample:nope")).check()
+    assert err.value.kind is FailureKind.CONFIG

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from tidemark.connectors.mssql.types import MssqlType, cast_target
-from tidemark.connectors.mssql.types import map_type as mssql_type
-from tidemark.connectors.mysql.types import map_type as mysql_type
-from tidemark.connectors.postgres.types import PgType, numeric_precision_scale
-from tidemark.connectors.postgres.types import map_type as pg_type
-from tidemark.connectors.redshift import map_type as redshift_type
-from tidemark.connectors.sql_common import rows_to_batch, shown_value
+from tidemark.connectors.sql.arrow import rows_to_batch, shown_value
+from tidemark.connectors.sql.mssql.types import MssqlType, cast_target
+from tidemark.connectors.sql.mssql.types import map_type as mssql_type
+from tidemark.connectors.sql.mysql.types import map_type as mysql_type
+from tidemark.connectors.sql.postgres.types import PgType, numeric_precision_scale
+from tidemark.connectors.sql.postgres.types import map_type as pg_type
+from tidemark.connectors.sql.redshift.source import map_type as redshift_type
 from tidemark.errors import FailureKind, SourceError
 
 pytestmark = pytest.mark.unit

@@ -21,10 +21,10 @@ from tidemark.lakehouse import WriteRequest, close_catalog, open_catalog, write_
 from tidemark.lakehouse.state import CONNECTION_ID, PIPELINE_ID, PIPELINE_NAME, SOURCE_STREAM
 from tidemark.lakehouse.tables import json_safe
 from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
-from tidemark.testing.apps import running
 from tidemark_ingest import repository
 from tidemark_ingest.app import DEFINITION
 from tidemark_ingest.settings import IngestSettings
+from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.unit
 TOKEN = "unit-token"

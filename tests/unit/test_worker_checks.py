@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tidemark.connectors.sqlite import SQLiteConfig, SQLiteSource
+from tidemark.connectors.sql.sqlite import SQLiteConfig, SQLiteSource
 from tidemark.events import DestinationSpec, PartitionField, StreamSpec, SyncMode
 from tidemark.lakehouse import Lakehouse, table_identifier
 from tidemark_ingest.worker.load import INTERNAL_ERROR, Progress, load_stream

@@ -15,9 +15,9 @@ from pydantic import SecretStr
 from tidemark.api.app import build_app
 from tidemark.bus import Bus
 from tidemark.bus.kafka import KafkaBus
-from tidemark.localbroker import LOCAL_HEARTBEAT_INTERVAL_MS, LOCAL_SESSION_TIMEOUT_MS
 from tidemark.service import ServiceDefinition
 from tidemark.settings import DatabaseSettings, KafkaSettings, PlatformSettings
+from tidemark_cli.localbroker import LOCAL_HEARTBEAT_INTERVAL_MS, LOCAL_SESSION_TIMEOUT_MS
 from tidemark_connector.app import DEFINITION as CONNECTOR
 from tidemark_connector.settings import ConnectorSettings
 from tidemark_impact.app import DEFINITION as IMPACT
@@ -68,7 +68,7 @@ def _token_file(path: Path, env: str | None) -> str:
 
 def prepare(home: Path, host: str, port: int, bootstrap_servers: str, log_format: str = "text", *,
             local_broker: bool = False) -> Embedded:
-    """``local_broker``: the broker is our own tansu (see :mod:`tidemark.localbroker`), which lets
+    """``local_broker``: the broker is our own tansu (see :mod:`tidemark_cli.localbroker`), which lets
     consumer groups use a short session, so they join, and the first run starts, within a second."""
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)

@@ -12,10 +12,10 @@ from types import FrameType
 import click
 import uvicorn
 
-from tidemark.localbroker import LocalBroker
 from tidemark_cli.client import Client
 from tidemark_cli.demo import run_demo, wait_ready
 from tidemark_cli.embedded import create_embedded_app, prepare
+from tidemark_cli.localbroker import LocalBroker
 
 
 def run_embedded(host: str, port: int, home: Path, demo: bool, log_format: str = "text") -> None:

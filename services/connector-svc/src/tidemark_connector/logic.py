@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 from pydantic import ValidationError
 
@@ -102,13 +101,3 @@ def connection_out(box: SecretBox, connection: Connection) -> ConnectionOut:
         created_at=connection.created_at,
         updated_at=connection.updated_at,
     )
-
-
-def scrub(message: str, secrets: list[str], limit: int = 1000) -> str:
-    """``message`` with every secret value replaced by the mask, cut to ``limit`` characters."""
-    # Drivers often echo a URL or DSN, so the URL-encoded forms go as well; longest
-    # first, so a secret containing another is replaced whole.
-    variants = {v for s in secrets if s for v in (s, quote(s, safe=""), quote_plus(s))}
-    for value in sorted(variants, key=len, reverse=True):
-        message = message.replace(value, MASK)
-    return message if len(message) <= limit else message[: limit - 1] + "…"

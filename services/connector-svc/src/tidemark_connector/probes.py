@@ -1,54 +1,30 @@
 """Running a connector's ``check`` and ``discover``: in a worker thread, under a time limit,
-with driver errors turned into safe messages (secret values scrubbed)."""
+with driver errors turned into safe messages by the connector boundary
+(:mod:`tidemark.connectors.boundary`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-import traceback
 
 from tidemark.connectors import Catalog, ConnectorConfig, Source
-from tidemark.errors import FailureKind, SourceError, TidemarkError
-from tidemark.logs import fields
-from tidemark_connector.logic import scrub
+from tidemark.connectors.boundary import source_call
+from tidemark.errors import FailureKind, SourceError
 from tidemark_connector.metrics import CATALOG_DISCOVERIES, CONNECTION_CHECK_DURATION, CONNECTION_CHECKS
 from tidemark_connector.schemas import CheckResult
 
 log = logging.getLogger(__name__)
 
 
-def _secret_values(config: ConnectorConfig) -> list[str]:
-    revealed = config.reveal()
-    return [str(revealed[name]) for name in config.secret_fields() if revealed.get(name) is not None]
-
-
-def _as_source_error(exc: Exception, source: type[Source], config: ConnectorConfig) -> SourceError:
-    """A driver's own exception as a SourceError whose message is safe to show."""
-    secrets = _secret_values(config)
-    if isinstance(exc, TidemarkError):
-        # `field` names a config field (never a value); other detail might hold anything.
-        where = {"field": exc.detail["field"]} if isinstance(exc.detail.get("field"), str) else {}
-        return SourceError(scrub(exc.message, secrets), exc.kind, **where)
-    # The traceback is for operators, but drivers put DSNs in messages: scrub it too.
-    log.warning(
-        "connector %s raised an unexpected error:\n%s",
-        source.type_name,
-        scrub("".join(traceback.format_exception(exc)), secrets, limit=20_000),
-        extra=fields(connector_type=source.type_name),
-    )
-    kind = FailureKind.TRANSIENT if isinstance(exc, ConnectionError | TimeoutError) else FailureKind.TERMINAL
-    return SourceError(scrub(f"{type(exc).__name__}: {exc}", secrets), kind)
-
-
 def run_check(source: type[Source], config: ConnectorConfig) -> CheckResult:
     """Blocking: call from a worker thread. A failing check is a result, not an exception."""
     instance: Source | None = None
     try:
-        instance = source(config)
-        instance.check()
-    except Exception as exc:
-        error = _as_source_error(exc, source, config)
+        with source_call(config, source.type_name):
+            instance = source(config)
+            instance.check()
+    except SourceError as error:
         return CheckResult(status="failed", message=error.message, kind=error.kind)
     finally:
         if instance is not None:
@@ -60,10 +36,9 @@ def run_discover(source: type[Source], config: ConnectorConfig) -> Catalog:
     """Blocking: call from a worker thread. Raises SourceError only."""
     instance: Source | None = None
     try:
-        instance = source(config)
-        return instance.discover()
-    except Exception as exc:
-        raise _as_source_error(exc, source, config) from exc
+        with source_call(config, source.type_name):
+            instance = source(config)
+            return instance.discover()
     finally:
         if instance is not None:
             _close(instance)

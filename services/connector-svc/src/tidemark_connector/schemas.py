@@ -9,10 +9,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidemark.api.bodies import Omittable, drop_null_defaults
+from tidemark.connectors.boundary import MASK as BOUNDARY_MASK
 from tidemark.errors import FailureKind
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-MASK = "**********"
+MASK = BOUNDARY_MASK  # stored secrets are shown with the mask that replaces them in errors
 
 
 class ConnectorTypeOut(BaseModel):

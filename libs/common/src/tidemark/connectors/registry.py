@@ -12,12 +12,12 @@ from tidemark.connectors.base import Source
 from tidemark.errors import ConfigError
 
 BUILTIN: dict[str, str] = {
-    "sqlite": "tidemark.connectors.sqlite:SQLiteSource",
-    "postgres": "tidemark.connectors.postgres:PostgresSource",
-    "mysql": "tidemark.connectors.mysql:MySQLSource",
-    "mariadb": "tidemark.connectors.mysql:MySQLSource",
-    "mssql": "tidemark.connectors.mssql:MssqlSource",
-    "redshift": "tidemark.connectors.redshift:RedshiftSource",
+    "sqlite": "tidemark.connectors.sql.sqlite:SQLiteSource",
+    "postgres": "tidemark.connectors.sql.postgres:PostgresSource",
+    "mysql": "tidemark.connectors.sql.mysql:MySQLSource",
+    "mariadb": "tidemark.connectors.sql.mysql:MySQLSource",
+    "mssql": "tidemark.connectors.sql.mssql:MssqlSource",
+    "redshift": "tidemark.connectors.sql.redshift:RedshiftSource",
 }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
-from tidemark.connectors.sql_common import is_cursor_type
+from tidemark.connectors.sql.tables import is_cursor_type
 from tidemark.errors import ConfigError
 from tidemark.events import StreamSpec
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from tidemark.connectors import Source, StreamState, get_connector
+from tidemark.connectors.boundary import source_batches, source_call
 from tidemark.connectors.client import fetch_connection_config
 from tidemark.errors import ConfigError, TidemarkError
 from tidemark.events import (
@@ -83,7 +84,8 @@ def open_source(settings: IngestSettings, connection_id: uuid.UUID) -> Source:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
         )
         raise ConfigError(f"connection {connection_id} has an invalid {connector_type} config: {problems}") from exc
-    return source_type(parsed)
+    with source_call(parsed, connector_type):
+        return source_type(parsed)
 
 
 def ingest(settings: IngestSettings, request: RunRequested, progress: Progress) -> Outcome:
@@ -130,15 +132,18 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
     progress.begin(stream.name)
     with log_context(stream=stream.name, table=identifier):
         try:
-            schema = source.arrow_schema(stream)
+            with source_call(source.config, source.type_name):
+                schema = source.arrow_schema(stream)
             check_stream(stream, schema)
             state = None if resync else _state(stream, lake.read_state(destination, identifier))
             mode = SyncMode.FULL_REFRESH if resync else stream.sync_mode
             log.info("loading stream", extra=fields(mode=mode.value, resync=resync,
                                                     cursor=None if state is None else str(state.cursor_value)))
             # A full refresh copies the table as it is, so the source's own key holds in it too.
-            key = stream.primary_key or (source.source_key(stream) if mode is SyncMode.FULL_REFRESH else [])
-            batches = progress.count(prefetched(source.read(stream, state)))
+            with source_call(source.config, source.type_name):
+                key = stream.primary_key or (source.source_key(stream) if mode is SyncMode.FULL_REFRESH else [])
+            read = source_batches(source.read(stream, state), source.config, source.type_name)
+            batches = progress.count(prefetched(read))
             request = WriteRequest(identifier, schema, mode, primary_key=key, run_id=run_id,
                                    cursor_field=stream.cursor_field, partition=stream.partition,
                                    properties=properties or {})

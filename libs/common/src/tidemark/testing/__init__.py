@@ -1,1 +1,0 @@
-"""Test helpers: the broker and PostgreSQL harness, and app fixtures' building blocks."""
