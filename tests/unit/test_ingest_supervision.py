@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import uuid
@@ -13,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from tidemark.bus import MemoryBus
+from tidemark.bus import MemoryBus, Outbox
 from tidemark.db import utcnow
 from tidemark.events import DestinationSpec, Envelope, PipelineSpec, RunFinished, RunRequested, RunStatus, StreamSpec
 from tidemark.ids import new_id
@@ -25,6 +26,8 @@ from tidemark_ingest.app import DEFINITION
 from tidemark_ingest.launchers import LocalLauncher
 from tidemark_ingest.models import TABLES, WorkerRun
 from tidemark_ingest.settings import IngestSettings
+from tidemark_ingest.worker.load import Outcome
+from tidemark_ingest.worker.run import SOURCE, _Worker
 
 pytestmark = pytest.mark.unit
 
@@ -174,3 +177,29 @@ async def test_stopping_the_service_stops_its_workers_and_fails_their_runs(runti
     run = await run_of(runtime, run_id)
     assert run.status == RunStatus.FAILED
     assert run.error == "worker was stopped by SIGTERM"
+
+
+async def test_a_late_or_repeated_step_never_moves_a_finished_run_backwards(
+    runtime: ServiceRuntime, settings: IngestSettings
+) -> None:
+    run_id = await queue_run(runtime)
+    async with runtime.transaction() as session:
+        run = await repository.require_worker_run(session, run_id)
+        request = RunRequested.model_validate(run.spec)
+        run.status = RunStatus.RUNNING.value
+        assert await logic.fail_run(runtime, session, run, "worker stopped heartbeating")
+    [failed] = await finished_events(runtime)
+
+    # The request redelivered (a new event id): recorded once, so the run is not queued again.
+    handle = logic.on_run_requested(runtime, asyncio.Event())
+    async with runtime.transaction() as session:
+        await handle(session, request, Envelope.wrap(request, source="orchestrator-svc"))
+    assert await logic.launch_queued(runtime, LocalLauncher({}, logic.worker_exited(runtime), command=["false"])) == 0
+    # The exit watch and the reaper come too late; the worker that was thought dead reports success.
+    assert not await logic.fail_if_live(runtime, run_id, "worker exited with code 1")
+    worker = _Worker(settings, runtime.sessions, Outbox(TABLES.outbox, source=SOURCE), run_id)
+    await worker._finish(request, Outcome(RunStatus.SUCCEEDED))
+
+    run = await run_of(runtime, run_id)
+    assert (run.status, run.error) == (RunStatus.FAILED, "worker stopped heartbeating")
+    assert await finished_events(runtime) == [failed]

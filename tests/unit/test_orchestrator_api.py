@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 
 import httpx
@@ -8,7 +9,16 @@ import pytest
 
 from tests.fixtures.pipelines import Pipelines
 from tidemark.bus import MemoryBus
-from tidemark.events import RunRequested, Topic
+from tidemark.events import (
+    Envelope,
+    EventPayload,
+    RunError,
+    RunFinished,
+    RunRequested,
+    RunStarted,
+    RunStatus,
+    Topic,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -59,7 +69,7 @@ async def test_trigger_run_emits_run_requested_once_committed(
         await asyncio.sleep(0.05)
     [envelope] = bus.published[Topic.RUNS]
     event = envelope.payload_as(RunRequested)
-    assert str(event.run_id) == run.json()["id"]
+    assert str(event.run_id) == run.json()["run_id"]
     assert event.pipeline.name == "orders"
 
 
@@ -119,3 +129,33 @@ async def test_resync_names_pipeline_streams_and_travels_in_the_event(
         await asyncio.sleep(0.05)
     [envelope] = bus.published[Topic.RUNS]
     assert envelope.payload_as(RunRequested).resync == ["main.orders"]
+
+
+async def test_a_late_or_repeated_run_event_never_moves_the_run_backwards(
+    client: httpx.AsyncClient, bus: MemoryBus, pipeline_body: Callable[..., dict[str, object]]
+) -> None:
+    pid = (await client.post("/v1/pipelines", json=pipeline_body(name="late"))).json()["id"]
+    run_id = uuid.UUID((await client.post(f"/v1/pipelines/{pid}/runs")).json()["run_id"])
+
+    async def deliver(payload: EventPayload) -> dict[str, object]:
+        await bus.publish(Topic.RUNS, Envelope.wrap(payload, source="ingest-svc"))
+        await bus.drain()
+        [row] = (await client.get(f"/v1/pipelines/{pid}/runs")).json()
+        assert row["run_id"] == str(run_id)
+        return dict(row)
+
+    started = RunStarted(run_id=run_id, pipeline_id=uuid.UUID(pid), launcher="local", worker_ref="42")
+    first_start = await deliver(started)
+    assert first_start["status"] == "running"
+    # The same start again (a new event, so the inbox does not catch it) keeps the first start time.
+    assert (await deliver(started))["started_at"] == first_start["started_at"]
+
+    failed = RunFinished(run_id=run_id, pipeline_id=uuid.UUID(pid), status=RunStatus.FAILED,
+                         error=RunError(message="worker stopped heartbeating", kind="terminal"))
+    ended = await deliver(failed)
+    assert (ended["status"], ended["error"]) == ("failed", "worker stopped heartbeating")
+    # A late start and a second, different ending both change nothing: the first ending stands.
+    assert await deliver(started) == ended
+    assert await deliver(RunFinished(run_id=run_id, pipeline_id=uuid.UUID(pid), status=RunStatus.SUCCEEDED)) == ended
+    # The run is over, so the pipeline takes a new one.
+    assert (await client.post(f"/v1/pipelines/{pid}/runs")).status_code == 202

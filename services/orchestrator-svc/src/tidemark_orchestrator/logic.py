@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +17,8 @@ from tidemark.events import (
     RunStarted,
     RunStatus,
     StreamSpec,
+    Trigger,
+    may_move,
 )
 from tidemark.service import ServiceRuntime
 from tidemark_orchestrator import repository
@@ -31,8 +32,6 @@ from tidemark_orchestrator.validation import (
     refuse_invalid,
     selection_issues,
 )
-
-Trigger = Literal["manual", "schedule", "dependency", "retry"]
 
 
 def pipeline_spec(pipeline: Pipeline) -> PipelineSpec:
@@ -106,14 +105,15 @@ async def request_run(
 
 async def on_run_started(session: AsyncSession, event: RunStarted, envelope: Envelope) -> None:
     run = await repository.get_run(session, event.run_id)
-    if run is not None and not RunStatus(run.status).terminal:
+    if run is not None and may_move(run.status, RunStatus.RUNNING):
         run.status = RunStatus.RUNNING
         run.started_at = envelope.occurred_at
 
 
 async def on_run_finished(session: AsyncSession, event: RunFinished, envelope: Envelope) -> None:
+    """Record how the run ended; a repeated or late ``run.finished`` keeps the first ending."""
     run = await repository.get_run(session, event.run_id)
-    if run is None:
+    if run is None or not may_move(run.status, event.status):
         return
     run.status = event.status
     run.finished_at = envelope.occurred_at

@@ -105,9 +105,13 @@ class PipelineOut(BaseModel):
 
 
 class RunOut(BaseModel):
+    """A run as the orchestrator recorded it: the answer to a trigger, and its own bookkeeping
+    (which pipeline has an active run). Users and other platforms read runs from jobs-svc's
+    `/v1/runs`, with the same `run_id`."""
+
     model_config = ConfigDict(from_attributes=True)
 
-    id: uuid.UUID
+    run_id: uuid.UUID = Field(validation_alias="id", description="The run's id, as in every run view and event.")
     pipeline_id: uuid.UUID
     trigger: str
     status: RunStatus

@@ -14,6 +14,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 from pydantic_core import PydanticCustomError
 
+from tidemark.events.lifecycle import ErrorKind, RunStatus, Trigger
 from tidemark.events.topics import Topic
 
 
@@ -21,24 +22,6 @@ class SyncMode(StrEnum):
     FULL_REFRESH = "full_refresh"
     INCREMENTAL = "incremental"
     INCREMENTAL_APPEND = "incremental_append"
-
-
-class RunStatus(StrEnum):
-    SCHEDULED = "scheduled"
-    QUEUED = "queued"
-    STARTING = "starting"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    PARTIALLY_SUCCEEDED = "partially_succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in _TERMINAL
-
-
-_TERMINAL = {RunStatus.SUCCEEDED, RunStatus.PARTIALLY_SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
 
 
 class _Model(BaseModel):
@@ -145,7 +128,7 @@ class PipelineSpec(_Model):
 
 class RunError(_Model):
     message: str = Field(description="What went wrong, safe to show a user.")
-    kind: Literal["config", "transient", "terminal"] = Field(description="Whether a retry can help.")
+    kind: ErrorKind = Field(description="Whether a retry can help.")
     stream: str | None = Field(default=None, description="The stream that failed, when one did.")
 
 
@@ -183,7 +166,7 @@ class RunRequested(EventPayload):
 
     run_id: UUID
     pipeline: PipelineSpec
-    trigger: Literal["manual", "schedule", "dependency", "retry"]
+    trigger: Trigger
     scheduled_for: datetime | None = None
     attempt: int = 1
     resync: list[str] = Field(
