@@ -66,7 +66,7 @@ async def create_pipeline_and_run(client: httpx.AsyncClient) -> tuple[str, str]:
     pipeline_id = created.json()["id"]
     run = await client.post(f"/v1/pipelines/{pipeline_id}/runs")
     assert run.status_code == 202, run.text
-    return pipeline_id, run.json()["id"]
+    return pipeline_id, run.json()["run_id"]
 
 
 async def outbox_rows(app: FastAPI) -> list[tuple[str, Any]]:

@@ -1,4 +1,7 @@
-"""/v1/pipelines: create, list, change, delete pipelines; trigger and list their runs."""
+"""/v1/pipelines: create, list, change, delete pipelines; trigger runs (the command side of runs).
+
+The read API for runs is jobs-svc's ``/v1/runs``; ``GET /v1/pipelines/{id}/runs`` shows only the
+orchestrator's own record of the runs it requested (see :data:`COMMAND_SIDE`)."""
 
 from __future__ import annotations
 
@@ -109,9 +112,18 @@ async def delete_pipeline(pipeline_id: uuid.UUID, rt: Runtime) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+COMMAND_SIDE = (
+    "The orchestrator's own record of the runs it requested: what its overlap policy (one active run "
+    "per pipeline) acts on, updated from `run.started` and `run.finished`. It is not the read API for "
+    "runs: users and other platforms read runs, with their streams, rows and warnings, from jobs-svc's "
+    "`GET /v1/runs?pipeline_id=` (the same `run_id`)."
+)
+
+
 @router.post("/{pipeline_id}/runs", status_code=status.HTTP_202_ACCEPTED, responses=problem_responses(409))
 async def trigger_run(pipeline_id: uuid.UUID, rt: Runtime, body: TriggerRun | None = None) -> RunOut:
-    """Queue a manual run, optionally resyncing some streams.
+    """Queue a manual run, optionally resyncing some streams. The answer's `run_id` is the run's id
+    in every run view (jobs-svc's `GET /v1/runs/{run_id}` follows it to the end).
 
     409 when the pipeline is paused or already has an active run."""
     resync = body.resync if body is not None else []
@@ -121,7 +133,8 @@ async def trigger_run(pipeline_id: uuid.UUID, rt: Runtime, body: TriggerRun | No
         return RunOut.model_validate(run)
 
 
-@router.get("/{pipeline_id}/runs")
+@router.get("/{pipeline_id}/runs", summary="The orchestrator's record of a pipeline's runs (command side)",
+            description=COMMAND_SIDE)
 async def list_pipeline_runs(
     pipeline_id: uuid.UUID, rt: Runtime, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[RunOut]:
