@@ -11,7 +11,6 @@ from tidemark.errors import ConfigError, ConflictError
 from tidemark.events import (
     DestinationSpec,
     Envelope,
-    PipelineSpec,
     RunFinished,
     RunRequested,
     RunStarted,
@@ -24,6 +23,7 @@ from tidemark.service import ServiceRuntime
 from tidemark_orchestrator import repository
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.models import Pipeline, Run
+from tidemark_orchestrator.specs import pipeline_spec
 from tidemark_orchestrator.validation import (
     Neighbour,
     catalog_issues,
@@ -32,16 +32,6 @@ from tidemark_orchestrator.validation import (
     refuse_invalid,
     selection_issues,
 )
-
-
-def pipeline_spec(pipeline: Pipeline) -> PipelineSpec:
-    return PipelineSpec(
-        pipeline_id=pipeline.id,
-        name=pipeline.name,
-        connection_id=pipeline.connection_id,
-        streams=[StreamSpec.model_validate(s) for s in pipeline.streams],
-        destination=DestinationSpec.model_validate(pipeline.destination),
-    )
 
 
 async def check_streams(catalogs: Catalogs, connection_id: uuid.UUID, streams: Sequence[StreamSpec],

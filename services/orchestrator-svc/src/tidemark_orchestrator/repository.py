@@ -14,6 +14,7 @@ from tidemark.events import ACTIVE, RunStatus, Trigger
 from tidemark.ids import new_id
 from tidemark_orchestrator.models import Pipeline, Run
 from tidemark_orchestrator.schemas import PipelineCreate, PipelineUpdate
+from tidemark_orchestrator.specs import stored
 
 # Any constant works: it names "who writes which table" for pg_advisory_xact_lock.
 TABLE_CLAIMS_LOCK = 0x7469646D61726B  # "tidmark"
@@ -32,8 +33,8 @@ async def add_pipeline(session: AsyncSession, body: PipelineCreate) -> Pipeline:
         id=new_id(),
         name=body.name,
         connection_id=body.connection_id,
-        streams=[s.model_dump(mode="json") for s in body.streams],
-        destination=body.destination.model_dump(mode="json"),
+        streams=[stored(s) for s in body.streams],
+        destination=stored(body.destination),
         schedule=body.schedule,
         status="active",
     )

@@ -12,11 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from tidemark.api.openapi import problem_responses
-from tidemark.events import DestinationSpec
 from tidemark.service import ServiceRuntime, runtime_of
 from tidemark_orchestrator import logic, repository
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.schemas import PipelineCreate, PipelineOut, PipelineUpdate, RunOut, TriggerRun
+from tidemark_orchestrator.specs import to_wire_destination, to_wire_streams
 
 CATALOGS_EXTRA = "catalogs"
 CLAIMS_EXTRA = "table_claims"
@@ -65,9 +65,9 @@ router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(409, 503),
              description="Create a pipeline." + CHECKS)
 async def create_pipeline(body: PipelineCreate, rt: Runtime, validate: Validate = True) -> PipelineOut:
-    await logic.check_streams(_catalogs(rt), body.connection_id, body.streams, validate)
+    await logic.check_streams(_catalogs(rt), body.connection_id, to_wire_streams(body.streams), validate)
     async with _claims(rt), rt.transaction() as session:
-        await logic.check_tables(session, [s.name for s in body.streams], body.destination)
+        await logic.check_tables(session, [s.name for s in body.streams], to_wire_destination(body.destination))
         pipeline = await repository.add_pipeline(session, body)
         return PipelineOut.model_validate(pipeline)
 
@@ -95,12 +95,12 @@ async def update_pipeline(
         # Discovery can take a while: no transaction is open during it.
         async with rt.sessions() as session:
             connection_id = (await repository.get_pipeline(session, pipeline_id)).connection_id
-        await logic.check_streams(_catalogs(rt), connection_id, body.streams, validate)
+        await logic.check_streams(_catalogs(rt), connection_id, to_wire_streams(body.streams), validate)
     async with _claims(rt), rt.transaction() as session:
         pipeline = await repository.get_pipeline(session, pipeline_id)
         if body.streams is not None or body.destination is not None:
             streams = [s.name for s in body.streams] if body.streams else [str(s["name"]) for s in pipeline.streams]
-            destination = body.destination or DestinationSpec.model_validate(pipeline.destination)
+            destination = to_wire_destination(body.destination or pipeline.destination)
             await logic.check_tables(session, streams, destination, pipeline.id)
         return PipelineOut.model_validate(await repository.update_pipeline(session, pipeline, body))
 

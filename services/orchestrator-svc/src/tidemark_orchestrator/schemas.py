@@ -10,7 +10,8 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidemark.api.bodies import FieldError, Omittable, drop_null_defaults, field_errors
-from tidemark.events import DestinationSpec, RunStatus, StreamSpec, SyncMode
+from tidemark.events import RunStatus, SyncMode
+from tidemark_orchestrator.specs import DestinationSpec, StreamSpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
@@ -67,7 +68,9 @@ class PipelineUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=drop_null_defaults)
 
-    streams: Omittable[list[StreamSpec]] = Field(default=None, min_length=1, description="Streams to load and how.")
+    streams: Omittable[list[StreamSpec]] = Field(
+        default=None, min_length=1, description="Streams to load and how."
+    )
     destination: Omittable[DestinationSpec] = Field(default=None, description="Where tables go.")
     schedule: str | None = Field(
         default=None, max_length=128, description="Cron expression (UTC); null means manual only."
