@@ -14,9 +14,19 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
+from tests.fixtures.events import from_newer_producer
 from tidemark.bus import MemoryBus, Outbox
 from tidemark.db import utcnow
-from tidemark.events import DestinationSpec, Envelope, PipelineSpec, RunFinished, RunRequested, RunStatus, StreamSpec
+from tidemark.events import (
+    DestinationSpec,
+    Envelope,
+    PartitionField,
+    PipelineSpec,
+    RunFinished,
+    RunRequested,
+    RunStatus,
+    StreamSpec,
+)
 from tidemark.ids import new_id
 from tidemark.lakehouse import LakehouseSettings
 from tidemark.service import ServiceRuntime
@@ -203,3 +213,26 @@ async def test_a_late_or_repeated_step_never_moves_a_finished_run_backwards(
     run = await run_of(runtime, run_id)
     assert (run.status, run.error) == (RunStatus.FAILED, "worker stopped heartbeating")
     assert await finished_events(runtime) == [failed]
+
+
+async def test_a_run_requested_from_a_newer_producer_with_fields_added_is_queued_and_loads(
+    runtime: ServiceRuntime,
+) -> None:
+    request = RunRequested(
+        run_id=new_id(),
+        pipeline=PipelineSpec(pipeline_id=new_id(), name="p", connection_id=new_id(),
+                              streams=[StreamSpec(name="main.orders", partition=[PartitionField(column="id")])],
+                              destination=DestinationSpec(namespace="shop")),
+        trigger="manual",
+    )
+    envelope = from_newer_producer(request, {
+        "priority": "high", "pipeline.owner": "data-team", "pipeline.streams.0.sample_rows": 10,
+        "pipeline.streams.0.partition.0.timezone": "UTC", "pipeline.destination.format_version": 3,
+    })
+    handle = logic.on_run_requested(runtime, asyncio.Event())
+    async with runtime.transaction() as session:
+        await handle(session, envelope.payload_as(RunRequested), envelope)
+    run = await run_of(runtime, request.run_id)
+    assert run.status == RunStatus.QUEUED
+    # What the worker reads back is the request as this version understands it.
+    assert RunRequested.model_validate(run.spec) == request
