@@ -118,7 +118,7 @@ def test_skeleton_run_lands_in_iceberg_and_jobs(platform: Platform) -> None:
         assert pipeline.status_code == 201, pipeline.text
         run = orchestrator.post(f"/v1/pipelines/{pipeline.json()['id']}/runs")
         assert run.status_code == 202, run.text
-        run_id = run.json()["id"]
+        run_id = run.json()["run_id"]
 
         view = wait_for(lambda: jobs.get(f"/v1/runs/{run_id}"),
                         lambda r: r.status_code == 200 and r.json()["status"] in {"succeeded", "failed"},
@@ -132,7 +132,7 @@ def test_skeleton_run_lands_in_iceberg_and_jobs(platform: Platform) -> None:
         # The orchestrator learned the outcome from run.finished too.
         runs = wait_for(lambda: orchestrator.get(f"/v1/pipelines/{pipeline.json()['id']}/runs").json(),
                         lambda rs: rs[0]["status"] == "succeeded", 30, "orchestrator run state")
-        assert runs[0]["id"] == run_id
+        assert runs[0]["run_id"] == run_id
 
         failed = jobs.get("/v1/runs", params={"status": "failed"}).json()
         assert run_id not in [r["run_id"] for r in failed]

@@ -66,7 +66,7 @@ async def create_pipeline_and_run(client: httpx.AsyncClient) -> tuple[str, str]:
     pipeline_id = created.json()["id"]
     run = await client.post(f"/v1/pipelines/{pipeline_id}/runs")
     assert run.status_code == 202, run.text
-    return pipeline_id, run.json()["id"]
+    return pipeline_id, run.json()["run_id"]
 
 
 async def outbox_rows(app: FastAPI) -> list[tuple[str, Any]]:
@@ -179,9 +179,6 @@ async def test_a_redelivered_run_finished_changes_the_run_once(
                 sa.select(sa.func.count()).select_from(inbox).where(inbox.c.event_id == event_id))
         return int(count or 0)
 
-    async def status_is(status: str) -> bool:
-        return bool((await run_row())["status"] == status)
-
     def finished(status: RunStatus, error: str | None = None) -> Envelope:
         payload = RunFinished(run_id=uuid.UUID(run_id), pipeline_id=uuid.UUID(pipeline_id), status=status,
                               error=RunError(message=error, kind="terminal") if error else None)
@@ -197,16 +194,21 @@ async def test_a_redelivered_run_finished_changes_the_run_once(
     assert row["status"] == "failed"
     assert await inbox_count(failed.id) == 1
 
-    # A later, different event for the same run still applies...
+    # A later, different ending for the same run is consumed, but the first ending stands: nothing
+    # moves a run out of a terminal state (tidemark.events.may_move)...
     succeeded = finished(RunStatus.SUCCEEDED)
     await ingest_bus.publish(Topic.RUNS, succeeded)
-    await eventually(lambda: status_is("succeeded"), "the later event to apply")
-    assert await inbox_count(succeeded.id) == 1
 
-    # ...and a stale redelivery of the first one does not roll the run back.
+    async def consumed() -> bool:
+        return await inbox_count(succeeded.id) == 1
+
+    await eventually(consumed, "the later event to be consumed")
+    assert (await run_row())["status"] == "failed"
+
+    # ...and a stale redelivery of the first one is caught as a duplicate.
     await ingest_bus.publish(Topic.RUNS, failed)
     await eventually(lambda: _at_least(duplicates_seen, baseline + 2), "the stale redelivery to be handled")
-    assert (await run_row())["status"] == "succeeded"
+    assert (await run_row())["status"] == "failed"
     assert await inbox_count(failed.id) == 1
 
 

@@ -13,19 +13,32 @@ import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from tidemark.bus import MemoryBus
+from tests.fixtures.events import from_newer_producer
+from tidemark.bus import MemoryBus, Outbox
 from tidemark.db import utcnow
-from tidemark.events import DestinationSpec, Envelope, PipelineSpec, RunFinished, RunRequested, RunStatus, StreamSpec
+from tidemark.events import (
+    DestinationSpec,
+    Envelope,
+    PartitionField,
+    PipelineSpec,
+    RunFinished,
+    RunRequested,
+    RunStatus,
+    StreamSpec,
+)
 from tidemark.ids import new_id
 from tidemark.lakehouse import LakehouseSettings
-from tidemark.service import ServiceRuntime
+from tidemark.service import EventContext, ServiceRuntime
 from tidemark.settings import DatabaseSettings, PlatformSettings
 from tidemark_ingest import logic, repository
 from tidemark_ingest.app import DEFINITION
+from tidemark_ingest.deps import IngestState
 from tidemark_ingest.launchers import LocalLauncher, worker_spec
 from tidemark_ingest.launchers.local import worker_environment
 from tidemark_ingest.models import TABLES, WorkerRun
 from tidemark_ingest.settings import IngestSettings
+from tidemark_ingest.worker.load import Outcome
+from tidemark_ingest.worker.run import SOURCE, _Worker
 
 pytestmark = pytest.mark.unit
 
@@ -46,6 +59,8 @@ async def runtime(settings: IngestSettings) -> AsyncIterator[ServiceRuntime]:
     # Migrated but not started: no consumer, launch loop or reaper runs behind the test's back.
     rt = ServiceRuntime(DEFINITION, settings, bus=MemoryBus())
     await rt.migrate()
+    # The state setup would make, without the consumers and loops that setup also starts.
+    rt._state = IngestState(launcher=LocalLauncher(settings, logic.worker_exited(rt)))
     yield rt
     await rt.engine.dispose()
 
@@ -175,3 +190,52 @@ async def test_stopping_the_service_stops_its_workers_and_fails_their_runs(runti
     run = await run_of(runtime, run_id)
     assert run.status == RunStatus.FAILED
     assert run.error == "worker was stopped by SIGTERM"
+
+
+async def test_a_late_or_repeated_step_never_moves_a_finished_run_backwards(
+    runtime: ServiceRuntime, settings: IngestSettings
+) -> None:
+    run_id = await queue_run(runtime)
+    async with runtime.transaction() as session:
+        run = await repository.require_worker_run(session, run_id)
+        request = RunRequested.model_validate(run.spec)
+        run.status = RunStatus.RUNNING.value
+        assert await logic.fail_run(runtime, session, run, "worker stopped heartbeating")
+    [failed] = await finished_events(runtime)
+
+    # The request redelivered (a new event id): recorded once, so the run is not queued again.
+    async with runtime.transaction() as session:
+        ctx = EventContext(runtime, session, Envelope.wrap(request, source="orchestrator-svc"))
+        await logic.on_run_requested(ctx, request)
+    launcher = LocalLauncher(runtime.settings, logic.worker_exited(runtime), command=["false"])
+    assert await logic.launch_queued(runtime, launcher) == 0
+    # The exit watch and the reaper come too late; the worker that was thought dead reports success.
+    assert not await logic.fail_if_live(runtime, run_id, "worker exited with code 1")
+    worker = _Worker(settings, runtime.sessions, Outbox(TABLES.outbox, source=SOURCE), run_id)
+    await worker._finish(request, Outcome(RunStatus.SUCCEEDED))
+
+    run = await run_of(runtime, run_id)
+    assert (run.status, run.error) == (RunStatus.FAILED, "worker stopped heartbeating")
+    assert await finished_events(runtime) == [failed]
+
+
+async def test_a_run_requested_from_a_newer_producer_with_fields_added_is_queued_and_loads(
+    runtime: ServiceRuntime,
+) -> None:
+    request = RunRequested(
+        run_id=new_id(),
+        pipeline=PipelineSpec(pipeline_id=new_id(), name="p", connection_id=new_id(),
+                              streams=[StreamSpec(name="main.orders", partition=[PartitionField(column="id")])],
+                              destination=DestinationSpec(namespace="shop")),
+        trigger="manual",
+    )
+    envelope = from_newer_producer(request, {
+        "priority": "high", "pipeline.owner": "data-team", "pipeline.streams.0.sample_rows": 10,
+        "pipeline.streams.0.partition.0.timezone": "UTC", "pipeline.destination.format_version": 3,
+    })
+    async with runtime.transaction() as session:
+        await logic.on_run_requested(EventContext(runtime, session, envelope), envelope.payload_as(RunRequested))
+    run = await run_of(runtime, request.run_id)
+    assert run.status == RunStatus.QUEUED
+    # What the worker reads back is the request as this version understands it.
+    assert RunRequested.model_validate(run.spec) == request

@@ -11,11 +11,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from tests.fixtures.events import from_newer_producer
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.events import (
     DestinationSpec,
     Envelope,
+    PartitionField,
     PipelineSpec,
     RunError,
     RunFinished,
@@ -124,3 +126,40 @@ async def test_unknown_run_is_a_404_problem(setup: tuple[httpx.AsyncClient, Memo
     response = await client.get(f"/v1/runs/{uuid.uuid4()}")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_events_from_a_newer_producer_with_fields_added_are_applied(
+    setup: tuple[httpx.AsyncClient, MemoryBus],
+) -> None:
+    # A newer orchestrator and ingest added optional fields at every level; this jobs-svc knows none of them.
+    client, bus = setup
+    run_id, pipeline_id = uuid.uuid4(), uuid.uuid4()
+    spec = PipelineSpec(pipeline_id=pipeline_id, name="newer", connection_id=uuid.uuid4(),
+                        streams=[StreamSpec(name="main.orders", partition=[PartitionField(column="created_at")])],
+                        destination=DestinationSpec())
+    request = from_newer_producer(RunRequested(run_id=run_id, pipeline=spec, trigger="manual"), {
+        "priority": "high",
+        "pipeline.owner": "data-team",
+        "pipeline.streams.0.sample_rows": 10,
+        "pipeline.streams.0.partition.0.timezone": "UTC",
+        "pipeline.destination.format_version": 3,
+    }, headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+    failed = RunFinished(run_id=run_id, pipeline_id=pipeline_id, status=RunStatus.FAILED,
+                         streams=finished(run_id, pipeline_id, 7).streams,
+                         error=RunError(message="source went away", kind="transient", stream="main.orders"))
+    finish = from_newer_producer(failed, {
+        "cost_units": 1.5,
+        "streams.0.files_written": 2,
+        "streams.0.warnings.0.sample": "0000-00-00",
+        "error.retry_after_seconds": 30,
+    })
+    for envelope in (request, finish):
+        await bus.publish(Topic.RUNS, envelope)
+    await bus.drain()
+
+    run = (await client.get(f"/v1/runs/{run_id}")).json()
+    assert (run["pipeline_name"], run["status"], run["error"]) == ("newer", "failed", "source went away")
+    assert run["rows_written"] == 7
+    [stream] = run["streams"]
+    assert "files_written" not in stream
+    assert stream["warnings"][0]["column"] == "shipped"

@@ -19,6 +19,7 @@ from tidemark.lakehouse import (
     write_parquet_stream,
     write_stream,
 )
+from tidemark_orchestrator import specs as api
 
 pytestmark = pytest.mark.unit
 
@@ -130,12 +131,18 @@ def test_partition_on_a_missing_or_unsuitable_column_is_a_config_error(catalog: 
         write(catalog, [batch(range(3))], SyncMode.FULL_REFRESH, spec("country identity", "country identity"))
 
 
-def test_the_contract_refuses_unknown_transforms() -> None:
+def test_the_pipeline_api_refuses_unknown_transforms_and_the_writer_too(catalog: Catalog) -> None:
+    # The API refuses them when a pipeline is saved; the wire contract only checks types (a newer
+    # producer may know more transforms), so the writer refuses what it cannot apply.
     for bad in ("weekly", "bucket[0]", "bucket", "truncate[x]"):
         with pytest.raises(ValidationError):
-            StreamSpec(name="s", partition=[PartitionField(column="c", transform=bad)])
+            api.StreamSpec(name="s", partition=[api.PartitionField(column="c", transform=bad)])
+    assert api.StreamSpec(name="s").partition is None
+    assert api.PartitionField(column="c").transform == "identity"
     assert StreamSpec(name="s").partition is None
     assert PartitionField(column="c").transform == "identity"
+    with pytest.raises(ConfigError, match="weekly"):
+        write(catalog, [batch(range(3))], SyncMode.FULL_REFRESH, spec("updated_at weekly"))
 
 
 def parquet_dir(settings: LakehouseSettings) -> Path:

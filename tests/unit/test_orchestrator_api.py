@@ -1,14 +1,27 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.fixtures.events import from_newer_producer
 from tests.fixtures.pipelines import Pipelines
 from tidemark.bus import MemoryBus
-from tidemark.events import RunRequested, Topic
+from tidemark.events import (
+    Envelope,
+    EventPayload,
+    RunError,
+    RunFinished,
+    RunRequested,
+    RunStarted,
+    RunStatus,
+    StreamStats,
+    Topic,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -59,7 +72,7 @@ async def test_trigger_run_emits_run_requested_once_committed(
         await asyncio.sleep(0.05)
     [envelope] = bus.published[Topic.RUNS]
     event = envelope.payload_as(RunRequested)
-    assert str(event.run_id) == run.json()["id"]
+    assert str(event.run_id) == run.json()["run_id"]
     assert event.pipeline.name == "orders"
 
 
@@ -119,3 +132,73 @@ async def test_resync_names_pipeline_streams_and_travels_in_the_event(
         await asyncio.sleep(0.05)
     [envelope] = bus.published[Topic.RUNS]
     assert envelope.payload_as(RunRequested).resync == ["main.orders"]
+
+
+async def test_a_late_or_repeated_run_event_never_moves_the_run_backwards(
+    client: httpx.AsyncClient, bus: MemoryBus, pipeline_body: Callable[..., dict[str, object]]
+) -> None:
+    pid = (await client.post("/v1/pipelines", json=pipeline_body(name="late"))).json()["id"]
+    run_id = uuid.UUID((await client.post(f"/v1/pipelines/{pid}/runs")).json()["run_id"])
+
+    async def deliver(payload: EventPayload) -> dict[str, object]:
+        await bus.publish(Topic.RUNS, Envelope.wrap(payload, source="ingest-svc"))
+        await bus.drain()
+        [row] = (await client.get(f"/v1/pipelines/{pid}/runs")).json()
+        assert row["run_id"] == str(run_id)
+        return dict(row)
+
+    started = RunStarted(run_id=run_id, pipeline_id=uuid.UUID(pid), launcher="local", worker_ref="42")
+    first_start = await deliver(started)
+    assert first_start["status"] == "running"
+    # The same start again (a new event, so the inbox does not catch it) keeps the first start time.
+    assert (await deliver(started))["started_at"] == first_start["started_at"]
+
+    failed = RunFinished(run_id=run_id, pipeline_id=uuid.UUID(pid), status=RunStatus.FAILED,
+                         error=RunError(message="worker stopped heartbeating", kind="terminal"))
+    ended = await deliver(failed)
+    assert (ended["status"], ended["error"]) == ("failed", "worker stopped heartbeating")
+    # A late start and a second, different ending both change nothing: the first ending stands.
+    assert await deliver(started) == ended
+    assert await deliver(RunFinished(run_id=run_id, pipeline_id=uuid.UUID(pid), status=RunStatus.SUCCEEDED)) == ended
+    # The run is over, so the pipeline takes a new one.
+    assert (await client.post(f"/v1/pipelines/{pid}/runs")).status_code == 202
+
+
+async def test_a_run_finished_from_a_newer_producer_with_fields_added_is_applied(
+    client: httpx.AsyncClient, bus: MemoryBus, pipeline_body: Callable[..., dict[str, object]]
+) -> None:
+    pid = (await client.post("/v1/pipelines", json=pipeline_body(name="newer"))).json()["id"]
+    run_id = uuid.UUID((await client.post(f"/v1/pipelines/{pid}/runs")).json()["run_id"])
+    stats = StreamStats(stream="main.orders", table="tidemark.orders", status="failed",
+                        error=RunError(message="gone", kind="transient"))
+    finished = RunFinished(run_id=run_id, pipeline_id=uuid.UUID(pid), status=RunStatus.FAILED, streams=[stats],
+                           error=RunError(message="source went away", kind="transient"))
+    await bus.publish(Topic.RUNS, from_newer_producer(finished, {
+        "cost_units": 1.5, "streams.0.files_written": 2, "streams.0.error.retry_after_seconds": 30,
+        "error.retry_after_seconds": 30,
+    }, headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}))
+    await bus.drain()
+    [row] = (await client.get(f"/v1/pipelines/{pid}/runs")).json()
+    assert (row["status"], row["error"]) == ("failed", "source went away")
+
+
+@pytest.mark.parametrize("where", ["", "streams.0.", "streams.0.partition.0.", "destination."])
+async def test_pipeline_bodies_refuse_an_unknown_field_naming_it(
+    client: httpx.AsyncClient, pipeline_body: Callable[..., dict[str, object]], where: str
+) -> None:
+    # Events tolerate fields they do not know; a user's input does not (a typo must not be ignored).
+    body: dict[str, object] = pipeline_body(
+        streams=[{"name": "main.orders", "partition": [{"column": "order_date"}]}], destination={"kind": "iceberg"},
+    )
+    target: Any = body
+    for part in where.split(".")[:-1]:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    target["sync_mod"] = "full_refresh"
+    for method, path in (("POST", "/v1/pipelines"), ("PATCH", f"/v1/pipelines/{uuid.uuid4()}")):
+        sent = body if method == "POST" else {k: v for k, v in body.items() if k in ("streams", "destination")}
+        if method == "PATCH" and not where:
+            sent = {**sent, "sync_mod": "full_refresh"}
+        response = await client.request(method, path, json=sent)
+        assert response.status_code == 422, (method, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in response.json()["errors"]] == [f"{where}sync_mod"], method

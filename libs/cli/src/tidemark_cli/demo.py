@@ -60,4 +60,4 @@ def run_demo(client: Client) -> dict[str, Any]:
         "destination": {"kind": "iceberg", "namespace": "demo"},
     })
     run = client.post(f"/v1/pipelines/{pipeline['id']}/runs")
-    return wait_for_run(client, run["id"])
+    return wait_for_run(client, run["run_id"])

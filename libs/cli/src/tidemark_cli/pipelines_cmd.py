@@ -190,12 +190,12 @@ def pipelines_run(ctx: Ctx, pipeline: str, wait: bool, timeout: int, resync: tup
         found = client.resolve("pipelines", pipeline)
         run = client.post(f"/v1/pipelines/{found['id']}/runs", json={"resync": list(resync)})
         if not wait:
-            emit(run, ctx.as_json, ["id", "status", "trigger"])
+            emit(run, ctx.as_json, ["run_id", "status", "trigger"])
             return
         try:
-            run = wait_for_run(client, run["id"], timeout=timeout)
+            run = wait_for_run(client, run["run_id"], timeout=timeout)
         except TimeoutError as exc:
-            raise click.ClickException(f"{exc}; follow it with: tidemark runs show {run['id']}") from exc
+            raise click.ClickException(f"{exc}; follow it with: tidemark runs show {run['run_id']}") from exc
     if ctx.as_json:
         emit_json(run)
     else:

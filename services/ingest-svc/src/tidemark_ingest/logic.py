@@ -16,15 +16,13 @@ import signal
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.db import utcnow
 from tidemark.errors import TidemarkError
-from tidemark.events import RunFinished, RunRequested, RunStatus, StreamStats
-from tidemark.events.contracts import RunError
+from tidemark.events import ErrorKind, RunError, RunFinished, RunRequested, RunStatus, StreamStats, may_move
 from tidemark.logs import fields, log_context
 from tidemark_ingest import repository
 from tidemark_ingest.deps import IngestContext, IngestRuntime
@@ -34,7 +32,6 @@ from tidemark_ingest.models import WorkerRun
 
 log = logging.getLogger(__name__)
 
-ErrorKind = Literal["config", "transient", "terminal"]
 LaunchWakeup = asyncio.Event
 
 
@@ -65,8 +62,11 @@ async def on_run_finished(ctx: IngestContext, event: RunFinished) -> None:
 
 
 async def fail_run(runtime: IngestRuntime, session: AsyncSession, run: WorkerRun, message: str,
-                   kind: ErrorKind = "terminal") -> None:
-    """Mark ``run`` failed and emit ``run.finished`` in the caller's transaction."""
+                   kind: ErrorKind = "terminal") -> bool:
+    """Mark ``run`` failed and emit ``run.finished`` in the caller's transaction; False (and nothing
+    changed) when the run already ended."""
+    if not may_move(run.status, RunStatus.FAILED):
+        return False
     run.status = RunStatus.FAILED.value
     run.finished_at = utcnow()
     run.error = message
@@ -78,16 +78,14 @@ async def fail_run(runtime: IngestRuntime, session: AsyncSession, run: WorkerRun
         error=RunError(message=message, kind=kind),
     ))
     log.warning("run failed", extra=fields(run_id=str(run.run_id), error=message))
+    return True
 
 
 async def fail_if_live(runtime: IngestRuntime, run_id: uuid.UUID, message: str,
                        kind: ErrorKind = "terminal") -> bool:
     async with runtime.transaction() as session:
         run = await repository.get_worker_run(session, run_id)
-        if run is None or RunStatus(run.status).terminal:
-            return False
-        await fail_run(runtime, session, run, message, kind)
-        return True
+        return run is not None and await fail_run(runtime, session, run, message, kind)
 
 
 def worker_exited(runtime: IngestRuntime) -> Callable[[uuid.UUID, int], Awaitable[None]]:
@@ -151,14 +149,14 @@ async def reap_silent(runtime: IngestRuntime) -> int:
     settings = runtime.settings
     cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_seconds)
     async with runtime.transaction() as session:
-        silent = await repository.silent_runs(session, cutoff)
-        for run in silent:
+        failed = 0
+        for run in await repository.silent_runs(session, cutoff):
             if run.heartbeat_at is None and run.status != RunStatus.RUNNING.value:
                 message = f"worker did not start within {settings.heartbeat_timeout_seconds:g}s"
             else:
                 message = "worker stopped heartbeating"
-            await fail_run(runtime, session, run, message)
-    return len(silent)
+            failed += await fail_run(runtime, session, run, message)
+    return failed
 
 
 async def reap_loop(runtime: IngestRuntime) -> None:

@@ -13,10 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tidemark.bus.inbox import insert_ignore
 from tidemark.db import utcnow
 from tidemark.errors import NotFoundError
-from tidemark.events import RunRequested, RunStatus
+from tidemark.events import ACTIVE, RunRequested, RunStatus
 from tidemark_ingest.models import WorkerRun
-
-LIVE = [RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING]
 
 
 async def add_worker_run(session: AsyncSession, event: RunRequested, launcher: str) -> bool:
@@ -86,9 +84,9 @@ async def touch_heartbeat(session: AsyncSession, run_id: uuid.UUID) -> bool:
 
 
 async def silent_runs(session: AsyncSession, cutoff: datetime) -> Sequence[WorkerRun]:
-    """Live runs that showed no sign of life (heartbeat, start or request) since ``cutoff``."""
+    """Active runs that showed no sign of life (heartbeat, start or request) since ``cutoff``."""
     last_sign = sa.func.coalesce(WorkerRun.heartbeat_at, WorkerRun.started_at, WorkerRun.requested_at)
-    query = sa.select(WorkerRun).where(WorkerRun.status.in_([s.value for s in LIVE]), last_sign < cutoff)
+    query = sa.select(WorkerRun).where(WorkerRun.status.in_([s.value for s in ACTIVE]), last_sign < cutoff)
     return (await session.scalars(query)).all()
 
 

@@ -1,29 +1,19 @@
 """Folding ``run.*`` events into the read model.
 
 Events of one run share a Kafka key, but they come from different services, so
-the projection never lets a status move backwards: a late ``run.started`` after
-``run.finished`` changes nothing, and ``run.requested`` arriving last only fills
-in what it knows.
+the projection moves a status only as :func:`tidemark.events.may_move` allows: a
+late ``run.started`` after ``run.finished`` changes nothing, a repeated
+``run.finished`` keeps the first ending, and ``run.requested`` arriving last only
+fills in what it knows.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidemark.events import Envelope, RunFinished, RunProgress, RunRequested, RunStarted, RunStatus
+from tidemark.events import Envelope, RunFinished, RunProgress, RunRequested, RunStarted, RunStatus, may_move
 from tidemark_jobs.deps import JobsContext
 from tidemark_jobs.models import RunView
-
-_RANK = {
-    RunStatus.SCHEDULED: 0,
-    RunStatus.QUEUED: 1,
-    RunStatus.STARTING: 2,
-    RunStatus.RUNNING: 3,
-}
-
-
-def _rank(status: str) -> int:
-    return _RANK.get(RunStatus(status), 9)
 
 
 async def _view(session: AsyncSession, envelope: Envelope, run_id: object, pipeline_id: object) -> RunView:
@@ -37,7 +27,7 @@ async def _view(session: AsyncSession, envelope: Envelope, run_id: object, pipel
 
 
 def _advance(view: RunView, status: RunStatus, envelope: Envelope) -> bool:
-    if _rank(status) <= _rank(view.status) and not (status.terminal and not RunStatus(view.status).terminal):
+    if not may_move(view.status, status):
         return False
     view.status = status
     view.updated_at = envelope.occurred_at
@@ -72,9 +62,8 @@ async def on_progress(ctx: JobsContext, event: RunProgress) -> None:
 async def on_finished(ctx: JobsContext, event: RunFinished) -> None:
     session, envelope = ctx.session, ctx.envelope
     view = await _view(session, envelope, event.run_id, event.pipeline_id)
-    if RunStatus(view.status).terminal:
+    if not _advance(view, event.status, envelope):
         return
-    _advance(view, event.status, envelope)
     view.finished_at = envelope.occurred_at
     view.started_at = view.started_at or envelope.occurred_at
     view.rows_read = sum(s.rows_read for s in event.streams)

@@ -1,4 +1,4 @@
-"""/v1/runs: the one view of runs, filterable by status and pipeline."""
+"""/v1/runs: the read API for runs (users and other platforms), filterable by status and pipeline."""
 
 from __future__ import annotations
 
@@ -14,10 +14,15 @@ from tidemark_jobs.deps import Runtime
 from tidemark_jobs.models import RunView
 from tidemark_jobs.schemas import RunOut
 
+READ_API = (
+    "The read API for runs: every run of every pipeline, folded from the `run.*` events, with its "
+    "streams, rows and warnings. Trigger runs with the orchestrator's `POST /v1/pipelines/{id}/runs`; "
+    "its answer's `run_id` is the `run_id` here."
+)
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 
-@router.get("")
+@router.get("", summary="Runs, newest first", description=READ_API)
 async def list_runs(
     rt: Runtime,
     status: Annotated[list[RunStatus] | None, Query(description="Only runs in these states.")] = None,
@@ -34,7 +39,7 @@ async def list_runs(
     return [RunOut.model_validate(r) for r in rows]
 
 
-@router.get("/{run_id}")
+@router.get("/{run_id}", summary="One run", description=READ_API)
 async def get_run(run_id: uuid.UUID, rt: Runtime) -> RunOut:
     async with rt.sessions() as session:
         view = await session.get(RunView, run_id)

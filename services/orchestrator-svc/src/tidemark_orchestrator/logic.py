@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.errors import ConfigError, ConflictError
 from tidemark.events import (
     DestinationSpec,
-    PipelineSpec,
     RunFinished,
     RunRequested,
     RunStarted,
     RunStatus,
     StreamSpec,
+    Trigger,
+    may_move,
 )
 from tidemark_orchestrator import repository
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.deps import OrchestratorContext, OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline, Run
+from tidemark_orchestrator.specs import pipeline_spec
 from tidemark_orchestrator.validation import (
     Neighbour,
     catalog_issues,
@@ -30,18 +31,6 @@ from tidemark_orchestrator.validation import (
     refuse_invalid,
     selection_issues,
 )
-
-Trigger = Literal["manual", "schedule", "dependency", "retry"]
-
-
-def pipeline_spec(pipeline: Pipeline) -> PipelineSpec:
-    return PipelineSpec(
-        pipeline_id=pipeline.id,
-        name=pipeline.name,
-        connection_id=pipeline.connection_id,
-        streams=[StreamSpec.model_validate(s) for s in pipeline.streams],
-        destination=DestinationSpec.model_validate(pipeline.destination),
-    )
 
 
 async def check_streams(catalogs: Catalogs, connection_id: uuid.UUID, streams: Sequence[StreamSpec],
@@ -106,15 +95,16 @@ async def request_run(
 async def on_run_started(ctx: OrchestratorContext, event: RunStarted) -> None:
     session, envelope = ctx.session, ctx.envelope
     run = await repository.get_run(session, event.run_id)
-    if run is not None and not RunStatus(run.status).terminal:
+    if run is not None and may_move(run.status, RunStatus.RUNNING):
         run.status = RunStatus.RUNNING
         run.started_at = envelope.occurred_at
 
 
 async def on_run_finished(ctx: OrchestratorContext, event: RunFinished) -> None:
+    """Record how the run ended; a repeated or late ``run.finished`` keeps the first ending."""
     session, envelope = ctx.session, ctx.envelope
     run = await repository.get_run(session, event.run_id)
-    if run is None:
+    if run is None or not may_move(run.status, event.status):
         return
     run.status = event.status
     run.finished_at = envelope.occurred_at

@@ -10,12 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.errors import ConflictError, NotFoundError
-from tidemark.events import RunStatus
+from tidemark.events import ACTIVE, RunStatus, Trigger
 from tidemark.ids import new_id
 from tidemark_orchestrator.models import Pipeline, Run
 from tidemark_orchestrator.schemas import PipelineCreate, PipelineUpdate
+from tidemark_orchestrator.specs import stored
 
-ACTIVE = [RunStatus.QUEUED, RunStatus.STARTING, RunStatus.RUNNING]
 # Any constant works: it names "who writes which table" for pg_advisory_xact_lock.
 TABLE_CLAIMS_LOCK = 0x7469646D61726B  # "tidmark"
 
@@ -33,8 +33,8 @@ async def add_pipeline(session: AsyncSession, body: PipelineCreate) -> Pipeline:
         id=new_id(),
         name=body.name,
         connection_id=body.connection_id,
-        streams=[s.model_dump(mode="json") for s in body.streams],
-        destination=body.destination.model_dump(mode="json"),
+        streams=[stored(s) for s in body.streams],
+        destination=stored(body.destination),
         schedule=body.schedule,
         status="active",
     )
@@ -71,11 +71,11 @@ async def delete_pipeline(session: AsyncSession, pipeline: Pipeline) -> None:
 
 
 async def active_run(session: AsyncSession, pipeline_id: uuid.UUID) -> Run | None:
-    query = sa.select(Run).where(Run.pipeline_id == pipeline_id, Run.status.in_(ACTIVE)).limit(1)
+    query = sa.select(Run).where(Run.pipeline_id == pipeline_id, Run.status.in_([s.value for s in ACTIVE])).limit(1)
     return (await session.scalars(query)).first()
 
 
-async def add_run(session: AsyncSession, pipeline: Pipeline, trigger: str) -> Run:
+async def add_run(session: AsyncSession, pipeline: Pipeline, trigger: Trigger) -> Run:
     run = Run(id=new_id(), pipeline_id=pipeline.id, trigger=trigger, status=RunStatus.QUEUED, attempt=1)
     session.add(run)
     await session.flush()

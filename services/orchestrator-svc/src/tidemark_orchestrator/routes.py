@@ -1,4 +1,7 @@
-"""/v1/pipelines: create, list, change, delete pipelines; trigger and list their runs."""
+"""/v1/pipelines: create, list, change, delete pipelines; trigger runs (the command side of runs).
+
+The read API for runs is jobs-svc's ``/v1/runs``; ``GET /v1/pipelines/{id}/runs`` shows only the
+orchestrator's own record of the runs it requested (see :data:`COMMAND_SIDE`)."""
 
 from __future__ import annotations
 
@@ -8,10 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from tidemark.api.openapi import problem_responses
-from tidemark.events import DestinationSpec
 from tidemark_orchestrator import logic, repository
 from tidemark_orchestrator.deps import Runtime
 from tidemark_orchestrator.schemas import PipelineCreate, PipelineOut, PipelineUpdate, RunOut, TriggerRun
+from tidemark_orchestrator.specs import to_wire_destination, to_wire_streams
 
 CHECKS = """
 
@@ -41,9 +44,9 @@ router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
 @router.post("", status_code=status.HTTP_201_CREATED, responses=problem_responses(409, 503),
              description="Create a pipeline." + CHECKS)
 async def create_pipeline(body: PipelineCreate, rt: Runtime, validate: Validate = True) -> PipelineOut:
-    await logic.check_streams(rt.state.catalogs, body.connection_id, body.streams, validate)
+    await logic.check_streams(rt.state.catalogs, body.connection_id, to_wire_streams(body.streams), validate)
     async with rt.state.claims, rt.transaction() as session:
-        await logic.check_tables(session, [s.name for s in body.streams], body.destination)
+        await logic.check_tables(session, [s.name for s in body.streams], to_wire_destination(body.destination))
         pipeline = await repository.add_pipeline(session, body)
         return PipelineOut.model_validate(pipeline)
 
@@ -71,12 +74,12 @@ async def update_pipeline(
         # Discovery can take a while: no transaction is open during it.
         async with rt.sessions() as session:
             connection_id = (await repository.get_pipeline(session, pipeline_id)).connection_id
-        await logic.check_streams(rt.state.catalogs, connection_id, body.streams, validate)
+        await logic.check_streams(rt.state.catalogs, connection_id, to_wire_streams(body.streams), validate)
     async with rt.state.claims, rt.transaction() as session:
         pipeline = await repository.get_pipeline(session, pipeline_id)
         if body.streams is not None or body.destination is not None:
             streams = [s.name for s in body.streams] if body.streams else [str(s["name"]) for s in pipeline.streams]
-            destination = body.destination or DestinationSpec.model_validate(pipeline.destination)
+            destination = to_wire_destination(body.destination or pipeline.destination)
             await logic.check_tables(session, streams, destination, pipeline.id)
         return PipelineOut.model_validate(await repository.update_pipeline(session, pipeline, body))
 
@@ -88,9 +91,18 @@ async def delete_pipeline(pipeline_id: uuid.UUID, rt: Runtime) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
+COMMAND_SIDE = (
+    "The orchestrator's own record of the runs it requested: what its overlap policy (one active run "
+    "per pipeline) acts on, updated from `run.started` and `run.finished`. It is not the read API for "
+    "runs: users and other platforms read runs, with their streams, rows and warnings, from jobs-svc's "
+    "`GET /v1/runs?pipeline_id=` (the same `run_id`)."
+)
+
+
 @router.post("/{pipeline_id}/runs", status_code=status.HTTP_202_ACCEPTED, responses=problem_responses(409))
 async def trigger_run(pipeline_id: uuid.UUID, rt: Runtime, body: TriggerRun | None = None) -> RunOut:
-    """Queue a manual run, optionally resyncing some streams.
+    """Queue a manual run, optionally resyncing some streams. The answer's `run_id` is the run's id
+    in every run view (jobs-svc's `GET /v1/runs/{run_id}` follows it to the end).
 
     409 when the pipeline is paused or already has an active run."""
     resync = body.resync if body is not None else []
@@ -100,7 +112,8 @@ async def trigger_run(pipeline_id: uuid.UUID, rt: Runtime, body: TriggerRun | No
         return RunOut.model_validate(run)
 
 
-@router.get("/{pipeline_id}/runs")
+@router.get("/{pipeline_id}/runs", summary="The orchestrator's record of a pipeline's runs (command side)",
+            description=COMMAND_SIDE)
 async def list_pipeline_runs(
     pipeline_id: uuid.UUID, rt: Runtime, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[RunOut]:

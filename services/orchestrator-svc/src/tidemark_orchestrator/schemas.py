@@ -10,7 +10,8 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tidemark.api.bodies import FieldError, Omittable, drop_null_defaults, field_errors
-from tidemark.events import DestinationSpec, RunStatus, StreamSpec, SyncMode
+from tidemark.events import RunStatus, SyncMode
+from tidemark_orchestrator.specs import DestinationSpec, StreamSpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
@@ -67,7 +68,9 @@ class PipelineUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=drop_null_defaults)
 
-    streams: Omittable[list[StreamSpec]] = Field(default=None, min_length=1, description="Streams to load and how.")
+    streams: Omittable[list[StreamSpec]] = Field(
+        default=None, min_length=1, description="Streams to load and how."
+    )
     destination: Omittable[DestinationSpec] = Field(default=None, description="Where tables go.")
     schedule: str | None = Field(
         default=None, max_length=128, description="Cron expression (UTC); null means manual only."
@@ -105,9 +108,13 @@ class PipelineOut(BaseModel):
 
 
 class RunOut(BaseModel):
+    """A run as the orchestrator recorded it: the answer to a trigger, and its own bookkeeping
+    (which pipeline has an active run). Users and other platforms read runs from jobs-svc's
+    `/v1/runs`, with the same `run_id`."""
+
     model_config = ConfigDict(from_attributes=True)
 
-    id: uuid.UUID
+    run_id: uuid.UUID = Field(validation_alias="id", description="The run's id, as in every run view and event.")
     pipeline_id: uuid.UUID
     trigger: str
     status: RunStatus

@@ -1,4 +1,4 @@
-"""Event contracts: one envelope, typed payloads, topics. The only copy in Tidemark."""
+"""Event contracts: one envelope, typed payloads, topics, and the run lifecycle. The only copy in Tidemark."""
 
 from tidemark.events.contracts import (
     EVENT_TYPES,
@@ -14,7 +14,6 @@ from tidemark.events.contracts import (
     RunProgress,
     RunRequested,
     RunStarted,
-    RunStatus,
     SchemaChange,
     SchemaDriftDetected,
     StreamSpec,
@@ -23,14 +22,29 @@ from tidemark.events.contracts import (
     SyncMode,
 )
 from tidemark.events.envelope import Envelope
+from tidemark.events.lifecycle import (
+    ACTIVE,
+    ERROR_KINDS,
+    TERMINAL,
+    TRIGGERS,
+    ErrorKind,
+    RunStatus,
+    Trigger,
+    may_move,
+)
 from tidemark.events.topics import Topic
 
 __all__ = [
+    "ACTIVE",
+    "ERROR_KINDS",
     "EVENT_TYPES",
+    "TERMINAL",
+    "TRIGGERS",
     "AlertSent",
     "ConnectionChanged",
     "DestinationSpec",
     "Envelope",
+    "ErrorKind",
     "EventPayload",
     "PartitionField",
     "PipelinePauseRequested",
@@ -48,4 +62,6 @@ __all__ = [
     "StreamWarning",
     "SyncMode",
     "Topic",
+    "Trigger",
+    "may_move",
 ]

@@ -1,19 +1,24 @@
 """Typed event payloads, versioned. Other platforms get them as JSON Schema (`make contracts`).
 
 Adding an optional field keeps ``schema_version``; removing or retyping a field bumps it.
+
+Wire models are tolerant, so that rule holds: every payload and everything inside it ignores
+fields it does not know (an older consumer applies an event from a newer producer), and checks
+types only, not style (patterns, lengths, rules between fields). Those checks belong to the API
+that accepts a user's input: orchestrator-svc's pipeline bodies are strict models of their own,
+converted to these in one place (``tidemark_orchestrator.specs``).
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar, Literal
+from typing import ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
+from tidemark.events.lifecycle import ErrorKind, RunStatus, Trigger
 from tidemark.events.topics import Topic
 
 
@@ -23,26 +28,9 @@ class SyncMode(StrEnum):
     INCREMENTAL_APPEND = "incremental_append"
 
 
-class RunStatus(StrEnum):
-    SCHEDULED = "scheduled"
-    QUEUED = "queued"
-    STARTING = "starting"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    PARTIALLY_SUCCEEDED = "partially_succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in _TERMINAL
-
-
-_TERMINAL = {RunStatus.SUCCEEDED, RunStatus.PARTIALLY_SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED}
-
-
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Tolerant: a field added by a newer producer is ignored, not a reason to drop the event.
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class EventPayload(_Model):
@@ -57,30 +45,22 @@ class EventPayload(_Model):
 
 
 class PartitionField(_Model):
-    column: str = Field(min_length=1, description="Column the partition value is derived from.")
+    column: str = Field(description="Column the partition value is derived from.")
     transform: str = Field(
         default="identity",
-        pattern=r"^(identity|year|month|day|hour|bucket\[[1-9][0-9]{0,5}\]|truncate\[[1-9][0-9]{0,5}\])$",
         description="`identity`, `year`, `month`, `day`, `hour`, `bucket[N]` (N hash buckets) "
                     "or `truncate[W]` (values cut to width W).",
     )
 
 
-ColumnName = Annotated[str, Field(min_length=1)]
-
-
 class StreamSpec(_Model):
-    name: str = Field(
-        min_length=1, description="Stream name as the connector's catalog names it, e.g. `public.orders`."
-    )
+    name: str = Field(description="Stream name as the connector's catalog names it, e.g. `public.orders`.")
     sync_mode: SyncMode = Field(default=SyncMode.FULL_REFRESH, description="How the stream is loaded.")
-    cursor_field: str | None = Field(
-        default=None, min_length=1, description="Column that orders changes (incremental)."
-    )
-    primary_key: list[ColumnName] = Field(default_factory=list, description="Key columns (incremental merge).")
-    columns: list[ColumnName] | None = Field(default=None, description="Columns to load; all when absent.")
-    lookback: StrictInt | None = Field(
-        default=None, ge=0,
+    cursor_field: str | None = Field(default=None, description="Column that orders changes (incremental).")
+    primary_key: list[str] = Field(default_factory=list, description="Key columns (incremental merge).")
+    columns: list[str] | None = Field(default=None, description="Columns to load; all when absent.")
+    lookback: int | None = Field(
+        default=None,
         description="Incremental only: re-read rows this far before the last cursor, to catch late commits. "
                     "Seconds for date and timestamp cursors, cursor units for numeric ones.",
     )
@@ -91,46 +71,10 @@ class StreamSpec(_Model):
     )
 
 
-# Names every catalog and reader accepts as they are, and that are safe as path segments.
-NAMESPACE_PATTERN = r"^[a-z0-9_]+(\.[a-z0-9_]+)*$"
-NAMESPACE_MAX = 128
-TABLE_PREFIX_PATTERN = r"^[a-z0-9_]*$"
-TABLE_PREFIX_MAX = 64
-NAMESPACE_RULE = (
-    f"A namespace is lowercase letters, digits and `_`, with `.` between nested levels "
-    f"(e.g. `raw` or `raw.sales`), at most {NAMESPACE_MAX} characters."
-)
-TABLE_PREFIX_RULE = f"A table prefix is lowercase letters, digits and `_`, at most {TABLE_PREFIX_MAX} characters."
-
-
-def _matching(pattern: str, limit: int, rule: str, error_type: str) -> AfterValidator:
-    # One clear message that states the rule, instead of pydantic's "should match pattern '…'".
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if len(value) > limit or not compiled.match(value):
-            raise PydanticCustomError(error_type, rule)
-        return value
-
-    return AfterValidator(check)
-
-
 class DestinationSpec(_Model):
     kind: Literal["iceberg", "parquet"] = Field(default="iceberg", description="Table format.")
-    namespace: Annotated[str, _matching(NAMESPACE_PATTERN, NAMESPACE_MAX, NAMESPACE_RULE, "namespace_invalid")] = (
-        Field(
-            default="tidemark",
-            description=f"Iceberg namespace (or Parquet directory). {NAMESPACE_RULE}",
-            json_schema_extra={"pattern": NAMESPACE_PATTERN, "maxLength": NAMESPACE_MAX},
-        )
-    )
-    table_prefix: Annotated[
-        str, _matching(TABLE_PREFIX_PATTERN, TABLE_PREFIX_MAX, TABLE_PREFIX_RULE, "table_prefix_invalid")
-    ] = Field(
-        default="",
-        description=f"Prefix added to every table name. {TABLE_PREFIX_RULE}",
-        json_schema_extra={"pattern": TABLE_PREFIX_PATTERN, "maxLength": TABLE_PREFIX_MAX},
-    )
+    namespace: str = Field(default="tidemark", description="Iceberg namespace (or Parquet directory).")
+    table_prefix: str = Field(default="", description="Prefix added to every table name.")
 
 
 class PipelineSpec(_Model):
@@ -145,7 +89,7 @@ class PipelineSpec(_Model):
 
 class RunError(_Model):
     message: str = Field(description="What went wrong, safe to show a user.")
-    kind: Literal["config", "transient", "terminal"] = Field(description="Whether a retry can help.")
+    kind: ErrorKind = Field(description="Whether a retry can help.")
     stream: str | None = Field(default=None, description="The stream that failed, when one did.")
 
 
@@ -183,7 +127,7 @@ class RunRequested(EventPayload):
 
     run_id: UUID
     pipeline: PipelineSpec
-    trigger: Literal["manual", "schedule", "dependency", "retry"]
+    trigger: Trigger
     scheduled_for: datetime | None = None
     attempt: int = 1
     resync: list[str] = Field(

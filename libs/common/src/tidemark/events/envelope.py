@@ -17,7 +17,8 @@ P = TypeVar("P", bound=EventPayload)
 
 
 class Envelope(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # Tolerant like the payloads: a header a newer producer adds is ignored.
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: UUID = Field(description="uuid7; consumers deduplicate on it.")
     type: str = Field(description="Event type, e.g. `run.finished`.")

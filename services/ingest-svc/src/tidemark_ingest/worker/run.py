@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tidemark.bus import Outbox
 from tidemark.db import create_engine, session_factory, utcnow
-from tidemark.events import RunFinished, RunProgress, RunRequested, RunStarted, RunStatus
+from tidemark.events import RunFinished, RunProgress, RunRequested, RunStarted, RunStatus, may_move
 from tidemark.events.contracts import RunError
 from tidemark.logs import fields, log_context
 from tidemark_ingest import repository
@@ -111,7 +111,7 @@ class _Worker:
     async def _finish(self, request: RunRequested, outcome: Outcome) -> None:
         async with self.sessions() as session, session.begin():
             run = await repository.get_worker_run(session, self.run_id)
-            if run is None or RunStatus(run.status).terminal:
+            if run is None or not may_move(run.status, outcome.status):
                 log.warning("run was finished by someone else; keeping their result",
                             extra=fields(status=run.status if run else None))
                 return
