@@ -18,7 +18,7 @@ from tidemark.events import (
     Trigger,
     may_move,
 )
-from tidemark_orchestrator import repository
+from tidemark_orchestrator import dependencies, repository
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.deps import OrchestratorContext, OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline, Run
@@ -84,6 +84,7 @@ async def request_run(
             f"pipeline {pipeline.name!r} already has an active run", run_id=str(current.id)
         )
     run = await repository.add_run(session, pipeline, trigger)
+    await dependencies.consume(session, pipeline.id)
     await runtime.emit(
         session,
         RunRequested(run_id=run.id, pipeline=pipeline_spec(pipeline), trigger=trigger, attempt=run.attempt,
@@ -101,7 +102,8 @@ async def on_run_started(ctx: OrchestratorContext, event: RunStarted) -> None:
 
 
 async def on_run_finished(ctx: OrchestratorContext, event: RunFinished) -> None:
-    """Record how the run ended; a repeated or late ``run.finished`` keeps the first ending."""
+    """Record how the run ended (a repeated or late ``run.finished`` keeps the first ending), then
+    request the dependency runs it completes."""
     session, envelope = ctx.session, ctx.envelope
     run = await repository.get_run(session, event.run_id)
     if run is None or not may_move(run.status, event.status):
@@ -109,3 +111,27 @@ async def on_run_finished(ctx: OrchestratorContext, event: RunFinished) -> None:
     run.status = event.status
     run.finished_at = envelope.occurred_at
     run.error = event.error.message if event.error else None
+    await request_dependency_runs(ctx.runtime, session, run)
+
+
+async def request_dependency_runs(runtime: OrchestratorRuntime, session: AsyncSession, run: Run) -> list[Run]:
+    """After ``run`` ended: its pipeline's edges record the ending (a success satisfies, anything
+    else blocks), then each downstream whose every upstream is satisfied gets a ``dependency`` run,
+    and so does the run's own pipeline if its upstreams were all satisfied while it ran.
+
+    A downstream that is paused or has an active run keeps its satisfied edges: it is asked again
+    when its own run ends (or, when paused, on the next upstream success after it is resumed).
+    Exactly once: the edges remember the run they saw and the pipelines involved are row-locked, so
+    a second delivery of this ending, from any replica, finds nothing left to do."""
+    downstreams = await dependencies.downstream_ids(session, run.pipeline_id)
+    await dependencies.lock_pipelines(session, [*downstreams, run.pipeline_id])
+    await dependencies.record_upstream_end(session, run.pipeline_id, run.id, run.status, run.finished_at)
+    requested = []
+    for pipeline_id in [*downstreams, run.pipeline_id]:
+        if not await dependencies.all_upstreams_satisfied(session, pipeline_id):
+            continue
+        pipeline = await repository.get_pipeline(session, pipeline_id)
+        if pipeline.status != "active" or await repository.active_run(session, pipeline_id) is not None:
+            continue
+        requested.append(await request_run(runtime, session, pipeline, "dependency"))
+    return requested

@@ -50,4 +50,24 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
 
 
+class Dependency(Base):
+    """``downstream`` waits for ``upstream``: one row per edge, and what the edge has seen of the
+    upstream's runs (see ``docs/orchestration/dependencies.md``)."""
+
+    __tablename__ = "pipeline_dependencies"
+
+    downstream_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("pipelines.id", ondelete="CASCADE"), primary_key=True)
+    # No cascade: deleting a pipeline others depend on is refused (409) before it gets here.
+    upstream_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("pipelines.id"), primary_key=True, index=True)
+    last_run_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.Uuid, doc="The upstream's latest ended run this edge took into account: a repeated "
+                     "``run.finished`` of it changes nothing.")
+    last_status: Mapped[str | None] = mapped_column(sa.String(24))
+    last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    satisfied: Mapped[bool] = mapped_column(
+        sa.Boolean, default=False,
+        doc="The upstream succeeded since the downstream's last run was requested.")
+
+
 TABLES = messaging_tables(Base.metadata)

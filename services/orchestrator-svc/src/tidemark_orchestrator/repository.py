@@ -58,7 +58,8 @@ async def list_pipelines(session: AsyncSession) -> Sequence[Pipeline]:
 
 
 async def update_pipeline(session: AsyncSession, pipeline: Pipeline, body: PipelineUpdate) -> Pipeline:
-    changes = body.model_dump(exclude_unset=True, mode="json")
+    # Upstreams are edges in their own table (see ``dependencies.set_upstreams``).
+    changes = body.model_dump(exclude_unset=True, exclude={"upstreams"}, mode="json")
     for key, value in changes.items():
         setattr(pipeline, key, value)
     await session.flush()

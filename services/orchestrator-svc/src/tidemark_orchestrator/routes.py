@@ -11,9 +11,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from tidemark.api.openapi import problem_responses
-from tidemark_orchestrator import logic, repository
+from tidemark_orchestrator import dependencies, logic, repository
 from tidemark_orchestrator.deps import Runtime
-from tidemark_orchestrator.schemas import PipelineCreate, PipelineOut, PipelineUpdate, RunOut, TriggerRun
+from tidemark_orchestrator.schemas import (
+    PipelineCreate,
+    PipelineGraph,
+    PipelineOut,
+    PipelineUpdate,
+    RunOut,
+    TriggerRun,
+)
 from tidemark_orchestrator.specs import to_wire_destination, to_wire_streams
 
 CHECKS = """
@@ -31,6 +38,10 @@ and key, cursor and partition columns are among `columns` when it is given.
 Table names: a 409 when a stream would write the same table as another stream of this pipeline,
 or of another pipeline writing the same destination kind and namespace (`errors[].field` is the
 stream's `streams.N.name`). This check needs no source and always applies.
+
+Upstreams: each of `upstreams` is a pipeline id or name (a 422 at `upstreams.N` when none
+matches); a pipeline that would wait for itself, directly or through others, is a 422 at
+`upstreams` naming the cycle (`a → b → c → a`).
 """
 
 
@@ -48,19 +59,29 @@ async def create_pipeline(body: PipelineCreate, rt: Runtime, validate: Validate 
     async with rt.state.claims, rt.transaction() as session:
         await logic.check_tables(session, [s.name for s in body.streams], to_wire_destination(body.destination))
         pipeline = await repository.add_pipeline(session, body)
-        return PipelineOut.model_validate(pipeline)
+        await dependencies.set_upstreams(session, pipeline, body.upstreams)
+        [out] = await dependencies.describe(session, [pipeline])
+        return out
 
 
 @router.get("")
 async def list_pipelines(rt: Runtime) -> list[PipelineOut]:
     async with rt.sessions() as session:
-        return [PipelineOut.model_validate(p) for p in await repository.list_pipelines(session)]
+        return await dependencies.describe(session, await repository.list_pipelines(session))
 
 
 @router.get("/{pipeline_id}")
 async def get_pipeline(pipeline_id: uuid.UUID, rt: Runtime) -> PipelineOut:
     async with rt.sessions() as session:
-        return PipelineOut.model_validate(await repository.get_pipeline(session, pipeline_id))
+        [out] = await dependencies.describe(session, [await repository.get_pipeline(session, pipeline_id)])
+        return out
+
+
+@router.get("/{pipeline_id}/graph", summary="The pipelines a pipeline waits for and those waiting for it")
+async def pipeline_graph(pipeline_id: uuid.UUID, rt: Runtime) -> PipelineGraph:
+    """Upstreams and downstreams to any depth, as two trees with each pipeline's id, name and depth."""
+    async with rt.sessions() as session:
+        return await dependencies.graph(session, await repository.get_pipeline(session, pipeline_id))
 
 
 @router.patch("/{pipeline_id}", responses=problem_responses(409, 503),
@@ -81,13 +102,21 @@ async def update_pipeline(
             streams = [s.name for s in body.streams] if body.streams else [str(s["name"]) for s in pipeline.streams]
             destination = to_wire_destination(body.destination or pipeline.destination)
             await logic.check_tables(session, streams, destination, pipeline.id)
-        return PipelineOut.model_validate(await repository.update_pipeline(session, pipeline, body))
+        if body.upstreams is not None:
+            await repository.lock_table_claims(session)  # see set_upstreams: one change of edges at a time
+            await dependencies.set_upstreams(session, pipeline, body.upstreams)
+        [out] = await dependencies.describe(session, [await repository.update_pipeline(session, pipeline, body)])
+        return out
 
 
-@router.delete("/{pipeline_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{pipeline_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(409))
 async def delete_pipeline(pipeline_id: uuid.UUID, rt: Runtime) -> Response:
-    async with rt.transaction() as session:
-        await repository.delete_pipeline(session, await repository.get_pipeline(session, pipeline_id))
+    """Delete a pipeline. 409 naming its downstreams when other pipelines wait for it."""
+    async with rt.state.claims, rt.transaction() as session:
+        await repository.lock_table_claims(session)
+        pipeline = await repository.get_pipeline(session, pipeline_id)
+        await dependencies.refuse_delete_with_downstreams(session, pipeline)
+        await repository.delete_pipeline(session, pipeline)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -14,6 +14,11 @@ from tidemark.events import RunStatus, SyncMode
 from tidemark_orchestrator.specs import DestinationSpec, StreamSpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+UpstreamRef = Annotated[str, Field(min_length=1, max_length=128)]
+UPSTREAMS = (
+    "Pipelines (ids or names) this one waits for: when each of them has succeeded since this "
+    "pipeline's last run, a run is requested with trigger `dependency`. Stored as ids; a cycle is a 422."
+)
 
 
 def stream_errors(streams: Sequence[StreamSpec]) -> Iterator[FieldError]:
@@ -56,6 +61,7 @@ class PipelineCreate(BaseModel):
     schedule: str | None = Field(
         default=None, max_length=128, description="Cron expression (UTC); none means manual only."
     )
+    upstreams: list[UpstreamRef] = Field(default_factory=list, description=UPSTREAMS)
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -76,6 +82,8 @@ class PipelineUpdate(BaseModel):
         default=None, max_length=128, description="Cron expression (UTC); null means manual only."
     )
     status: Omittable[Literal["active", "paused"]] = Field(default=None, description="Pause or resume.")
+    upstreams: Omittable[list[UpstreamRef]] = Field(
+        default=None, description=UPSTREAMS + " The list replaces the current one; `[]` removes them all.")
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -93,6 +101,16 @@ class TriggerRun(BaseModel):
     )
 
 
+class Blocked(BaseModel):
+    """An upstream whose latest run ended without succeeding: the pipeline waits until it succeeds."""
+
+    upstream_id: uuid.UUID
+    upstream_name: str
+    run_id: uuid.UUID | None = Field(description="The upstream's run that blocks.")
+    status: str | None = Field(description="How that run ended: `failed`, `partially_succeeded` or `cancelled`.")
+    finished_at: datetime | None
+
+
 class PipelineOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -105,6 +123,29 @@ class PipelineOut(BaseModel):
     status: str
     created_at: datetime
     updated_at: datetime
+    upstreams: list[uuid.UUID] = Field(default_factory=list, description="Ids of the pipelines this one waits for.")
+    blocked_by: list[Blocked] = Field(
+        default_factory=list,
+        description="Upstreams whose latest run failed: no dependency run until each succeeds again.")
+
+
+class GraphNode(BaseModel):
+    id: uuid.UUID
+    name: str
+    depth: int = Field(description="1 for a direct upstream (or downstream), 2 for theirs, and so on.")
+    children: list[GraphNode] = Field(
+        description="The next level in the same direction: this node's upstreams in `upstreams`, "
+                    "its downstreams in `downstreams`.")
+
+
+class PipelineGraph(BaseModel):
+    """The pipelines around one pipeline, to any depth. A pipeline reached by two paths (a diamond)
+    appears under each."""
+
+    id: uuid.UUID
+    name: str
+    upstreams: list[GraphNode]
+    downstreams: list[GraphNode]
 
 
 class RunOut(BaseModel):
