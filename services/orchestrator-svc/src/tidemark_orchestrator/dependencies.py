@@ -129,7 +129,7 @@ async def describe(session: AsyncSession, pipelines: Iterable[Pipeline]) -> list
     items = list(pipelines)
     ids = [p.id for p in items]
     rows = (await session.scalars(sa.select(Dependency).where(Dependency.downstream_id.in_(ids)))).all()
-    names = dict((await session.execute(sa.select(Pipeline.id, Pipeline.name))).tuples().all())
+    names = await _names(session)
     ups: dict[uuid.UUID, list[Dependency]] = {}
     for row in rows:
         ups.setdefault(row.downstream_id, []).append(row)
@@ -144,6 +144,10 @@ async def describe(session: AsyncSession, pipelines: Iterable[Pipeline]) -> list
     return out
 
 
+async def _names(session: AsyncSession) -> dict[uuid.UUID, str]:
+    return {row.id: row.name for row in (await session.execute(sa.select(Pipeline.id, Pipeline.name))).all()}
+
+
 def blocks(row: Dependency) -> bool:
     """The upstream's latest run ended without succeeding: the downstream waits until it does."""
     return row.last_run_id is not None and row.last_status != "succeeded"
@@ -152,7 +156,7 @@ def blocks(row: Dependency) -> bool:
 async def graph(session: AsyncSession, pipeline: Pipeline) -> PipelineGraph:
     """The pipelines ``pipeline`` waits for and those waiting for it, to any depth, as two trees
     (a pipeline reached two ways appears under each)."""
-    names = dict((await session.execute(sa.select(Pipeline.id, Pipeline.name))).tuples().all())
+    names = await _names(session)
     up: dict[uuid.UUID, list[uuid.UUID]] = {}
     down: dict[uuid.UUID, list[uuid.UUID]] = {}
     for row in (await session.scalars(sa.select(Dependency))).all():
