@@ -14,6 +14,8 @@ from tidemark_cli.streams import StreamOptions, build_streams, read_streams_file
 from tidemark_cli.views import run_exit_code, show_run
 
 COLUMNS = ["id", "name", "status", "schedule", "streams"]
+UPSTREAM_HELP = ("A pipeline (name or id) this one waits for (repeatable): once every upstream has succeeded "
+                 "since this pipeline's last run, it runs (trigger `dependency`).")
 
 
 @click.group()
@@ -34,13 +36,14 @@ def _flat(pipeline: dict[str, Any]) -> dict[str, Any]:
 @click.option("--format", "kind", type=click.Choice(["iceberg", "parquet"]), default="iceberg",
               show_default=True)
 @click.option("--schedule", help="Cron expression (UTC).")
+@click.option("--upstream", "upstreams", multiple=True, metavar="PIPELINE", help=UPSTREAM_HELP)
 @click.option("--no-validate", is_flag=True,
               help="Save without checking the streams against the source's catalog (when it cannot be reached).")
 @pass_ctx
 def pipelines_create(ctx: Ctx, name: str, connection: str, streams: tuple[str, ...], streams_file: Path | None,
                      mode: str | None, cursor_field: str | None, primary_key: str | None, columns: str | None,
                      lookback: int | None, partition: tuple[str, ...], namespace: str, table_prefix: str,
-                     kind: str, schedule: str | None, no_validate: bool) -> None:
+                     kind: str, schedule: str | None, upstreams: tuple[str, ...], no_validate: bool) -> None:
     """Create a pipeline of the --stream names (or --streams-file); the stream options apply to each."""
     from_file = read_streams_file(streams_file)
     if not streams and from_file is None:
@@ -56,6 +59,7 @@ def pipelines_create(ctx: Ctx, name: str, connection: str, streams: tuple[str, .
             "streams": build_streams([], streams, from_file, options),
             "destination": {"kind": kind, "namespace": namespace, "table_prefix": table_prefix},
             "schedule": schedule,
+            "upstreams": list(upstreams),
         }
         created = client.post("/v1/pipelines", json=body, params=_validate(no_validate))
     emit(created if ctx.as_json else _flat(created), ctx.as_json, COLUMNS)
@@ -77,15 +81,19 @@ def pipelines_show(ctx: Ctx, pipeline: str) -> None:
     """One pipeline: connection, destination, schedule, status and its streams."""
     with ctx.client() as client:
         found = client.resolve("pipelines", pipeline)
-    if ctx.as_json:
-        emit_json(found)
-        return
+        if ctx.as_json:
+            emit_json(found)
+            return
+        names = {p["id"]: p["name"] for p in client.get("/v1/pipelines")} if found["upstreams"] else {}
     dest = found["destination"]
     click.echo(record([
         ("id", found["id"]), ("name", found["name"]), ("status", found["status"]),
         ("connection", found["connection_id"]), ("schedule", found["schedule"] or "manual only"),
         ("destination", f"{dest['kind']} {dest['namespace']}"
                         + (f" (table prefix {dest['table_prefix']})" if dest.get("table_prefix") else "")),
+        ("upstreams", ", ".join(names.get(i, i) for i in found["upstreams"]) or "none"),
+        ("blocked by", "; ".join(f"{b['upstream_name']} (run {b['run_id']} {b['status']})"
+                                 for b in found["blocked_by"]) or "nothing"),
         ("created", when(found["created_at"])), ("updated", when(found["updated_at"])),
     ]))
     click.echo("\nStreams")
@@ -102,6 +110,9 @@ def pipelines_show(ctx: Ctx, pipeline: str) -> None:
 @click.option("--format", "kind", type=click.Choice(["iceberg", "parquet"]), help="Table format.")
 @click.option("--schedule", help="Cron expression (UTC).")
 @click.option("--no-schedule", is_flag=True, help="Remove the schedule: manual runs only.")
+@click.option("--upstream", "upstreams", multiple=True, metavar="PIPELINE",
+              help=UPSTREAM_HELP + " The list given replaces the current one.")
+@click.option("--no-upstreams", is_flag=True, help="Remove every upstream: the pipeline waits for none.")
 @click.option("--no-validate", is_flag=True,
               help="Save without checking the streams against the source's catalog (when it cannot be reached).")
 @pass_ctx
@@ -109,13 +120,15 @@ def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], streams_
                      mode: str | None, cursor_field: str | None, primary_key: str | None, columns: str | None,
                      lookback: int | None, partition: tuple[str, ...], unpartitioned: bool, namespace: str | None,
                      table_prefix: str | None, kind: str | None, schedule: str | None, no_schedule: bool,
-                     no_validate: bool) -> None:
+                     upstreams: tuple[str, ...], no_upstreams: bool, no_validate: bool) -> None:
     """Change a pipeline: only what the options name changes. The stream options apply to every stream
     of the new list (--stream or --streams-file), else of the current one."""
     if schedule is not None and no_schedule:
         raise click.UsageError("--schedule and --no-schedule exclude each other")
     if streams and streams_file is not None:
         raise click.UsageError("--stream and --streams-file exclude each other")
+    if upstreams and no_upstreams:
+        raise click.UsageError("--upstream and --no-upstreams exclude each other")
     from_file = read_streams_file(streams_file)
     options = StreamOptions.from_cli(mode, cursor_field, primary_key, columns, lookback, partition, unpartitioned)
     with ctx.client() as client:
@@ -129,8 +142,10 @@ def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], streams_
             body["destination"] = {**found["destination"], **destination}
         if schedule is not None or no_schedule:
             body["schedule"] = schedule
+        if upstreams or no_upstreams:
+            body["upstreams"] = list(upstreams)
         if not body:
-            raise click.UsageError("nothing to change: give a stream, destination or schedule option "
+            raise click.UsageError("nothing to change: give a stream, destination, schedule or upstream option "
                                    "(see --help)")
         _patch_and_emit(ctx, client, found, body, _validate(no_validate))
 
@@ -143,6 +158,39 @@ def _patch_and_emit(ctx: Ctx, client: Client, found: dict[str, Any], body: dict[
                     params: dict[str, str] | None = None) -> None:
     changed = client.patch(f"/v1/pipelines/{found['id']}", json=body, params=params)
     emit(changed if ctx.as_json else _flat(changed), ctx.as_json, COLUMNS)
+
+
+@pipelines.command("graph")
+@click.argument("pipeline")
+@pass_ctx
+def pipelines_graph(ctx: Ctx, pipeline: str) -> None:
+    """The pipelines PIPELINE waits for (upstreams) and those waiting for it (downstreams), to any depth."""
+    with ctx.client() as client:
+        found = client.resolve("pipelines", pipeline)
+        graph = client.get(f"/v1/pipelines/{found['id']}/graph")
+    if ctx.as_json:
+        emit_json(graph)
+        return
+    click.echo(graph_text(graph))
+
+
+def graph_text(graph: dict[str, Any]) -> str:
+    """Two trees under the pipeline's name: what it waits for, and what waits for it."""
+    lines = [graph["name"]]
+    for label, nodes, last in (("upstreams (run before it)", graph["upstreams"], False),
+                               ("downstreams (run after it)", graph["downstreams"], True)):
+        lines.append(("└── " if last else "├── ") + label)
+        lines += _tree(nodes, "    " if last else "│   ") if nodes else [("    " if last else "│   ") + "(none)"]
+    return "\n".join(lines)
+
+
+def _tree(nodes: list[dict[str, Any]], prefix: str) -> list[str]:
+    lines: list[str] = []
+    for i, node in enumerate(nodes):
+        last = i == len(nodes) - 1
+        lines.append(f"{prefix}{'└── ' if last else '├── '}{node['name']}")
+        lines += _tree(node["children"], prefix + ("    " if last else "│   "))
+    return lines
 
 
 @pipelines.command("pause")
