@@ -325,3 +325,42 @@ def test_sigterm_stops_the_platform_as_cleanly_as_ctrl_c(embedded: Embedded) -> 
     assert "Tidemark stopped." in after, after
     assert "Traceback" not in after, after
     assert [pid for pid in children if _alive(pid)] == [], "the broker or a worker outlived the platform"
+
+
+def _succeeded_run(embedded: Embedded, pipeline: str, timeout: float = 120) -> dict[str, object]:
+    """The pipeline's first run once it has succeeded (jobs-svc's view, as `runs list` shows it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = json.loads(ok(embedded.cli("--json", "runs", "list", "--pipeline", pipeline)).output)
+        if runs and runs[-1]["status"] in ("succeeded", "partially_succeeded", "failed", "cancelled"):
+            assert runs[-1]["status"] == "succeeded", runs
+            return dict(runs[-1])
+        assert time.monotonic() < deadline, (pipeline, runs, embedded.process.log_tail())
+        time.sleep(0.5)
+
+
+def test_a_chain_of_pipelines_runs_in_order_with_real_workers(embedded: Embedded) -> None:
+    for name, upstream in (("chain-a", None), ("chain-b", "chain-a"), ("chain-c", "chain-b")):
+        ok(embedded.cli("pipelines", "create", "--name", name, "--connection", "demo-shop", "--stream",
+                        "main.customers", "--namespace", name.replace("-", "_"),
+                        *(("--upstream", upstream) if upstream else ())))
+    graph = ok(embedded.cli("pipelines", "graph", "chain-b")).output
+    assert graph.splitlines() == ["chain-b", "├── upstreams (run before it)", "│   └── chain-a",
+                                  "└── downstreams (run after it)", "    └── chain-c"]
+
+    first = json.loads(ok(embedded.cli("--json", "pipelines", "run", "chain-a", "--wait")).output)
+    assert first["status"] == "succeeded"
+    second = _succeeded_run(embedded, "chain-b")
+    third = _succeeded_run(embedded, "chain-c")
+    assert (second["trigger"], third["trigger"]) == ("dependency", "dependency")
+    assert first["finished_at"] and second["started_at"] and second["finished_at"] and third["started_at"]
+    assert str(first["finished_at"]) <= str(second["started_at"])
+    assert str(second["finished_at"]) <= str(third["started_at"])
+    assert [len(json.loads(ok(embedded.cli("--json", "runs", "list", "--pipeline", p)).output))
+            for p in ("chain-b", "chain-c")] == [1, 1]
+
+    refused = embedded.cli("pipelines", "delete", "chain-a", "--yes")
+    assert refused.exit_code == 1
+    assert "chain-b" in refused.output
+    ok(embedded.cli("pipelines", "update", "chain-b", "--no-upstreams"))
+    ok(embedded.cli("pipelines", "delete", "chain-a", "--yes"))
