@@ -359,6 +359,9 @@ def test_a_chain_of_pipelines_runs_in_order_with_real_workers(embedded: Embedded
     assert [len(json.loads(ok(embedded.cli("--json", "runs", "list", "--pipeline", p)).output))
             for p in ("chain-b", "chain-c")] == [1, 1]
 
+    shown = ok(embedded.cli("pipelines", "show", "chain-b")).output
+    fields = {line.split(":", 1)[0]: line.split(":", 1)[1].strip() for line in shown.splitlines() if ":" in line}
+    assert (fields["upstreams"], fields["blocked by"]) == ("chain-a", "nothing")
     refused = embedded.cli("pipelines", "delete", "chain-a", "--yes")
     assert refused.exit_code == 1
     assert "chain-b" in refused.output
