@@ -353,7 +353,8 @@ def test_a_chain_of_pipelines_runs_in_order_with_real_workers(embedded: Embedded
     second = _succeeded_run(embedded, "chain-b")
     third = _succeeded_run(embedded, "chain-c")
     assert (second["trigger"], third["trigger"]) == ("dependency", "dependency")
-    assert first["finished_at"] and second["started_at"] and second["finished_at"] and third["started_at"]
+    for moment in (first["finished_at"], second["started_at"], second["finished_at"], third["started_at"]):
+        assert moment, (first, second, third)
     assert str(first["finished_at"]) <= str(second["started_at"])
     assert str(second["finished_at"]) <= str(third["started_at"])
     assert [len(json.loads(ok(embedded.cli("--json", "runs", "list", "--pipeline", p)).output))
