@@ -68,3 +68,15 @@ async def test_replicas_request_each_dependency_run_exactly_once(pg_database: Ca
                 await at_once([(buses[0], finished(b, b_run["run_id"])), (buses[1], finished(c, c_run["run_id"]))])
                 d_runs = (await api.get(f"/v1/pipelines/{d}/runs")).json()
                 assert [r["trigger"] for r in d_runs] == ["dependency"], (i, d_runs)
+
+
+async def test_replicas_never_start_two_runs_of_one_pipeline(pg_database: Callable[[], str], tmp_path: Path) -> None:
+    settings = orchestrator_settings(tmp_path).model_copy(update={"database": DatabaseSettings(url=pg_database())})
+    async with httpx.AsyncClient() as unused:
+        first = build_app([(definition(unused), settings)], title="a", bus=MemoryBus(), migrate=True)
+        second = build_app([(definition(unused), settings)], title="b", bus=MemoryBus())
+        async with running(first, API_TOKEN) as a, running(second, API_TOKEN) as b:
+            for i in range(ROUNDS):
+                pid = await create(a, f"p-{i}")
+                answers = await asyncio.gather(*(api.post(f"/v1/pipelines/{pid}/runs") for api in (a, b, a, b)))
+                assert sorted(r.status_code for r in answers) == [202, 409, 409, 409], [r.text for r in answers]

@@ -84,9 +84,11 @@ async def test_upstreams_are_given_by_id_or_name_stored_as_ids_and_unknown_ones_
     # Nothing changed.
     assert (await client.get(f"/v1/pipelines/{c}")).json()["upstreams"] == [a, b]
 
+    before = (await client.get(f"/v1/pipelines/{c}")).json()["updated_at"]
     dropped = await client.patch(f"/v1/pipelines/{c}", json={"upstreams": []})
     assert dropped.status_code == 200, dropped.text
     assert dropped.json()["upstreams"] == []
+    assert dropped.json()["updated_at"] > before
     assert (await client.patch(f"/v1/pipelines/{c}", json={"upstreams": None})).status_code == 422
 
 

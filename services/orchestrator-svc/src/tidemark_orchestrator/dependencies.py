@@ -13,6 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidemark.db import utcnow
 from tidemark.errors import ConfigError, ConflictError
 from tidemark_orchestrator.models import Dependency, Pipeline
 from tidemark_orchestrator.schemas import Blocked, GraphNode, PipelineGraph, PipelineOut
@@ -99,6 +100,8 @@ async def set_upstreams(session: AsyncSession, pipeline: Pipeline, refs: Sequenc
             await session.delete(row)
     for upstream_id in wanted - kept.keys():
         session.add(Dependency(downstream_id=pipeline.id, upstream_id=upstream_id, satisfied=False))
+    if wanted != kept.keys():
+        pipeline.updated_at = utcnow()
     await session.flush()
 
 

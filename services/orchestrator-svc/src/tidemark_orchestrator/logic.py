@@ -78,6 +78,9 @@ async def request_run(
         )
     if pipeline.status != "active":
         raise ConflictError(f"pipeline {pipeline.name!r} is {pipeline.status}; resume it first")
+    # Row-locked so two requests (a manual one and a dependency one, or two replicas) cannot both
+    # find the pipeline idle.
+    await dependencies.lock_pipelines(session, [pipeline.id])
     current = await repository.active_run(session, pipeline.id)
     if current is not None:
         raise ConflictError(
