@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tidemark_cli.output import record, table, times, when
+from tidemark_cli.pipelines_cmd import graph_text
 from tidemark_cli.streams import StreamOptions, build_streams
 from tidemark_cli.views import run_exit_code, show_run, show_table
 
@@ -181,3 +182,21 @@ def test_ids_and_timestamps_stay_whole_while_messages_wrap() -> None:
 def test_a_long_single_token_value_stays_on_one_line_in_a_record() -> None:
     path = "file:///tmp/warehouse/lake/raw_orders/metadata/00002-df2be34d-90da-41ce-97d8-f771f59cf6a8.metadata.json"
     assert record([("metadata", path)], width=60) == f"metadata: {path}"
+
+
+def test_pipeline_graph_prints_both_directions_as_trees_with_a_diamond_under_each_path() -> None:
+    def node(name: str, depth: int, *children: dict[str, object]) -> dict[str, object]:
+        return {"id": name, "name": name, "depth": depth, "children": list(children)}
+
+    graph = {"id": "a", "name": "a", "upstreams": [],
+             "downstreams": [node("b", 1, node("d", 2)), node("c", 1, node("d", 2))]}
+    assert graph_text(graph).splitlines() == [
+        "a",
+        "├── upstreams (run before it)",
+        "│   (none)",
+        "└── downstreams (run after it)",
+        "    ├── b",
+        "    │   └── d",
+        "    └── c",
+        "        └── d",
+    ]
