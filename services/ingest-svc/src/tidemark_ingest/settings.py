@@ -34,6 +34,11 @@ class IngestSettings(ServiceSettings):
         default=f"tidemark:{__version__}",
         description="The container image a worker runs in (the Kubernetes launcher; `local` runs this install).",
     )
+    stop_grace_seconds: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="How long a worker stopping (a cancelled run, or the service stopping) gets after "
+                    "SIGTERM before it is killed with SIGKILL.",
+    )
     heartbeat_seconds: float = Field(
         default=10.0, gt=0, le=300, description="How often a worker records that it is alive."
     )

@@ -124,3 +124,14 @@ class RunOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+
+
+class CancelOut(BaseModel):
+    """What a cancel did: `cancelled` (the run was queued, so it ended at once: status `cancelled`) or
+    `cancel_requested` (the run is starting or running: its worker is being stopped, and the run ends
+    `cancelled` once it stopped; follow it in jobs-svc's `GET /v1/runs/{run_id}`)."""
+
+    run_id: uuid.UUID
+    pipeline_id: uuid.UUID
+    outcome: Literal["cancelled", "cancel_requested"]
+    status: RunStatus = Field(description="The run's status as the orchestrator records it after the cancel.")
