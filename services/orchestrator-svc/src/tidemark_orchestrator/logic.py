@@ -112,7 +112,7 @@ async def cancel_run(runtime: OrchestratorRuntime, session: AsyncSession, pipeli
     if run is None or run.pipeline_id != pipeline_id:
         raise NotFoundError(f"run {run_id} of pipeline {pipeline_id} does not exist")
     if RunStatus(run.status).terminal:
-        raise ConflictError(f"run {run_id} already ended: {run.status}", run_id=str(run_id), status=run.status)
+        raise ConflictError(f"run {run_id} already ended: {run.status}", run_id=str(run_id), run_status=run.status)
     if run.status == RunStatus.QUEUED and may_move(run.status, RunStatus.CANCELLED):
         run.status = RunStatus.CANCELLED
         run.finished_at = utcnow()
