@@ -1,0 +1,199 @@
+"""Cancel a real worker in the middle of a full refresh of a table that already has rows: the worker
+stops on SIGTERM without committing, the run ends ``cancelled``, and the Iceberg table keeps its
+snapshot and rows.
+
+ingest-svc runs in-process (MemoryBus, SQLite) and starts the real worker subprocess; the source is
+PostgreSQL, slowed down by a view that sleeps on every row, so the run is reliably mid-read when the
+cancel arrives; a stand-in serves connector-svc's internal config route."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from tidemark.api.app import build_app
+from tidemark.bus import MemoryBus
+from tidemark.events import (
+    DestinationSpec,
+    Envelope,
+    EventPayload,
+    PipelineSpec,
+    RunCancelRequested,
+    RunFinished,
+    RunProgress,
+    RunRequested,
+    RunStatus,
+    StreamSpec,
+    Topic,
+)
+from tidemark.ids import new_id
+from tidemark.lakehouse import open_catalog
+from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
+from tidemark_ingest.app import DEFINITION
+from tidemark_ingest.settings import IngestSettings
+from tidemark_testing.apps import running
+from tidemark_testing.postgres import create_database, drop_database
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "it-token"
+INTERNAL = "it-internal"
+CONNECTION_ID = new_id()
+TABLE = "cancel.slow_items"
+GRACE = 20.0
+
+
+@pytest.fixture(scope="module")
+def pg(pg_admin_dsn: str) -> Iterator[dict[str, Any]]:
+    url = create_database(pg_admin_dsn, "tidemark_cancel")
+    parsed = make_url(url)
+    conninfo = f"host={parsed.host} port={parsed.port or 5432} user={parsed.username} dbname={parsed.database}"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("CREATE TABLE items (id bigint PRIMARY KEY, payload text NOT NULL)")
+        conn.execute("CREATE TABLE knobs (delay double precision NOT NULL)")
+        conn.execute("INSERT INTO knobs VALUES (0)")
+        # Volatile and per row: every row read waits `knobs.delay` seconds.
+        conn.execute("""CREATE FUNCTION slow(v bigint) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
+                        BEGIN PERFORM pg_sleep((SELECT delay FROM knobs)); RETURN v; END $$""")
+        conn.execute("CREATE VIEW slow_items AS SELECT slow(id) AS id, payload FROM items")
+    config = {"host": parsed.host, "port": parsed.port or 5432, "user": parsed.username,
+              "database": parsed.database, "engine": "psycopg", "batch_size": 50}
+    try:
+        yield {"conninfo": conninfo, "config": config}
+    finally:
+        drop_database(pg_admin_dsn, url)
+
+
+@pytest.fixture
+def connector_url(pg: dict[str, Any]) -> Iterator[str]:
+    body = json.dumps({"id": str(CONNECTION_ID), "type": "postgres", "config": pg["config"]}).encode()
+
+    class StandIn(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = (self.headers.get("Authorization") == f"Bearer {INTERNAL}"
+                  and self.path == f"/internal/v1/connections/{CONNECTION_ID}/config")
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) if ok else 2))
+            self.end_headers()
+            self.wfile.write(body if ok else b"{}")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, connector_url: str) -> IngestSettings:
+    return IngestSettings(
+        platform=PlatformSettings(home=tmp_path, internal_token=SecretStr(INTERNAL)),
+        database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/ingest.db"),
+        auth=AuthSettings(tokens=[SecretStr(TOKEN)]),
+        bus="memory", connector_url=connector_url, outbox_poll_seconds=0.1,
+        heartbeat_seconds=0.5, heartbeat_timeout_seconds=60, stop_grace_seconds=GRACE, log_format="text",
+    )
+
+
+@pytest.fixture
+async def service(settings: IngestSettings) -> AsyncIterator[tuple[MemoryBus, httpx.AsyncClient]]:
+    bus = MemoryBus()
+    app = build_app([(DEFINITION, settings)], title="t", bus=bus, migrate=True)
+    async with running(app, TOKEN) as client:
+        yield bus, client
+
+
+def events(bus: MemoryBus, kind: type[EventPayload], run_id: uuid.UUID) -> list[Envelope]:
+    return [e for e in bus.published[Topic.RUNS] if e.type == kind.event_type and e.subject == str(run_id)]
+
+
+async def wait_for(bus: MemoryBus, kind: type[EventPayload], run_id: uuid.UUID, timeout: float = 90) -> Envelope:
+    async with asyncio.timeout(timeout):
+        while not (found := events(bus, kind, run_id)):
+            await asyncio.sleep(0.05)
+    return found[0]
+
+
+def full_refresh(pipeline_id: uuid.UUID) -> RunRequested:
+    return RunRequested(
+        run_id=new_id(), trigger="manual",
+        pipeline=PipelineSpec(pipeline_id=pipeline_id, name="slow", connection_id=CONNECTION_ID,
+                              streams=[StreamSpec(name="public.slow_items")],
+                              destination=DestinationSpec(namespace="cancel")),
+    )
+
+
+def table_now(settings: IngestSettings) -> tuple[int | None, list[int]]:
+    table = open_catalog(settings.lakehouse).load_table(TABLE)
+    snapshot = table.current_snapshot()
+    ids = sorted(table.scan(selected_fields=("id",)).to_arrow().column("id").to_pylist())
+    return (snapshot.snapshot_id if snapshot else None), ids
+
+
+async def test_cancelling_a_running_full_refresh_leaves_the_table_as_it_was(
+    pg: dict[str, Any], service: tuple[MemoryBus, httpx.AsyncClient], settings: IngestSettings
+) -> None:
+    bus, client = service
+    pipeline_id = new_id()
+    with psycopg.connect(pg["conninfo"], autocommit=True) as conn:
+        conn.execute("INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 1000) g")
+
+    first = full_refresh(pipeline_id)
+    await bus.publish(Topic.RUNS, Envelope.wrap(first, source="orchestrator-svc"))
+    loaded = (await wait_for(bus, RunFinished, first.run_id)).payload_as(RunFinished)
+    assert loaded.status is RunStatus.SUCCEEDED, loaded.error
+    before = await asyncio.to_thread(table_now, settings)
+    assert before[1] == list(range(1, 1001))
+
+    # 20,000 more rows at 2 ms each: the second run would take 40 s.
+    with psycopg.connect(pg["conninfo"], autocommit=True) as conn:
+        conn.execute("INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1001, 21000) g")
+        conn.execute("UPDATE knobs SET delay = 0.002")
+    second = full_refresh(pipeline_id)
+    await bus.publish(Topic.RUNS, Envelope.wrap(second, source="orchestrator-svc"))
+    # Reading for real: the heartbeat reported rows read.
+    async with asyncio.timeout(60):
+        while not any(e.payload_as(RunProgress).rows_read > 0 for e in events(bus, RunProgress, second.run_id)):
+            await asyncio.sleep(0.05)
+
+    asked = time.monotonic()
+    await bus.publish(Topic.RUNS, Envelope.wrap(RunCancelRequested(run_id=second.run_id, pipeline_id=pipeline_id),
+                                                source="orchestrator-svc"))
+    ended = (await wait_for(bus, RunFinished, second.run_id, timeout=GRACE + 30)).payload_as(RunFinished)
+    # The worker stopped by itself on SIGTERM, long before the grace period would have killed it.
+    assert time.monotonic() - asked < GRACE / 2
+    assert ended.status is RunStatus.CANCELLED
+    assert ended.error is not None
+    assert ended.error.message == "cancelled by user"
+    # Only the worker writes stream stats: the interrupted stream says it committed nothing.
+    [stream] = ended.streams
+    assert stream.status == "failed"
+    assert stream.snapshot_id is None
+    assert stream.error is not None
+    assert "nothing of it was committed" in stream.error.message
+
+    assert await asyncio.to_thread(table_now, settings) == before, "a cancelled run must not commit"
+    worker = (await client.get(f"/v1/workers/{second.run_id}")).json()
+    assert (worker["status"], worker["error"]) == ("cancelled", "cancelled by user")
+    # Only one ending was announced.
+    await asyncio.sleep(0.5)
+    assert len(events(bus, RunFinished, second.run_id)) == 1
