@@ -13,17 +13,16 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
 
+from tests.fixtures.slow_source import add_rows, slow_items
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.events import (
@@ -59,20 +58,8 @@ GRACE = 20.0
 @pytest.fixture(scope="module")
 def pg(pg_admin_dsn: str) -> Iterator[dict[str, Any]]:
     url = create_database(pg_admin_dsn, "tidemark_cancel")
-    parsed = make_url(url)
-    conninfo = f"host={parsed.host} port={parsed.port or 5432} user={parsed.username} dbname={parsed.database}"
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("CREATE TABLE items (id bigint PRIMARY KEY, payload text NOT NULL)")
-        conn.execute("CREATE TABLE knobs (delay double precision NOT NULL)")
-        conn.execute("INSERT INTO knobs VALUES (0)")
-        # Volatile and per row: every row read waits `knobs.delay` seconds.
-        conn.execute("""CREATE FUNCTION slow(v bigint) RETURNS bigint LANGUAGE plpgsql VOLATILE AS $$
-                        BEGIN PERFORM pg_sleep((SELECT delay FROM knobs)); RETURN v; END $$""")
-        conn.execute("CREATE VIEW slow_items AS SELECT slow(id) AS id, payload FROM items")
-    config = {"host": parsed.host, "port": parsed.port or 5432, "user": parsed.username,
-              "database": parsed.database, "engine": "psycopg", "batch_size": 50}
     try:
-        yield {"conninfo": conninfo, "config": config}
+        yield slow_items(url)
     finally:
         drop_database(pg_admin_dsn, url)
 
@@ -114,9 +101,26 @@ def settings(tmp_path: Path, connector_url: str) -> IngestSettings:
     )
 
 
+class WatchedBus(MemoryBus):
+    """A MemoryBus that says when something was published, so the test waits without polling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published_event = asyncio.Event()
+
+    async def publish(self, topic: Topic, envelope: Envelope) -> None:
+        await super().publish(topic, envelope)
+        self.published_event.set()
+
+    async def until(self, found: Callable[[], bool]) -> None:
+        while not found():
+            self.published_event.clear()
+            await self.published_event.wait()
+
+
 @pytest.fixture
-async def service(settings: IngestSettings) -> AsyncIterator[tuple[MemoryBus, httpx.AsyncClient]]:
-    bus = MemoryBus()
+async def service(settings: IngestSettings) -> AsyncIterator[tuple[WatchedBus, httpx.AsyncClient]]:
+    bus = WatchedBus()
     app = build_app([(DEFINITION, settings)], title="t", bus=bus, migrate=True)
     async with running(app, TOKEN) as client:
         yield bus, client
@@ -126,11 +130,9 @@ def events(bus: MemoryBus, kind: type[EventPayload], run_id: uuid.UUID) -> list[
     return [e for e in bus.published[Topic.RUNS] if e.type == kind.event_type and e.subject == str(run_id)]
 
 
-async def wait_for(bus: MemoryBus, kind: type[EventPayload], run_id: uuid.UUID, timeout: float = 90) -> Envelope:
-    async with asyncio.timeout(timeout):
-        while not (found := events(bus, kind, run_id)):
-            await asyncio.sleep(0.05)
-    return found[0]
+async def first(bus: WatchedBus, kind: type[EventPayload], run_id: uuid.UUID) -> Envelope:
+    await bus.until(lambda: bool(events(bus, kind, run_id)))
+    return events(bus, kind, run_id)[0]
 
 
 def full_refresh(pipeline_id: uuid.UUID) -> RunRequested:
@@ -154,31 +156,30 @@ async def test_cancelling_a_running_full_refresh_leaves_the_table_as_it_was(
 ) -> None:
     bus, client = service
     pipeline_id = new_id()
-    with psycopg.connect(pg["conninfo"], autocommit=True) as conn:
-        conn.execute("INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 1000) g")
+    add_rows(pg["conninfo"], 1, 1000, delay=0)
 
-    first = full_refresh(pipeline_id)
-    await bus.publish(Topic.RUNS, Envelope.wrap(first, source="orchestrator-svc"))
-    loaded = (await wait_for(bus, RunFinished, first.run_id)).payload_as(RunFinished)
+    initial = full_refresh(pipeline_id)
+    await bus.publish(Topic.RUNS, Envelope.wrap(initial, source="orchestrator-svc"))
+    async with asyncio.timeout(90):
+        loaded = (await first(bus, RunFinished, initial.run_id)).payload_as(RunFinished)
     assert loaded.status is RunStatus.SUCCEEDED, loaded.error
     before = await asyncio.to_thread(table_now, settings)
     assert before[1] == list(range(1, 1001))
 
     # 20,000 more rows at 2 ms each: the second run would take 40 s.
-    with psycopg.connect(pg["conninfo"], autocommit=True) as conn:
-        conn.execute("INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1001, 21000) g")
-        conn.execute("UPDATE knobs SET delay = 0.002")
+    add_rows(pg["conninfo"], 1001, 21_000, delay=0.002)
     second = full_refresh(pipeline_id)
     await bus.publish(Topic.RUNS, Envelope.wrap(second, source="orchestrator-svc"))
     # Reading for real: the heartbeat reported rows read.
     async with asyncio.timeout(60):
-        while not any(e.payload_as(RunProgress).rows_read > 0 for e in events(bus, RunProgress, second.run_id)):
-            await asyncio.sleep(0.05)
+        await bus.until(lambda: any(e.payload_as(RunProgress).rows_read > 0
+                                    for e in events(bus, RunProgress, second.run_id)))
 
     asked = time.monotonic()
     await bus.publish(Topic.RUNS, Envelope.wrap(RunCancelRequested(run_id=second.run_id, pipeline_id=pipeline_id),
                                                 source="orchestrator-svc"))
-    ended = (await wait_for(bus, RunFinished, second.run_id, timeout=GRACE + 30)).payload_as(RunFinished)
+    async with asyncio.timeout(GRACE + 30):
+        ended = (await first(bus, RunFinished, second.run_id)).payload_as(RunFinished)
     # The worker stopped by itself on SIGTERM, long before the grace period would have killed it.
     assert time.monotonic() - asked < GRACE / 2
     assert ended.status is RunStatus.CANCELLED
