@@ -8,6 +8,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from pydantic import SecretStr
 
 from tests.unit.test_ingest_supervision import finished_events, queue_run, run_of
 from tidemark.bus import MemoryBus, Outbox
+from tidemark.db import utcnow
 from tidemark.events import Envelope, EventPayload, RunCancelRequested, RunError, RunFinished, RunRequested, RunStatus
 from tidemark.service import EventContext, ServiceRuntime
 from tidemark.settings import DatabaseSettings, PlatformSettings
@@ -24,6 +26,7 @@ from tidemark_ingest.deps import IngestState
 from tidemark_ingest.launchers import LocalLauncher
 from tidemark_ingest.models import TABLES
 from tidemark_ingest.settings import IngestSettings
+from tidemark_ingest.stopping import timeout_reason
 from tidemark_ingest.worker.load import Outcome
 from tidemark_ingest.worker.run import SOURCE, _Worker
 
@@ -198,3 +201,41 @@ async def test_a_stopped_worker_ends_its_run_cancelled_only_when_a_cancel_was_as
     ]
     assert [(e.status, e.error.kind if e.error else None) for e in await finished_events(rt)] == [
         (RunStatus.CANCELLED, "terminal"), (RunStatus.FAILED, "transient")]
+
+
+async def test_a_run_over_its_pipelines_timeout_is_stopped_and_fails(sleeper: ServiceRuntime) -> None:
+    rt = sleeper
+    over, within, unlimited = await queue_run(rt), await queue_run(rt), await queue_run(rt)
+    assert await logic.launch_queued(rt, rt.state.launcher) == 3
+    now = utcnow()
+    async with rt.transaction() as session:
+        for run_id, limit, ran in ((over, 5, 6), (within, 60, 6), (unlimited, None, 3600)):
+            run = await repository.require_worker_run(session, run_id)
+            run.spec = {**run.spec, "timeout_seconds": limit}
+            run.status, run.started_at = RunStatus.RUNNING.value, now - timedelta(seconds=ran)
+
+    assert await logic.stop_overdue(rt) == 1
+    await asyncio.gather(*rt.state.stops)
+    run = await run_of(rt, over)
+    assert run.status == RunStatus.FAILED
+    assert run.error == "timeout: still running after the pipeline's timeout_seconds (5s)"
+    [finished] = await finished_events(rt)
+    assert (finished.run_id, finished.status) == (over, RunStatus.FAILED)
+    assert finished.error == RunError(message=run.error, kind="transient")
+    for run_id in (within, unlimited):
+        assert (await run_of(rt, run_id)).status == RunStatus.RUNNING
+    assert set(rt.state.launcher._processes) == {within, unlimited}
+    # Checked again, nothing more to stop.
+    assert await logic.stop_overdue(rt) == 0
+
+
+async def test_a_worker_stopped_by_its_timeout_fails_its_run(sleeper: ServiceRuntime) -> None:
+    rt = sleeper
+    run_id = await queue_run(rt)
+    async with rt.transaction() as session:
+        run = await repository.require_worker_run(session, run_id)
+        run.status, run.cancel_reason = RunStatus.RUNNING.value, timeout_reason(5)
+    stopped = Outcome(RunStatus.CANCELLED, error=RunError(message="stopped", kind="transient"))
+    worker = _Worker(rt.settings, rt.sessions, Outbox(TABLES.outbox, source=SOURCE), run_id)
+    assert await worker._finish(RunRequested.model_validate(run.spec), stopped) is RunStatus.FAILED
+    assert (await run_of(rt, run_id)).error == timeout_reason(5)

@@ -9,7 +9,16 @@ import httpx
 import pytest
 
 from tests.fixtures.pipelines import Pipelines
-from tidemark.events import Envelope, EventPayload, RunCancelRequested, RunFinished, RunStarted, RunStatus, Topic
+from tidemark.events import (
+    Envelope,
+    EventPayload,
+    RunCancelRequested,
+    RunFinished,
+    RunRequested,
+    RunStarted,
+    RunStatus,
+    Topic,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -132,3 +141,28 @@ async def test_an_unknown_run_or_a_run_of_another_pipeline_is_a_404(pipelines: P
     assert (await client.post(f"/v1/pipelines/{uuid.uuid4()}/runs/{their_run}/cancel")).status_code == 404
     # Their run is untouched.
     assert (await run_row(client, theirs, their_run))["status"] == "queued"
+
+
+async def test_a_pipelines_timeout_travels_with_each_run_and_can_be_removed(pipelines: Pipelines) -> None:
+    client = pipelines.orchestrator
+    body = {"name": "limited", "connection_id": pipelines.shop_id, "streams": [{"name": "main.orders"}],
+            "timeout_seconds": 600}
+    created = await client.post("/v1/pipelines", json=body)
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    assert created.json()["timeout_seconds"] == 600
+    run_id = await trigger(pipelines, pid)
+    [requested] = await published(pipelines, RunRequested, run_id)
+    assert requested.payload_as(RunRequested).timeout_seconds == 600
+
+    for bad in (0, -5, 7 * 24 * 3600 + 1, "soon"):
+        refused = await client.patch(f"/v1/pipelines/{pid}", json={"timeout_seconds": bad})
+        assert refused.status_code == 422, (bad, refused.text)
+        assert [e["field"] for e in refused.json()["errors"]] == ["timeout_seconds"]
+    cleared = await client.patch(f"/v1/pipelines/{pid}", json={"timeout_seconds": None})
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["timeout_seconds"] is None
+    assert (await client.post(f"/v1/pipelines/{pid}/runs/{run_id}/cancel")).status_code == 200
+    unlimited = await trigger(pipelines, pid)
+    [requested] = await published(pipelines, RunRequested, unlimited)
+    assert requested.payload_as(RunRequested).timeout_seconds is None

@@ -38,6 +38,7 @@ from tidemark_ingest.deps import IngestContext, IngestRuntime
 from tidemark_ingest.launchers import Launcher, worker_spec
 from tidemark_ingest.metrics import ROWS_WRITTEN, WORKER_LAUNCHES, WORKER_RUN_DURATION, WORKER_RUNS
 from tidemark_ingest.models import WorkerRun
+from tidemark_ingest.stopping import CANCELLED_BY_USER, ending, timeout_reason
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,6 @@ async def on_run_finished(ctx: IngestContext, event: RunFinished) -> None:
         WORKER_RUN_DURATION.labels(outcome).observe(max(0.0, (ended - run.started_at).total_seconds()))
 
 
-CANCELLED_BY_USER = "cancelled by user"
-
-
 async def on_run_cancel_requested(ctx: IngestContext, event: RunCancelRequested) -> None:
     """Stop a run: a queued one ends ``cancelled`` at once; a starting or running one's worker is
     stopped once this is committed, and its exit ends the run ``cancelled``. A run that already
@@ -100,19 +98,19 @@ async def request_stop(ctx: IngestContext, run: WorkerRun, reason: str, announce
     runtime = ctx.runtime
     run.cancel_reason = run.cancel_reason or reason
     if run.status == RunStatus.QUEUED.value:
-        await cancel_run(runtime, ctx.session, run, run.cancel_reason, announce)
+        await end_stopped(runtime, ctx.session, run, run.cancel_reason, announce)
         return
     run_id, worker_ref = run.run_id, run.worker_ref
     log.info("stopping the run's worker", extra=fields(run_id=str(run_id), reason=reason))
+    sa.event.listen(ctx.session.sync_session, "after_commit",
+                    lambda _session: _stop_in_background(runtime, run_id, worker_ref), once=True)
 
-    def stop_after_commit(_session: object) -> None:
-        stops = runtime.state.stops
-        task = asyncio.get_running_loop().create_task(stop_worker(runtime, run_id, worker_ref),
-                                                      name=f"stop-{run_id}")
-        stops.add(task)
-        task.add_done_callback(stops.discard)
 
-    sa.event.listen(ctx.session.sync_session, "after_commit", stop_after_commit, once=True)
+def _stop_in_background(runtime: IngestRuntime, run_id: uuid.UUID, worker_ref: str | None) -> None:
+    stops = runtime.state.stops
+    task = asyncio.get_running_loop().create_task(stop_worker(runtime, run_id, worker_ref), name=f"stop-{run_id}")
+    stops.add(task)
+    task.add_done_callback(stops.discard)
 
 
 async def stop_worker(runtime: IngestRuntime, run_id: uuid.UUID, worker_ref: str | None) -> None:
@@ -128,32 +126,34 @@ async def stop_worker(runtime: IngestRuntime, run_id: uuid.UUID, worker_ref: str
             log.exception("could not stop the run's worker")
 
 
-async def cancel_run(runtime: IngestRuntime, session: AsyncSession, run: WorkerRun, reason: str,
-                     announce: bool = True) -> bool:
-    """Mark ``run`` cancelled (and emit ``run.finished`` when ``announce``); False when it already ended."""
-    if not may_move(run.status, RunStatus.CANCELLED):
+async def end_stopped(runtime: IngestRuntime, session: AsyncSession, run: WorkerRun, reason: str,
+                      announce: bool = True) -> bool:
+    """End a run stopped for ``reason``: ``cancelled``, or ``failed`` for a timeout (and emit
+    ``run.finished`` when ``announce``); False when it already ended."""
+    status, error = ending(reason)
+    if not may_move(run.status, status):
         return False
-    run.status = RunStatus.CANCELLED.value
+    run.status = status.value
     run.finished_at = utcnow()
     run.error = reason
     if announce:
         await runtime.emit(session, RunFinished(
             run_id=run.run_id,
             pipeline_id=run.pipeline_id,
-            status=RunStatus.CANCELLED,
+            status=status,
             streams=[StreamStats.model_validate(s) for s in run.stats or []],
-            error=RunError(message=reason, kind="terminal"),
+            error=error,
         ))
-    log.info("run cancelled", extra=fields(run_id=str(run.run_id), reason=reason))
+    log.info("run stopped", extra=fields(run_id=str(run.run_id), status=status.value, reason=reason))
     return True
 
 
 async def end_unfinished(runtime: IngestRuntime, session: AsyncSession, run: WorkerRun, message: str,
                          kind: ErrorKind = "terminal") -> bool:
-    """End a run its worker did not finish: ``cancelled`` with the cancel's reason when someone asked
-    to stop it, else failed with ``message``. False when the run already ended."""
+    """End a run its worker did not finish: as its stop's reason says when it was stopped on purpose
+    (cancelled, or failed by a timeout), else failed with ``message``. False when the run already ended."""
     if run.cancel_reason is not None:
-        return await cancel_run(runtime, session, run, run.cancel_reason)
+        return await end_stopped(runtime, session, run, run.cancel_reason)
     return await fail_run(runtime, session, run, message, kind)
 
 
@@ -257,11 +257,30 @@ async def reap_silent(runtime: IngestRuntime) -> int:
     return failed
 
 
+async def stop_overdue(runtime: IngestRuntime) -> int:
+    """Stop running runs that ran longer than their pipeline's ``timeout_seconds`` (they end failed);
+    returns how many it began to stop."""
+    now = utcnow()
+    overdue = []
+    async with runtime.transaction() as session:
+        for run in await repository.running_runs(session):
+            limit = run.spec.get("timeout_seconds")
+            if run.cancel_reason is None and limit and run.started_at is not None \
+                    and now - run.started_at >= timedelta(seconds=limit):
+                run.cancel_reason = timeout_reason(limit)
+                overdue.append((run.run_id, run.worker_ref))
+    for run_id, worker_ref in overdue:
+        log.warning("run timed out; stopping it", extra=fields(run_id=str(run_id)))
+        _stop_in_background(runtime, run_id, worker_ref)
+    return len(overdue)
+
+
 async def reap_loop(runtime: IngestRuntime) -> None:
     settings = runtime.settings
     while True:
         await asyncio.sleep(settings.heartbeat_seconds)
         try:
             await reap_silent(runtime)
+            await stop_overdue(runtime)
         except Exception:
             log.exception("heartbeat reaper: could not check runs; will retry")

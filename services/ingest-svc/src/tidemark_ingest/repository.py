@@ -83,6 +83,11 @@ async def touch_heartbeat(session: AsyncSession, run_id: uuid.UUID) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
+async def running_runs(session: AsyncSession) -> Sequence[WorkerRun]:
+    query = sa.select(WorkerRun).where(WorkerRun.status == RunStatus.RUNNING.value)
+    return (await session.scalars(query)).all()
+
+
 async def silent_runs(session: AsyncSession, cutoff: datetime) -> Sequence[WorkerRun]:
     """Active runs that showed no sign of life (heartbeat, start or request) since ``cutoff``."""
     last_sign = sa.func.coalesce(WorkerRun.heartbeat_at, WorkerRun.started_at, WorkerRun.requested_at)

@@ -91,7 +91,7 @@ async def request_run(
     await runtime.emit(
         session,
         RunRequested(run_id=run.id, pipeline=pipeline_spec(pipeline), trigger=trigger, attempt=run.attempt,
-                     resync=list(dict.fromkeys(resync))),
+                     resync=list(dict.fromkeys(resync)), timeout_seconds=pipeline.timeout_seconds),
     )
     return run
 

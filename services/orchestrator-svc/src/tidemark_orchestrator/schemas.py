@@ -14,6 +14,9 @@ from tidemark.events import RunStatus, SyncMode
 from tidemark_orchestrator.specs import DestinationSpec, StreamSpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+TIMEOUT_DOC = ("Longest a run may run (from its worker's start), in seconds: a run still running after it is "
+               "stopped and ends `failed` with an error starting `timeout`. None: no limit.")
 
 
 def stream_errors(streams: Sequence[StreamSpec]) -> Iterator[FieldError]:
@@ -56,6 +59,7 @@ class PipelineCreate(BaseModel):
     schedule: str | None = Field(
         default=None, max_length=128, description="Cron expression (UTC); none means manual only."
     )
+    timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS, description=TIMEOUT_DOC)
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -76,6 +80,9 @@ class PipelineUpdate(BaseModel):
         default=None, max_length=128, description="Cron expression (UTC); null means manual only."
     )
     status: Omittable[Literal["active", "paused"]] = Field(default=None, description="Pause or resume.")
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, le=MAX_TIMEOUT_SECONDS, description=TIMEOUT_DOC + " null removes the limit."
+    )
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -103,6 +110,7 @@ class PipelineOut(BaseModel):
     destination: DestinationSpec
     schedule: str | None
     status: str
+    timeout_seconds: int | None = Field(description=TIMEOUT_DOC)
     created_at: datetime
     updated_at: datetime
 

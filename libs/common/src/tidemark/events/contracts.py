@@ -134,6 +134,11 @@ class RunRequested(EventPayload):
         default_factory=list,
         description="Streams whose state is reset: read in full and rewritten, then incremental again.",
     )
+    timeout_seconds: int | None = Field(
+        default=None,
+        description="The pipeline's limit: a run still running this long after its worker started is "
+                    "stopped and ends `failed` (error starting `timeout`). None: no limit.",
+    )
 
     def subject(self) -> str:
         return str(self.run_id)

@@ -23,6 +23,7 @@ from tidemark.logs import fields, log_context
 from tidemark_ingest import repository
 from tidemark_ingest.models import TABLES
 from tidemark_ingest.settings import IngestSettings
+from tidemark_ingest.stopping import ending
 from tidemark_ingest.worker.load import INTERNAL_ERROR, Outcome, Progress, ingest
 
 STOPPED_BY_SIGTERM = "worker was stopped by SIGTERM"
@@ -144,8 +145,9 @@ class _Worker:
 
 
 def _stopped(outcome: Outcome, cancel_reason: str | None) -> Outcome:
-    """A stopped run ends ``cancelled`` with the cancel's reason when one was asked for; a worker
+    """A run stopped on purpose ends as its reason says (cancelled; failed for a timeout); a worker
     stopped for any other reason (the service stopping) fails its run, and a retry may help."""
     if cancel_reason is not None:
-        return Outcome(RunStatus.CANCELLED, outcome.streams, RunError(message=cancel_reason, kind="terminal"))
+        status, error = ending(cancel_reason)
+        return Outcome(status, outcome.streams, error)
     return Outcome(RunStatus.FAILED, outcome.streams, RunError(message=STOPPED_BY_SIGTERM, kind="transient"))
