@@ -63,7 +63,7 @@ async def on_run_finished(ctx: IngestContext, event: RunFinished) -> None:
     A ``cancelled`` ending for a run still active here comes from the orchestrator, which cancelled
     the run while it saw it queued: the run is not launched, or its worker is stopped."""
     session, envelope = ctx.session, ctx.envelope
-    run = await repository.get_worker_run(session, event.run_id)
+    run = await repository.get_worker_run(session, event.run_id, lock=True)
     if run is None:
         return
     if event.status is RunStatus.CANCELLED and may_move(run.status, RunStatus.CANCELLED):
@@ -83,7 +83,7 @@ async def on_run_cancel_requested(ctx: IngestContext, event: RunCancelRequested)
     stopped once this is committed, and its exit ends the run ``cancelled``. A run that already
     ended keeps its ending."""
     with log_context(run_id=str(event.run_id)):
-        run = await repository.get_worker_run(ctx.session, event.run_id)
+        run = await repository.get_worker_run(ctx.session, event.run_id, lock=True)
         if run is None or not may_move(run.status, RunStatus.CANCELLED):
             log.info("cancel requested for a run that is not active here; nothing to stop",
                      extra=fields(status=run.status if run else None))
@@ -181,7 +181,7 @@ async def end_if_live(runtime: IngestRuntime, run_id: uuid.UUID, message: str,
                       kind: ErrorKind = "terminal") -> bool:
     """:func:`end_unfinished` for a run still active: True when this ended it."""
     async with runtime.transaction() as session:
-        run = await repository.get_worker_run(session, run_id)
+        run = await repository.get_worker_run(session, run_id, lock=True)
         return run is not None and await end_unfinished(runtime, session, run, message, kind)
 
 

@@ -31,8 +31,10 @@ async def add_worker_run(session: AsyncSession, event: RunRequested, launcher: s
     })
 
 
-async def get_worker_run(session: AsyncSession, run_id: uuid.UUID) -> WorkerRun | None:
-    return await session.get(WorkerRun, run_id)
+async def get_worker_run(session: AsyncSession, run_id: uuid.UUID, lock: bool = False) -> WorkerRun | None:
+    """The run; with ``lock``, its row stays locked until the transaction ends (PostgreSQL), so two
+    status changes (a worker starting, a cancel) cannot both read the old status and overwrite each other."""
+    return await session.get(WorkerRun, run_id, with_for_update=lock or None)
 
 
 async def require_worker_run(session: AsyncSession, run_id: uuid.UUID) -> WorkerRun:

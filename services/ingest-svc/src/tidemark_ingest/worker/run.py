@@ -82,7 +82,7 @@ class _Worker:
     async def _start(self) -> RunRequested | int:
         """The run's request once it is marked running, or the exit code when there is nothing to do."""
         async with self.sessions() as session, session.begin():
-            run = await repository.get_worker_run(session, self.run_id)
+            run = await repository.get_worker_run(session, self.run_id, lock=True)
             if run is None:
                 log.error("no such run in the ingest database")
                 return 2
@@ -124,7 +124,7 @@ class _Worker:
     async def _finish(self, request: RunRequested, outcome: Outcome) -> RunStatus | None:
         """Record the outcome; the status the run ended with here (None: someone else ended it first)."""
         async with self.sessions() as session, session.begin():
-            run = await repository.get_worker_run(session, self.run_id)
+            run = await repository.get_worker_run(session, self.run_id, lock=True)
             if run is not None and outcome.status is RunStatus.CANCELLED:
                 outcome = _stopped(outcome, run.cancel_reason)
             if run is None or not may_move(run.status, outcome.status):
