@@ -313,23 +313,6 @@ def _alive(pid: int) -> bool:
 
 # Keep this test last in the module: it stops the platform the tests above share.
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the broker process through /proc")
-def test_sigterm_stops_the_platform_as_cleanly_as_ctrl_c(embedded: Embedded) -> None:
-    proc = embedded.process.proc
-    assert proc.poll() is None, embedded.process.log_tail()
-    children = _children(proc.pid)
-    brokers = [pid for pid in children if b"tansu" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-    assert len(brokers) == 1, children
-    before = len(embedded.process.log.read_text())
-
-    proc.send_signal(signal.SIGTERM)  # what a process manager, `kill PID` or make passing it on sends
-
-    assert proc.wait(timeout=60) == 0, embedded.process.log_tail()
-    after = embedded.process.log.read_text()[before:]
-    assert "Tidemark stopped." in after, after
-    assert "Traceback" not in after, after
-    assert [pid for pid in children if _alive(pid)] == [], "the broker or a worker outlived the platform"
-
-
 def test_cli_cancels_a_running_run_and_its_table_keeps_its_rows(embedded: Embedded, pg_admin_dsn: str) -> None:
     url = create_database(pg_admin_dsn, "tidemark_e2e_cancel")
     try:
@@ -393,3 +376,20 @@ def test_cli_cancels_a_running_run_and_its_table_keeps_its_rows(embedded: Embedd
         assert table_now() == before
     finally:
         drop_database(pg_admin_dsn, url)
+
+
+def test_sigterm_stops_the_platform_as_cleanly_as_ctrl_c(embedded: Embedded) -> None:
+    proc = embedded.process.proc
+    assert proc.poll() is None, embedded.process.log_tail()
+    children = _children(proc.pid)
+    brokers = [pid for pid in children if b"tansu" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(brokers) == 1, children
+    before = len(embedded.process.log.read_text())
+
+    proc.send_signal(signal.SIGTERM)  # what a process manager, `kill PID` or make passing it on sends
+
+    assert proc.wait(timeout=60) == 0, embedded.process.log_tail()
+    after = embedded.process.log.read_text()[before:]
+    assert "Tidemark stopped." in after, after
+    assert "Traceback" not in after, after
+    assert [pid for pid in children if _alive(pid)] == [], "the broker or a worker outlived the platform"
