@@ -73,7 +73,7 @@ class _Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
         ended = await self._finish(request, outcome)
-        return 1 if ended is RunStatus.FAILED else 0
+        return 1 if (ended or outcome.status) is RunStatus.FAILED else 0
 
     def _stop(self) -> None:
         log.info("asked to stop (SIGTERM); stopping at the next batch without committing")
