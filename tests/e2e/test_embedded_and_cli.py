@@ -16,7 +16,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.e2e.processes import ServiceProcess, free_port, spawn, wait_healthy
+from tests.fixtures.slow_source import add_rows, slow_items
+from tidemark.lakehouse import Lakehouse, LakehouseSettings
 from tidemark_cli.main import cli
+from tidemark_testing.postgres import create_database, drop_database
 
 pytestmark = pytest.mark.e2e
 
@@ -310,6 +313,71 @@ def _alive(pid: int) -> bool:
 
 # Keep this test last in the module: it stops the platform the tests above share.
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the broker process through /proc")
+def test_cli_cancels_a_running_run_and_its_table_keeps_its_rows(embedded: Embedded, pg_admin_dsn: str) -> None:
+    url = create_database(pg_admin_dsn, "tidemark_e2e_cancel")
+    try:
+        source = slow_items(url)
+        add_rows(source["conninfo"], 1, 500, delay=0)
+        settings = [f"--set={k}={v}" for k, v in source["config"].items()]
+        ok(embedded.cli("connections", "create", "--name", "slow-pg", "--type", "postgres", *settings))
+        ok(embedded.cli("pipelines", "create", "--name", "slow-pg", "--connection", "slow-pg",
+                        "--stream", "public.slow_items", "--namespace", "slowpg"))
+        loaded = json.loads(ok(embedded.cli("--json", "pipelines", "run", "slow-pg", "--wait")).output)
+        assert (loaded["status"], loaded["rows_written"]) == ("succeeded", 500)
+        lake = Lakehouse(LakehouseSettings().resolve(embedded.home))
+        [stream] = loaded["streams"]
+
+        def table_now() -> tuple[int, list[int]]:
+            table = lake.catalog.load_table(stream["table"])
+            ids = table.scan(selected_fields=("id",)).to_arrow().column("id").to_pylist()
+            return table.current_snapshot().snapshot_id, sorted(ids)  # type: ignore[union-attr]
+
+        before = table_now()
+        assert before == (stream["snapshot_id"], list(range(1, 501)))
+
+        # 20,000 more rows at 2 ms each: this full refresh would take 40 s.
+        add_rows(source["conninfo"], 501, 20_500, delay=0.002)
+        run_id = json.loads(ok(embedded.cli("--json", "pipelines", "run", "slow-pg")).output)["run_id"]
+        deadline = time.monotonic() + 60
+        while True:  # until the worker is reading (jobs-svc shows the heartbeat's progress)
+            result = embedded.cli("--json", "runs", "show", run_id)
+            assert time.monotonic() < deadline, result.output
+            if result.exit_code == 0:
+                shown = json.loads(result.output)
+                assert shown["status"] in ("queued", "starting", "running"), shown
+                if shown["status"] == "running" and shown["rows_read"] > 0:
+                    break
+            else:
+                assert "unknown to jobs-svc" in result.output  # its first event is on its way
+            time.sleep(0.2)
+
+        cancelled = ok(embedded.cli("runs", "cancel", run_id))
+        assert "cancel requested" in cancelled.output
+        deadline = time.monotonic() + 30
+        while (shown := json.loads(ok(embedded.cli("--json", "runs", "show", run_id)).output))["status"] == "running":
+            assert time.monotonic() < deadline, shown
+            time.sleep(0.2)
+        assert (shown["status"], shown["error"]) == ("cancelled", "cancelled by user")
+        assert table_now() == before, "a cancelled run must not commit"
+
+        again = embedded.cli("runs", "cancel", run_id)
+        assert again.exit_code == 1
+        assert "already ended: cancelled" in again.output
+        # The pipeline is free again; a run cancelled as soon as it is triggered (before jobs-svc
+        # heard of it, so its pipeline is named) ends cancelled too, and never touches the table.
+        queued = json.loads(ok(embedded.cli("--json", "pipelines", "run", "slow-pg")).output)["run_id"]
+        early = ok(embedded.cli("--json", "runs", "cancel", queued, "--pipeline", "slow-pg"))
+        assert json.loads(early.output)["outcome"] in ("cancelled", "cancel_requested")
+        deadline = time.monotonic() + 30
+        while (result := embedded.cli("--json", "runs", "show", queued)).exit_code != 0 or \
+                json.loads(result.output)["status"] != "cancelled":
+            assert time.monotonic() < deadline, result.output
+            time.sleep(0.2)
+        assert table_now() == before
+    finally:
+        drop_database(pg_admin_dsn, url)
+
+
 def test_sigterm_stops_the_platform_as_cleanly_as_ctrl_c(embedded: Embedded) -> None:
     proc = embedded.process.proc
     assert proc.poll() is None, embedded.process.log_tail()

@@ -16,6 +16,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.e2e.processes import ServiceProcess, free_port, service_argv, spawn, wait_healthy
+from tests.fixtures.slow_source import add_rows, slow_items
 from tidemark.lakehouse.catalog import open_catalog
 from tidemark.lakehouse.settings import LakehouseSettings
 
@@ -66,6 +67,8 @@ def platform(
             if service in ("ingest", "orchestrator"):
                 env[f"TIDEMARK_{upper}__CONNECTOR_URL"] = f"http://127.0.0.1:{ports['connector']}"
             if service == "ingest":
+                # Progress (and run timeouts) are checked every heartbeat: often, so tests wait little.
+                env["TIDEMARK_INGEST__HEARTBEAT_SECONDS"] = "1"
                 env["TIDEMARK_INGEST__LAKEHOUSE__CATALOG_URI"] = catalog_db
                 env["TIDEMARK_INGEST__LAKEHOUSE__WAREHOUSE"] = f"file://{home / 'warehouse'}"
             started[service] = spawn(service_argv(service, ports[service]), service, ports[service], env,
@@ -169,6 +172,76 @@ def test_pipelines_are_checked_against_the_source_over_http(platform: Platform) 
         twin = orchestrator.post("/v1/pipelines", json={**body, "name": "checked-twin"})
         assert twin.status_code == 409, twin.text
         assert "pipeline 'checked'" in twin.json()["detail"]
+
+
+def test_cancel_and_timeout_stop_a_running_load_and_leave_the_table_as_it_was(
+    platform: Platform, pg_database: Callable[[], str]
+) -> None:
+    """Over Kafka, with the services' databases on PostgreSQL: a cancel and a pipeline's timeout each
+    stop a worker in the middle of a full refresh; neither commits."""
+    source = slow_items(pg_database())
+    add_rows(source["conninfo"], 1, 500, delay=0)
+    with api(platform["connector"]) as connector, api(platform["orchestrator"]) as orchestrator, \
+            api(platform["jobs"]) as jobs:
+        created = connector.post("/v1/connections", json={"name": "slow-pg", "type": "postgres",
+                                                          "config": source["config"]})
+        assert created.status_code == 201, created.text
+        pipeline = orchestrator.post("/v1/pipelines", json={
+            "name": "slow-pg", "connection_id": created.json()["id"],
+            "streams": [{"name": "public.slow_items"}], "destination": {"namespace": "e2e_slow"}})
+        assert pipeline.status_code == 201, pipeline.text
+        pid = pipeline.json()["id"]
+
+        def run_now() -> str:
+            run = orchestrator.post(f"/v1/pipelines/{pid}/runs")
+            assert run.status_code == 202, run.text
+            return str(run.json()["run_id"])
+
+        def ended(run_id: str) -> dict[str, Any]:
+            view = wait_for(lambda: jobs.get(f"/v1/runs/{run_id}"),
+                            lambda r: r.status_code == 200 and r.json()["status"] not in ("queued", "running"),
+                            90, f"run {run_id} to end")
+            return dict(view.json())
+
+        loaded = ended(run_now())
+        assert loaded["status"] == "succeeded", loaded
+        catalog = open_catalog(LakehouseSettings(catalog_uri=platform.catalog_uri, warehouse=platform.warehouse))
+
+        def table_now() -> tuple[int | None, list[int]]:
+            table = catalog.load_table("e2e_slow.slow_items")
+            snapshot = table.current_snapshot()
+            ids = table.scan(selected_fields=("id",)).to_arrow().column("id").to_pylist()
+            return (snapshot.snapshot_id if snapshot else None), sorted(ids)
+
+        try:
+            before = table_now()
+            assert before[1] == list(range(1, 501))
+            # 20,000 more rows at 2 ms each: a full refresh now takes 40 s.
+            add_rows(source["conninfo"], 501, 20_500, delay=0.002)
+
+            cancelled = run_now()
+            wait_for(lambda: jobs.get(f"/v1/runs/{cancelled}"),
+                     lambda r: r.status_code == 200 and r.json()["rows_read"] > 0, 60, "the worker to read rows")
+            answer = orchestrator.post(f"/v1/pipelines/{pid}/runs/{cancelled}/cancel")
+            assert answer.status_code == 202, answer.text
+            assert answer.json()["outcome"] == "cancel_requested"
+            view = ended(cancelled)
+            assert (view["status"], view["error"]) == ("cancelled", "cancelled by user")
+            assert table_now() == before
+
+            limited = orchestrator.patch(f"/v1/pipelines/{pid}", json={"timeout_seconds": 2})
+            assert limited.status_code == 200, limited.text
+            timed_out = run_now()
+            view = ended(timed_out)
+            assert view["status"] == "failed", view
+            assert view["error"] == "timeout: still running after the pipeline's timeout_seconds (2s)"
+            assert table_now() == before
+            # The orchestrator learned both endings, so the pipeline takes new runs.
+            runs = wait_for(lambda: orchestrator.get(f"/v1/pipelines/{pid}/runs").json(),
+                            lambda rs: rs[0]["status"] == "failed", 30, "orchestrator run state")
+            assert [r["status"] for r in runs[:2]] == ["failed", "cancelled"]
+        finally:
+            catalog.engine.dispose()  # type: ignore[attr-defined]
 
 
 def test_schema_svc_watches_the_new_connection(platform: Platform) -> None:

@@ -210,7 +210,7 @@ async def test_a_late_or_repeated_step_never_moves_a_finished_run_backwards(
     launcher = LocalLauncher(runtime.settings, logic.worker_exited(runtime), command=["false"])
     assert await logic.launch_queued(runtime, launcher) == 0
     # The exit watch and the reaper come too late; the worker that was thought dead reports success.
-    assert not await logic.fail_if_live(runtime, run_id, "worker exited with code 1")
+    assert not await logic.end_if_live(runtime, run_id, "worker exited with code 1")
     worker = _Worker(settings, runtime.sessions, Outbox(TABLES.outbox, source=SOURCE), run_id)
     await worker._finish(request, Outcome(RunStatus.SUCCEEDED))
 

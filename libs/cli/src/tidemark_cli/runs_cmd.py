@@ -16,7 +16,7 @@ STATUSES = ["scheduled", "queued", "starting", "running", "succeeded", "partiall
 
 @click.group()
 def runs() -> None:
-    """Runs: queued, running, succeeded and failed."""
+    """Runs: queued, running, succeeded, failed and cancelled."""
 
 
 @runs.command("list")
@@ -44,3 +44,28 @@ def runs_show(ctx: Ctx, run_id: object) -> None:
         emit_json(run)
     else:
         click.echo(show_run(run))
+
+
+@runs.command("cancel")
+@click.argument("run_id", type=click.UUID)
+@click.option("--pipeline", help="The run's pipeline (id or name); found from the run when left out.")
+@pass_ctx
+def runs_cancel(ctx: Ctx, run_id: object, pipeline: str | None) -> None:
+    """Cancel a run. A queued run is cancelled at once; a starting or running one has its worker
+    stopped (nothing it was loading is committed) and ends cancelled shortly after: follow it with
+    `tidemark runs show RUN_ID`. A run that already ended is refused."""
+    with ctx.client() as client:
+        # Commands on runs go to the orchestrator, under the run's pipeline; jobs-svc knows which
+        # (a run triggered a moment ago may not be there yet: then name its --pipeline).
+        if pipeline:
+            pipeline_id = client.resolve("pipelines", pipeline)["id"]
+        else:
+            pipeline_id = client.get(f"/v1/runs/{run_id}")["pipeline_id"]
+        answer = client.post(f"/v1/pipelines/{pipeline_id}/runs/{run_id}/cancel")
+    if ctx.as_json:
+        emit_json(answer)
+    elif answer["outcome"] == "cancelled":
+        click.echo(f"run {run_id} cancelled (it had not started)")
+    else:
+        click.echo(f"run {run_id}: cancel requested; its worker is being stopped "
+                   f"(follow it with: tidemark runs show {run_id})")

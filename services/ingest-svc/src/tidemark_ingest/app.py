@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from tidemark.aio import cancel_and_wait
 from tidemark.api.app import build_app
-from tidemark.events import RunFinished, RunRequested, Topic
+from tidemark.events import RunCancelRequested, RunFinished, RunRequested, Topic
 from tidemark.service import ServiceDefinition
 from tidemark_ingest import logic
 from tidemark_ingest.deps import IngestRuntime, IngestState
@@ -18,13 +19,16 @@ from tidemark_ingest.table_routes import router as tables_router
 
 async def _setup(runtime: IngestRuntime) -> IngestState:
     state = IngestState(launcher=create_launcher(runtime.settings, logic.worker_exited(runtime)))
-    runtime.consume("runs", [Topic.RUNS], {RunRequested: logic.on_run_requested, RunFinished: logic.on_run_finished})
+    runtime.consume("runs", [Topic.RUNS], {RunRequested: logic.on_run_requested, RunFinished: logic.on_run_finished,
+                                           RunCancelRequested: logic.on_run_cancel_requested})
     runtime.spawn(logic.launch_loop(runtime, state.launcher, state.wakeup), "launch-loop")
     runtime.spawn(logic.reap_loop(runtime), "heartbeat-reaper")
     return state
 
 
 async def _teardown(runtime: IngestRuntime) -> None:
+    # close() stops every worker anyway; a cancel's stop need not outlive the service.
+    await cancel_and_wait(list(runtime.state.stops))
     await runtime.state.launcher.close()
 
 

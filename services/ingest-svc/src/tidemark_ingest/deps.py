@@ -19,6 +19,8 @@ class IngestState:
     wakeup: asyncio.Event = field(
         default_factory=asyncio.Event,
         metadata={"doc": "Set once a queued run is committed, so the launch loop starts it at once."})
+    stops: set[asyncio.Task[None]] = field(
+        default_factory=set, metadata={"doc": "Workers being stopped for a cancel (kept so none is lost)."})
 
 
 IngestRuntime = ServiceRuntime[IngestSettings, IngestState]

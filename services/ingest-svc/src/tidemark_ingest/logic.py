@@ -22,13 +22,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.db import utcnow
 from tidemark.errors import TidemarkError
-from tidemark.events import ErrorKind, RunError, RunFinished, RunRequested, RunStatus, StreamStats, may_move
+from tidemark.events import (
+    ErrorKind,
+    RunCancelRequested,
+    RunError,
+    RunFinished,
+    RunRequested,
+    RunStatus,
+    StreamStats,
+    may_move,
+)
 from tidemark.logs import fields, log_context
 from tidemark_ingest import repository
 from tidemark_ingest.deps import IngestContext, IngestRuntime
 from tidemark_ingest.launchers import Launcher, worker_spec
 from tidemark_ingest.metrics import ROWS_WRITTEN, WORKER_LAUNCHES, WORKER_RUN_DURATION, WORKER_RUNS
 from tidemark_ingest.models import WorkerRun
+from tidemark_ingest.stopping import CANCELLED_BY_USER, ending, timeout_reason
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +58,103 @@ async def on_run_requested(ctx: IngestContext, event: RunRequested) -> None:
 
 
 async def on_run_finished(ctx: IngestContext, event: RunFinished) -> None:
-    """Count finished runs. Consuming the event (not the exit) counts runs however they ended."""
+    """Count finished runs. Consuming the event (not the exit) counts runs however they ended.
+
+    A ``cancelled`` ending for a run still active here comes from the orchestrator, which cancelled
+    the run while it saw it queued: the run is not launched, or its worker is stopped."""
     session, envelope = ctx.session, ctx.envelope
-    run = await repository.get_worker_run(session, event.run_id)
+    run = await repository.get_worker_run(session, event.run_id, lock=True)
     if run is None:
         return
+    if event.status is RunStatus.CANCELLED and may_move(run.status, RunStatus.CANCELLED):
+        reason = event.error.message if event.error else CANCELLED_BY_USER
+        # The orchestrator already told everyone the run ended: a queued one ends here quietly.
+        await request_stop(ctx, run, reason, announce=False)
     outcome = event.status.value
     WORKER_RUNS.labels(outcome).inc()
     ROWS_WRITTEN.inc(event.rows_written)
     if run.started_at is not None:
         ended = run.finished_at or envelope.occurred_at
         WORKER_RUN_DURATION.labels(outcome).observe(max(0.0, (ended - run.started_at).total_seconds()))
+
+
+async def on_run_cancel_requested(ctx: IngestContext, event: RunCancelRequested) -> None:
+    """Stop a run: a queued one ends ``cancelled`` at once; a starting or running one's worker is
+    stopped once this is committed, and its exit ends the run ``cancelled``. A run that already
+    ended keeps its ending."""
+    with log_context(run_id=str(event.run_id)):
+        run = await repository.get_worker_run(ctx.session, event.run_id, lock=True)
+        if run is None or not may_move(run.status, RunStatus.CANCELLED):
+            log.info("cancel requested for a run that is not active here; nothing to stop",
+                     extra=fields(status=run.status if run else None))
+            return
+        await request_stop(ctx, run, event.reason, announce=True)
+
+
+async def request_stop(ctx: IngestContext, run: WorkerRun, reason: str, announce: bool) -> None:
+    """Record why ``run`` is stopped, in the event's transaction. A queued run was never launched
+    (the launch loop claims queued runs only): it ends now, with a ``run.finished`` when ``announce``.
+    Otherwise its worker is stopped after the commit, so the reason is there when it exits."""
+    runtime = ctx.runtime
+    run.cancel_reason = run.cancel_reason or reason
+    if run.status == RunStatus.QUEUED.value:
+        await end_stopped(runtime, ctx.session, run, run.cancel_reason, announce)
+        return
+    run_id, worker_ref = run.run_id, run.worker_ref
+    log.info("stopping the run's worker", extra=fields(run_id=str(run_id), reason=reason))
+    sa.event.listen(ctx.session.sync_session, "after_commit",
+                    lambda _session: _stop_in_background(runtime, run_id, worker_ref), once=True)
+
+
+def _stop_in_background(runtime: IngestRuntime, run_id: uuid.UUID, worker_ref: str | None) -> None:
+    stops = runtime.state.stops
+    task = asyncio.get_running_loop().create_task(stop_worker(runtime, run_id, worker_ref), name=f"stop-{run_id}")
+    stops.add(task)
+    task.add_done_callback(stops.discard)
+
+
+async def stop_worker(runtime: IngestRuntime, run_id: uuid.UUID, worker_ref: str | None) -> None:
+    """Stop the run's worker (SIGTERM, then SIGKILL after ``stop_grace_seconds``); when none was
+    running (it was about to start, or ended), end the run here if it is still active."""
+    with log_context(run_id=str(run_id)):
+        try:
+            await runtime.state.launcher.stop(run_id, worker_ref, runtime.settings.stop_grace_seconds)
+            # The worker's exit ended the run already, or no worker ran: then it ends now, and a
+            # worker launched meanwhile finds it ended and does nothing.
+            await end_if_live(runtime, run_id, "worker stopped")
+        except Exception:
+            log.exception("could not stop the run's worker")
+
+
+async def end_stopped(runtime: IngestRuntime, session: AsyncSession, run: WorkerRun, reason: str,
+                      announce: bool = True) -> bool:
+    """End a run stopped for ``reason``: ``cancelled``, or ``failed`` for a timeout (and emit
+    ``run.finished`` when ``announce``); False when it already ended."""
+    status, error = ending(reason)
+    if not may_move(run.status, status):
+        return False
+    run.status = status.value
+    run.finished_at = utcnow()
+    run.error = reason
+    if announce:
+        await runtime.emit(session, RunFinished(
+            run_id=run.run_id,
+            pipeline_id=run.pipeline_id,
+            status=status,
+            streams=[StreamStats.model_validate(s) for s in run.stats or []],
+            error=error,
+        ))
+    log.info("run stopped", extra=fields(run_id=str(run.run_id), status=status.value, reason=reason))
+    return True
+
+
+async def end_unfinished(runtime: IngestRuntime, session: AsyncSession, run: WorkerRun, message: str,
+                         kind: ErrorKind = "terminal") -> bool:
+    """End a run its worker did not finish: as its stop's reason says when it was stopped on purpose
+    (cancelled, or failed by a timeout), else failed with ``message``. False when the run already ended."""
+    if run.cancel_reason is not None:
+        return await end_stopped(runtime, session, run, run.cancel_reason)
+    return await fail_run(runtime, session, run, message, kind)
 
 
 async def fail_run(runtime: IngestRuntime, session: AsyncSession, run: WorkerRun, message: str,
@@ -81,11 +177,12 @@ async def fail_run(runtime: IngestRuntime, session: AsyncSession, run: WorkerRun
     return True
 
 
-async def fail_if_live(runtime: IngestRuntime, run_id: uuid.UUID, message: str,
-                       kind: ErrorKind = "terminal") -> bool:
+async def end_if_live(runtime: IngestRuntime, run_id: uuid.UUID, message: str,
+                      kind: ErrorKind = "terminal") -> bool:
+    """:func:`end_unfinished` for a run still active: True when this ended it."""
     async with runtime.transaction() as session:
-        run = await repository.get_worker_run(session, run_id)
-        return run is not None and await fail_run(runtime, session, run, message, kind)
+        run = await repository.get_worker_run(session, run_id, lock=True)
+        return run is not None and await end_unfinished(runtime, session, run, message, kind)
 
 
 def worker_exited(runtime: IngestRuntime) -> Callable[[uuid.UUID, int], Awaitable[None]]:
@@ -93,7 +190,7 @@ def worker_exited(runtime: IngestRuntime) -> Callable[[uuid.UUID, int], Awaitabl
 
     async def on_exit(run_id: uuid.UUID, code: int) -> None:
         message = f"worker was stopped by {_signal_name(-code)}" if code < 0 else f"worker exited with code {code}"
-        await fail_if_live(runtime, run_id, message)
+        await end_if_live(runtime, run_id, message)
 
     return on_exit
 
@@ -121,7 +218,7 @@ async def launch_queued(runtime: IngestRuntime, launcher: Launcher) -> int:
                 WORKER_LAUNCHES.labels("failed").inc()
                 reason = exc.message if isinstance(exc, TidemarkError) else (exc.strerror or type(exc).__name__)
                 log.error("could not start a worker", extra=fields(error=reason))
-                await fail_if_live(runtime, run_id, f"could not start a worker: {reason}", "transient")
+                await end_if_live(runtime, run_id, f"could not start a worker: {reason}", "transient")
                 continue
             WORKER_LAUNCHES.labels("started").inc()
             async with runtime.transaction() as session:
@@ -145,7 +242,8 @@ async def launch_loop(runtime: IngestRuntime, launcher: Launcher, wakeup: Launch
 
 
 async def reap_silent(runtime: IngestRuntime) -> int:
-    """Fail live runs whose worker has been silent longer than the heartbeat timeout."""
+    """End live runs whose worker has been silent longer than the heartbeat timeout (failed, or
+    cancelled when a cancel was asked for)."""
     settings = runtime.settings
     cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_seconds)
     async with runtime.transaction() as session:
@@ -155,8 +253,26 @@ async def reap_silent(runtime: IngestRuntime) -> int:
                 message = f"worker did not start within {settings.heartbeat_timeout_seconds:g}s"
             else:
                 message = "worker stopped heartbeating"
-            failed += await fail_run(runtime, session, run, message)
+            failed += await end_unfinished(runtime, session, run, message)
     return failed
+
+
+async def stop_overdue(runtime: IngestRuntime) -> int:
+    """Stop running runs that ran longer than their pipeline's ``timeout_seconds`` (they end failed);
+    returns how many it began to stop."""
+    now = utcnow()
+    overdue = []
+    async with runtime.transaction() as session:
+        for run in await repository.running_runs(session):
+            limit = run.spec.get("timeout_seconds")
+            if run.cancel_reason is None and limit and run.started_at is not None \
+                    and now - run.started_at >= timedelta(seconds=limit):
+                run.cancel_reason = timeout_reason(limit)
+                overdue.append((run.run_id, run.worker_ref))
+    for run_id, worker_ref in overdue:
+        log.warning("run timed out; stopping it", extra=fields(run_id=str(run_id)))
+        _stop_in_background(runtime, run_id, worker_ref)
+    return len(overdue)
 
 
 async def reap_loop(runtime: IngestRuntime) -> None:
@@ -165,5 +281,6 @@ async def reap_loop(runtime: IngestRuntime) -> None:
         await asyncio.sleep(settings.heartbeat_seconds)
         try:
             await reap_silent(runtime)
+            await stop_overdue(runtime)
         except Exception:
             log.exception("heartbeat reaper: could not check runs; will retry")

@@ -33,6 +33,9 @@ class WorkerRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # Set when someone asked to stop the run (`run.cancel_requested`): the reason it ends with, so a
+    # worker stopped for it ends the run `cancelled` rather than failed, whoever sees the exit first.
+    cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
     # Per-stream StreamStats as JSON, filled when the run finishes.
     stats: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
 

@@ -31,8 +31,10 @@ async def add_worker_run(session: AsyncSession, event: RunRequested, launcher: s
     })
 
 
-async def get_worker_run(session: AsyncSession, run_id: uuid.UUID) -> WorkerRun | None:
-    return await session.get(WorkerRun, run_id)
+async def get_worker_run(session: AsyncSession, run_id: uuid.UUID, lock: bool = False) -> WorkerRun | None:
+    """The run; with ``lock``, its row stays locked until the transaction ends (PostgreSQL), so two
+    status changes (a worker starting, a cancel) cannot both read the old status and overwrite each other."""
+    return await session.get(WorkerRun, run_id, with_for_update=lock or None)
 
 
 async def require_worker_run(session: AsyncSession, run_id: uuid.UUID) -> WorkerRun:
@@ -81,6 +83,11 @@ async def touch_heartbeat(session: AsyncSession, run_id: uuid.UUID) -> bool:
         .values(heartbeat_at=utcnow())
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+async def running_runs(session: AsyncSession) -> Sequence[WorkerRun]:
+    query = sa.select(WorkerRun).where(WorkerRun.status == RunStatus.RUNNING.value)
+    return (await session.scalars(query)).all()
 
 
 async def silent_runs(session: AsyncSession, cutoff: datetime) -> Sequence[WorkerRun]:

@@ -34,6 +34,12 @@ class IngestSettings(ServiceSettings):
         default=f"tidemark:{__version__}",
         description="The container image a worker runs in (the Kubernetes launcher; `local` runs this install).",
     )
+    stop_grace_seconds: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="How long a worker being stopped (its run cancelled or timed out) gets after SIGTERM "
+                    "before SIGKILL. When the service stops, its workers get this long to finish, then "
+                    "SIGTERM, then this long again before SIGKILL.",
+    )
     heartbeat_seconds: float = Field(
         default=10.0, gt=0, le=300, description="How often a worker records that it is alive."
     )

@@ -7,9 +7,12 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidemark.errors import ConfigError, ConflictError
+from tidemark.db import utcnow
+from tidemark.errors import ConfigError, ConflictError, NotFoundError
 from tidemark.events import (
     DestinationSpec,
+    RunCancelRequested,
+    RunError,
     RunFinished,
     RunRequested,
     RunStarted,
@@ -22,6 +25,7 @@ from tidemark_orchestrator import dependencies, repository
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.deps import OrchestratorContext, OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline, Run
+from tidemark_orchestrator.schemas import CancelOut
 from tidemark_orchestrator.specs import pipeline_spec
 from tidemark_orchestrator.validation import (
     Neighbour,
@@ -91,9 +95,38 @@ async def request_run(
     await runtime.emit(
         session,
         RunRequested(run_id=run.id, pipeline=pipeline_spec(pipeline), trigger=trigger, attempt=run.attempt,
-                     resync=list(dict.fromkeys(resync))),
+                     resync=list(dict.fromkeys(resync)), timeout_seconds=pipeline.timeout_seconds),
     )
     return run
+
+
+CANCELLED_BY_USER = "cancelled by user"
+
+
+async def cancel_run(runtime: OrchestratorRuntime, session: AsyncSession, pipeline_id: uuid.UUID,
+                     run_id: uuid.UUID, reason: str = CANCELLED_BY_USER) -> CancelOut:
+    """Cancel a run of ``pipeline_id`` in the caller's transaction.
+
+    A queued run ends ``cancelled`` at once with a ``run.finished`` (ingest-svc, seeing it, never
+    launches the run, or stops a worker it launched meanwhile). A starting or running run gets a
+    ``run.cancel_requested``: ingest-svc stops its worker and ends the run. 404 for an unknown run or
+    one of another pipeline; 409 for a run that already ended."""
+    await repository.get_pipeline(session, pipeline_id)
+    run = await repository.get_run(session, run_id)
+    if run is None or run.pipeline_id != pipeline_id:
+        raise NotFoundError(f"run {run_id} of pipeline {pipeline_id} does not exist")
+    if RunStatus(run.status).terminal:
+        raise ConflictError(f"run {run_id} already ended: {run.status}", run_id=str(run_id), run_status=run.status)
+    if run.status == RunStatus.QUEUED and may_move(run.status, RunStatus.CANCELLED):
+        run.status = RunStatus.CANCELLED
+        run.finished_at = utcnow()
+        run.error = reason
+        await runtime.emit(session, RunFinished(run_id=run.id, pipeline_id=pipeline_id, status=RunStatus.CANCELLED,
+                                                error=RunError(message=reason, kind="terminal")))
+        return CancelOut(run_id=run.id, pipeline_id=pipeline_id, outcome="cancelled", status=RunStatus.CANCELLED)
+    await runtime.emit(session, RunCancelRequested(run_id=run.id, pipeline_id=pipeline_id, reason=reason))
+    return CancelOut(run_id=run.id, pipeline_id=pipeline_id, outcome="cancel_requested",
+                     status=RunStatus(run.status))
 
 
 async def on_run_started(ctx: OrchestratorContext, event: RunStarted) -> None:

@@ -27,6 +27,7 @@ class Pipeline(Base):
     destination: Mapped[dict[str, Any]] = mapped_column(JSONType)
     schedule: Mapped[str | None] = mapped_column(sa.String(128))
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    timeout_seconds: Mapped[int | None] = mapped_column(sa.Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -37,6 +37,7 @@ async def add_pipeline(session: AsyncSession, body: PipelineCreate) -> Pipeline:
         destination=stored(body.destination),
         schedule=body.schedule,
         status="active",
+        timeout_seconds=body.timeout_seconds,
     )
     session.add(pipeline)
     try:

@@ -14,6 +14,7 @@ from tidemark.api.openapi import problem_responses
 from tidemark_orchestrator import dependencies, logic, repository
 from tidemark_orchestrator.deps import Runtime
 from tidemark_orchestrator.schemas import (
+    CancelOut,
     PipelineCreate,
     PipelineGraph,
     PipelineOut,
@@ -149,3 +150,23 @@ async def list_pipeline_runs(
     async with rt.sessions() as session:
         await repository.get_pipeline(session, pipeline_id)
         return [RunOut.model_validate(r) for r in await repository.list_runs(session, pipeline_id, limit)]
+
+
+@router.post("/{pipeline_id}/runs/{run_id}/cancel", responses={
+    **problem_responses(404, 409),
+    202: {"model": CancelOut, "description": "The run is starting or running: its worker is being stopped "
+                                             "(`outcome` `cancel_requested`)."},
+})
+async def cancel_run(pipeline_id: uuid.UUID, run_id: uuid.UUID, rt: Runtime, response: Response) -> CancelOut:
+    """Cancel a run. A queued run is cancelled at once: 200, `outcome` `cancelled`. A starting or
+    running run is asked to stop: 202, `outcome` `cancel_requested`; its worker is stopped (SIGTERM,
+    then SIGKILL after ingest-svc's `stop_grace_seconds`), nothing it was loading is committed, and the
+    run ends `cancelled` with the error "cancelled by user" (jobs-svc's `GET /v1/runs/{run_id}`).
+    A run that finishes before its worker stops keeps its own ending.
+
+    404 for an unknown run or a run of another pipeline; 409 for a run that already ended."""
+    async with rt.transaction() as session:
+        answer = await logic.cancel_run(rt, session, pipeline_id, run_id)
+    if answer.outcome == "cancel_requested":
+        response.status_code = status.HTTP_202_ACCEPTED
+    return answer

@@ -19,6 +19,9 @@ UPSTREAMS = (
     "Pipelines (ids or names) this one waits for: when each of them has succeeded since this "
     "pipeline's last run, a run is requested with trigger `dependency`. Stored as ids; a cycle is a 422."
 )
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+TIMEOUT_DOC = ("Longest a run may run (from its worker's start), in seconds: a run still running after it is "
+               "stopped and ends `failed` with an error starting `timeout`. None: no limit.")
 
 
 def stream_errors(streams: Sequence[StreamSpec]) -> Iterator[FieldError]:
@@ -62,6 +65,7 @@ class PipelineCreate(BaseModel):
         default=None, max_length=128, description="Cron expression (UTC); none means manual only."
     )
     upstreams: list[UpstreamRef] = Field(default_factory=list, description=UPSTREAMS)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS, description=TIMEOUT_DOC)
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -84,6 +88,9 @@ class PipelineUpdate(BaseModel):
     status: Omittable[Literal["active", "paused"]] = Field(default=None, description="Pause or resume.")
     upstreams: Omittable[list[UpstreamRef]] = Field(
         default=None, description=UPSTREAMS + " The list replaces the current one; `[]` removes them all.")
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, le=MAX_TIMEOUT_SECONDS, description=TIMEOUT_DOC + " null removes the limit."
+    )
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -121,6 +128,7 @@ class PipelineOut(BaseModel):
     destination: DestinationSpec
     schedule: str | None
     status: str
+    timeout_seconds: int | None = Field(description=TIMEOUT_DOC)
     created_at: datetime
     updated_at: datetime
     upstreams: list[uuid.UUID] = Field(default_factory=list, description="Ids of the pipelines this one waits for.")
@@ -165,3 +173,14 @@ class RunOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+
+
+class CancelOut(BaseModel):
+    """What a cancel did: `cancelled` (the run was queued, so it ended at once: status `cancelled`) or
+    `cancel_requested` (the run is starting or running: its worker is being stopped, and the run ends
+    `cancelled` once it stopped; follow it in jobs-svc's `GET /v1/runs/{run_id}`)."""
+
+    run_id: uuid.UUID
+    pipeline_id: uuid.UUID
+    outcome: Literal["cancelled", "cancel_requested"]
+    status: RunStatus = Field(description="The run's status as the orchestrator records it after the cancel.")

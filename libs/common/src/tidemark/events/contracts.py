@@ -134,6 +134,11 @@ class RunRequested(EventPayload):
         default_factory=list,
         description="Streams whose state is reset: read in full and rewritten, then incremental again.",
     )
+    timeout_seconds: int | None = Field(
+        default=None,
+        description="The pipeline's limit: a run still running this long after its worker started is "
+                    "stopped and ends `failed` (error starting `timeout`). None: no limit.",
+    )
 
     def subject(self) -> str:
         return str(self.run_id)
@@ -181,6 +186,22 @@ class RunFinished(EventPayload):
     @property
     def rows_written(self) -> int:
         return sum(s.rows_written for s in self.streams)
+
+
+class RunCancelRequested(EventPayload):
+    """A user (or a rule) asked to stop a run that is starting or running. The service that runs
+    workers stops it and ends the run ``cancelled`` with a ``run.finished``; a run that ended first
+    keeps its ending. A queued run needs no request: it is ended ``cancelled`` at once."""
+
+    event_type: ClassVar[str] = "run.cancel_requested"
+    topic: ClassVar[Topic] = Topic.RUNS
+
+    run_id: UUID
+    pipeline_id: UUID
+    reason: str = Field(default="cancelled by user", description="Why, safe to show a user; the run's error.")
+
+    def subject(self) -> str:
+        return str(self.run_id)
 
 
 class ConnectionChanged(EventPayload):
@@ -250,7 +271,7 @@ class PipelinePauseRequested(EventPayload):
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
-        RunRequested, RunStarted, RunProgress, RunFinished, ConnectionChanged,
+        RunRequested, RunStarted, RunProgress, RunFinished, RunCancelRequested, ConnectionChanged,
         SchemaDriftDetected, AlertSent, PipelinePauseRequested,
     )
 }

@@ -10,7 +10,7 @@ from tidemark_ingest.settings import IngestSettings
 
 def create_launcher(settings: IngestSettings, on_exit: ExitCallback) -> Launcher:
     if settings.launcher == "local":
-        return LocalLauncher(settings, on_exit)
+        return LocalLauncher(settings, on_exit, stop_grace_seconds=settings.stop_grace_seconds)
     raise ValueError(f"unknown launcher {settings.launcher!r}")  # pragma: no cover - Literal guards it
 
 

@@ -24,5 +24,13 @@ class Launcher(abc.ABC):
         Raise a :class:`~tidemark.errors.TidemarkError` (or ``OSError``) when it cannot start.
         """
 
+    @abc.abstractmethod
+    async def stop(self, run_id: uuid.UUID, worker_ref: str | None, grace_seconds: float) -> bool:
+        """Stop the worker of ``run_id`` (``worker_ref`` as :meth:`launch` returned it): ask it to stop
+        (SIGTERM: it stops reading and commits nothing), and force it after ``grace_seconds``.
+
+        Return once it is gone: True when a worker was found, False when none runs for the run
+        (it never started, or already ended). Its exit is reported as any exit is."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Stop supervising (called when the service stops)."""

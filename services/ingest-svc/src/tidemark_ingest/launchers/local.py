@@ -58,6 +58,28 @@ class LocalLauncher(Launcher):
         task.add_done_callback(self._watchers.discard)
         return str(process.pid)
 
+    async def stop(self, run_id: uuid.UUID, worker_ref: str | None, grace_seconds: float) -> bool:
+        # Only our own children: a process id alone may belong to someone else by now.
+        process = self._processes.get(run_id)
+        if process is None or process.returncode is not None:
+            return False
+        watchers = [t for t in self._watchers if t.get_name() == f"worker-{run_id}"]
+        log.info("stopping worker", extra=fields(run_id=str(run_id), pid=process.pid, grace_seconds=grace_seconds))
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout=grace_seconds)
+        except TimeoutError:
+            log.warning("worker did not stop within the grace period; killing it",
+                        extra=fields(run_id=str(run_id), pid=process.pid))
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        # Its exit recorded too, so the caller sees the run's ending.
+        if watchers:
+            await asyncio.wait(watchers)
+        return True
+
     async def _watch(self, run_id: uuid.UUID, process: asyncio.subprocess.Process) -> None:
         code = await process.wait()
         self._processes.pop(run_id, None)

@@ -36,6 +36,12 @@ from tidemark_ingest.worker.prefetch import prefetched
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "unexpected internal error; the worker's log has the details"
+STOPPED = "stopped before it finished; nothing of it was committed"
+
+
+class Stopped(Exception):  # noqa: N818 - a signal, not an error
+    """Raised in the loading thread when the worker was asked to stop (SIGTERM): the stream being
+    written is abandoned before its commit, so its table stays as it was."""
 
 
 @dataclass
@@ -44,12 +50,23 @@ class Progress:
 
     stream: str | None = None
     rows_read: int = 0
+    stop_requested: bool = False
 
     def begin(self, stream: str) -> None:
         self.stream, self.rows_read = stream, 0
 
+    def stop(self) -> None:
+        """Ask the loading thread to stop at its next batch (the SIGTERM handler calls this)."""
+        self.stop_requested = True
+
+    def check(self) -> None:
+        if self.stop_requested:
+            raise Stopped
+
     def count(self, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
+            # Checked between batches, so the writer never sees the end of its input and never commits.
+            self.check()
             self.rows_read += batch.num_rows
             yield batch
 
@@ -89,7 +106,9 @@ def open_source(settings: IngestSettings, connection_id: uuid.UUID) -> Source:
 
 
 def ingest(settings: IngestSettings, request: RunRequested, progress: Progress) -> Outcome:
-    """Load every stream of the run; a failing stream does not stop the others."""
+    """Load every stream of the run; a failing stream does not stop the others. A stop request
+    (:class:`Stopped`) ends the run ``cancelled``: streams loaded before it stay committed, the one
+    being loaded is abandoned uncommitted, the rest are not started."""
     spec = request.pipeline
     try:
         source = open_source(settings, spec.connection_id)
@@ -109,8 +128,15 @@ def ingest(settings: IngestSettings, request: RunRequested, progress: Progress) 
                                     f"{s.name!r} was not loaded so it does not overwrite {first!r}")
                 stats.append(_failed(s, identifier, progress, time.perf_counter(), run_error(error, s.name), []))
                 continue
-            stats.append(load_stream(lake, source, spec.destination, s, str(request.run_id), progress,
-                                     resync=s.name in request.resync, properties=table_properties(spec, s)))
+            try:
+                progress.check()
+                stats.append(load_stream(lake, source, spec.destination, s, str(request.run_id), progress,
+                                         resync=s.name in request.resync, properties=table_properties(spec, s)))
+            except Stopped:
+                log.info("stopped; the stream was not committed", extra=fields(stream=s.name))
+                stopped = RunError(message=STOPPED, kind="transient", stream=s.name)
+                stats.append(_failed(s, identifier, progress, time.perf_counter(), stopped, []))
+                return Outcome(RunStatus.CANCELLED, stats, stopped)
     finally:
         source.close()
     return summarise(stats)
@@ -148,6 +174,8 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
                                    cursor_field=stream.cursor_field, partition=stream.partition,
                                    properties=properties or {})
             result = lake.write(destination, request, batches)
+        except Stopped:
+            raise
         except TidemarkError as exc:
             log.warning("stream failed", extra=fields(error=exc.message, kind=exc.kind.value))
             return _failed(stream, identifier, progress, started, run_error(exc, stream.name),

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,7 +23,10 @@ from tidemark.logs import fields, log_context
 from tidemark_ingest import repository
 from tidemark_ingest.models import TABLES
 from tidemark_ingest.settings import IngestSettings
+from tidemark_ingest.stopping import ending
 from tidemark_ingest.worker.load import INTERNAL_ERROR, Outcome, Progress, ingest
+
+STOPPED_BY_SIGTERM = "worker was stopped by SIGTERM"
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +58,31 @@ class _Worker:
         if isinstance(request, int):
             return request
         beat = asyncio.create_task(self._heartbeat(request))
+        # SIGTERM (a cancel, or the service stopping) stops reading at the next batch, commits nothing
+        # more, and ends the run here; without this handler the process would just die.
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop)
         try:
             outcome = await asyncio.to_thread(ingest, self.settings, request, self.progress)
         except Exception:
             log.exception("run failed unexpectedly")
             outcome = Outcome(RunStatus.FAILED, error=RunError(message=INTERNAL_ERROR, kind="terminal"))
         finally:
+            loop.remove_signal_handler(signal.SIGTERM)
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
-        await self._finish(request, outcome)
-        return 1 if outcome.status is RunStatus.FAILED else 0
+        ended = await self._finish(request, outcome)
+        return 1 if (ended or outcome.status) is RunStatus.FAILED else 0
+
+    def _stop(self) -> None:
+        log.info("asked to stop (SIGTERM); stopping at the next batch without committing")
+        self.progress.stop()
 
     async def _start(self) -> RunRequested | int:
         """The run's request once it is marked running, or the exit code when there is nothing to do."""
         async with self.sessions() as session, session.begin():
-            run = await repository.get_worker_run(session, self.run_id)
+            run = await repository.get_worker_run(session, self.run_id, lock=True)
             if run is None:
                 log.error("no such run in the ingest database")
                 return 2
@@ -108,13 +121,16 @@ class _Worker:
                 # A missed beat is survivable (the timeout allows several); a dead heartbeat is not.
                 log.exception("heartbeat failed; will retry")
 
-    async def _finish(self, request: RunRequested, outcome: Outcome) -> None:
+    async def _finish(self, request: RunRequested, outcome: Outcome) -> RunStatus | None:
+        """Record the outcome; the status the run ended with here (None: someone else ended it first)."""
         async with self.sessions() as session, session.begin():
-            run = await repository.get_worker_run(session, self.run_id)
+            run = await repository.get_worker_run(session, self.run_id, lock=True)
+            if run is not None and outcome.status is RunStatus.CANCELLED:
+                outcome = _stopped(outcome, run.cancel_reason)
             if run is None or not may_move(run.status, outcome.status):
                 log.warning("run was finished by someone else; keeping their result",
                             extra=fields(status=run.status if run else None))
-                return
+                return None
             run.status = outcome.status.value
             run.finished_at = utcnow()
             run.error = outcome.error.message if outcome.error else None
@@ -125,3 +141,13 @@ class _Worker:
             ))
         log.info("run finished", extra=fields(status=outcome.status.value,
                                               rows_written=sum(s.rows_written for s in outcome.streams)))
+        return outcome.status
+
+
+def _stopped(outcome: Outcome, cancel_reason: str | None) -> Outcome:
+    """A run stopped on purpose ends as its reason says (cancelled; failed for a timeout); a worker
+    stopped for any other reason (the service stopping) fails its run, and a retry may help."""
+    if cancel_reason is not None:
+        status, error = ending(cancel_reason)
+        return Outcome(status, outcome.streams, error)
+    return Outcome(RunStatus.FAILED, outcome.streams, RunError(message=STOPPED_BY_SIGTERM, kind="transient"))
