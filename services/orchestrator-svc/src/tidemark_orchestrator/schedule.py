@@ -19,6 +19,7 @@ Expressions have five fields (minute hour day month weekday) or six, the sixth b
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -63,14 +64,9 @@ def zone(name: str) -> ZoneInfo:
         raise ScheduleError("timezone", f"{name!r} is not an IANA time zone") from exc
 
 
-_ZONES: frozenset[str] | None = None
-
-
+@functools.cache  # reading the tz database's list of names is slow: once per process
 def _zone_names() -> frozenset[str]:
-    global _ZONES  # noqa: PLW0603 - computed once: reading the tz database is slow
-    if _ZONES is None:
-        _ZONES = frozenset(available_timezones()) | {"UTC"}
-    return _ZONES
+    return frozenset(available_timezones()) | {"UTC"}
 
 
 def instant(wall: datetime, tz: ZoneInfo) -> datetime:
