@@ -41,7 +41,8 @@ async def test_a_plain_cron_string_becomes_a_utc_schedule_and_back(database_url:
     pipelines = sa.table(
         "pipelines", sa.column("id", sa.Uuid()), sa.column("name", sa.String()), sa.column("connection_id", sa.Uuid()),
         sa.column("streams", sa.JSON()), sa.column("destination", sa.JSON()), sa.column("schedule", sa.String()),
-        sa.column("status", sa.String()), sa.column("created_at", UTCDateTime()), sa.column("updated_at", UTCDateTime()),
+        sa.column("status", sa.String()), sa.column("created_at", UTCDateTime()),
+        sa.column("updated_at", UTCDateTime()),
     )
     now = datetime(2026, 12, 1, tzinfo=UTC)
     try:
