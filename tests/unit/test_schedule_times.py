@@ -12,8 +12,8 @@ from tidemark_orchestrator.schedule import Schedule, ScheduleError, cron_problem
 pytestmark = pytest.mark.unit
 
 
-def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def after(schedule: Schedule, start: datetime, n: int) -> list[datetime]:
