@@ -161,12 +161,18 @@ def test_cli_changes_pauses_resumes_and_deletes_pipelines(embedded: Embedded) ->
     changed = json.loads(ok(embedded.cli(
         "--json", "pipelines", "update", "to-change", "--stream", "main.orders", "--stream", "main.customers",
         "--mode", "incremental", "--cursor-field", "id", "--primary-key", "id", "--namespace", "after",
-        "--schedule", "0 3 * * *",
+        "--schedule", "0 3 * * *", "--timezone", "Europe/Berlin", "--catchup", "none",
     )).output)
     assert [(s["name"], s["sync_mode"], s["cursor_field"], s["primary_key"]) for s in changed["streams"]] == [
         ("main.orders", "incremental", "id", ["id"]), ("main.customers", "incremental", "id", ["id"])]
     assert changed["destination"] == {"kind": "iceberg", "namespace": "after", "table_prefix": ""}
-    assert changed["schedule"] == "0 3 * * *"
+    assert changed["schedule"] == {"cron": "0 3 * * *", "timezone": "Europe/Berlin"}
+    assert changed["catchup"] == "none"
+    moved = json.loads(ok(embedded.cli("--json", "pipelines", "update", "to-change", "--timezone", "UTC")).output)
+    assert moved["schedule"] == {"cron": "0 3 * * *", "timezone": "UTC"}
+    bad_zone = embedded.cli("pipelines", "update", "to-change", "--timezone", "Mars/Olympus")
+    assert bad_zone.exit_code == 1
+    assert "schedule.timezone" in bad_zone.output
     unscheduled = json.loads(ok(embedded.cli("--json", "pipelines", "update", "to-change", "--no-schedule")).output)
     assert unscheduled["schedule"] is None
     assert unscheduled["destination"]["namespace"] == "after"  # untouched fields stay
@@ -182,7 +188,9 @@ def test_cli_changes_pauses_resumes_and_deletes_pipelines(embedded: Embedded) ->
     refused = embedded.cli("pipelines", "run", "to-change")
     assert refused.exit_code == 1
     assert "paused" in refused.output
-    assert json.loads(ok(embedded.cli("--json", "pipelines", "resume", "to-change")).output)["status"] == "active"
+    resumed = json.loads(ok(embedded.cli("--json", "pipelines", "resume", "to-change")).output)
+    assert resumed["pipeline"]["status"] == "active"
+    assert resumed["queued"] == []  # no schedule: nothing was missed
     shown = ok(embedded.cli("pipelines", "show", "to-change"))
     assert "iceberg after" in shown.output
     assert "main.customers" in shown.output
