@@ -33,7 +33,7 @@ from tidemark.events import (
 )
 from tidemark_orchestrator.app import definition
 from tidemark_orchestrator.deps import OrchestratorRuntime
-from tidemark_orchestrator.models import Run
+from tidemark_orchestrator.models import Pipeline, Run
 from tidemark_orchestrator.scheduler import Outcome, scheduler_pass
 from tidemark_testing.apps import running
 
@@ -315,3 +315,24 @@ async def test_a_bad_catchup_is_a_422(harness: Harness) -> None:
     changed = await harness.client.patch(f"/v1/pipelines/{pid}", json={"catchup": "some"})
     assert changed.status_code == 422
     assert fields(changed) == ["catchup"]
+
+
+@pytest.mark.parametrize(("body", "kind"), [
+    ({"schedule": {"cron": "61 * * * *"}}, "cron_invalid"),
+    ({"schedule": {"cron": "0 2 * * *", "timezone": "Mars/Olympus"}}, "timezone_unknown"),
+    ({"schedule": "0 2 * * *"}, "model_attributes_type"),
+    ({"catchup": "some"}, "literal_error"),
+])
+async def test_schedule_errors_have_the_documented_types(harness: Harness, body: dict[str, Any], kind: str) -> None:
+    pid = await harness.create(None)
+    changed = await harness.client.patch(f"/v1/pipelines/{pid}", json=body)
+    assert [e["type"] for e in changed.json()["errors"]] == [kind]
+
+
+async def test_the_scheduler_withdraws_upcoming_runs_of_a_pipeline_paused_behind_its_back(harness: Harness) -> None:
+    pid = await harness.create("0 * * * *")
+    async with harness.runtime.transaction() as session:
+        await session.execute(sa.update(Pipeline).where(Pipeline.id == uuid.UUID(pid)).values(status="paused"))
+    await harness.tick()
+    assert await harness.runs(pid, RunStatus.SCHEDULED) == []
+    assert {e.reason for e in await harness.events(RunUnscheduled)} == {"pipeline paused"}
