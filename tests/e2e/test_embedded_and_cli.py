@@ -333,3 +333,32 @@ def test_sigterm_stops_the_platform_as_cleanly_as_ctrl_c(embedded: Embedded) -> 
     assert "Tidemark stopped." in after, after
     assert "Traceback" not in after, after
     assert [pid for pid in children if _alive(pid)] == [], "the broker or a worker outlived the platform"
+
+
+def test_a_schedule_fires_runs_that_jobs_shows_and_pause_withdraws_upcoming_ones(embedded: Embedded) -> None:
+    ok(embedded.cli("pipelines", "create", "--name", "every-3s", "--connection", "demo-shop",
+                    "--stream", "main.customers", "--namespace", "scheduled",
+                    "--schedule", "* * * * * */3", "--timezone", "Europe/Berlin"))
+
+    def runs(status: str) -> list[dict[str, object]]:
+        listed = ok(embedded.cli("--json", "runs", "list", "--pipeline", "every-3s", "--status", status,
+                                 "--limit", "500"))
+        return list(json.loads(listed.output))
+
+    deadline = time.monotonic() + 90
+    while not (done := runs("succeeded")):
+        assert time.monotonic() < deadline, embedded.process.log_tail()
+        time.sleep(0.5)
+    assert done[0]["trigger"] == "schedule"
+    assert done[0]["scheduled_for"]
+    upcoming = runs("scheduled")  # jobs-svc lists the stored ticks ahead
+    assert upcoming
+    assert all(r["trigger"] == "schedule" and r["scheduled_for"] for r in upcoming)
+
+    paused = ok(embedded.cli("pipelines", "pause", "every-3s"))
+    assert "upcoming run(s) withdrawn" in paused.output
+    deadline = time.monotonic() + 30
+    while runs("scheduled"):  # run.unscheduled reaches jobs-svc through the broker
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    ok(embedded.cli("pipelines", "delete", "every-3s", "--yes"))
