@@ -62,8 +62,9 @@ class Harness:
     bus: MemoryBus
 
     async def create(self, cron: str | None = "0 * * * *", timezone: str = "UTC", **over: Any) -> str:
-        body: dict[str, Any] = {"name": f"p{uuid.uuid4().hex[:8]}", "connection_id": str(uuid.uuid4()),
-                                "streams": [{"name": "main.orders"}], **over}
+        name = f"p{uuid.uuid4().hex[:8]}"
+        body: dict[str, Any] = {"name": name, "connection_id": str(uuid.uuid4()), "streams": [{"name": "main.orders"}],
+                                "destination": {"namespace": name}, **over}
         if cron is not None:
             body["schedule"] = {"cron": cron, "timezone": timezone}
         created = await self.client.post("/v1/pipelines", json=body, params={"validate": "false"})
@@ -336,3 +337,18 @@ async def test_the_scheduler_withdraws_upcoming_runs_of_a_pipeline_paused_behind
     await harness.tick()
     assert await harness.runs(pid, RunStatus.SCHEDULED) == []
     assert {e.reason for e in await harness.events(RunUnscheduled)} == {"pipeline paused"}
+
+
+async def test_a_stored_schedule_that_cannot_fire_fires_nothing_and_stops_no_other(harness: Harness) -> None:
+    broken, working = await harness.create("0 * * * *"), await harness.create("0 * * * *")
+    async with harness.runtime.transaction() as session:
+        # As migration 0002 leaves a plain string that was never checked as cron.
+        await session.execute(sa.update(Pipeline).where(Pipeline.id == uuid.UUID(broken))
+                              .values(schedule={"cron": "every hour", "timezone": "UTC"}))
+        await session.execute(sa.delete(Run).where(Run.pipeline_id == uuid.UUID(broken)))
+    harness.clock.now = at(10, 1)
+    outcome = await harness.tick()
+    assert await harness.runs(broken) == []
+    assert [r.pipeline_id for r in outcome.queued] == [uuid.UUID(working)]
+    shown = await harness.client.get(f"/v1/pipelines/{broken}")
+    assert shown.json()["schedule"] == {"cron": "every hour", "timezone": "UTC"}

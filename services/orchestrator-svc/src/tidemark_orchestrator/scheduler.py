@@ -159,11 +159,18 @@ async def scheduler_pass(runtime: OrchestratorRuntime, now: datetime) -> Outcome
                 await withdraw(runtime, session, pipeline, f"pipeline {pipeline.status}"
                                if pipeline.status != "active" else "schedule removed")
     for pipeline_id in ids:
-        async with runtime.transaction() as session:
-            pipeline = await repository.lock_scheduled_pipeline(session, pipeline_id)
-            if pipeline is None:
-                continue  # locked by a replica's pass or a change: next pass
-            done = await sync_pipeline(runtime, session, pipeline, now)
+        try:
+            async with runtime.transaction() as session:
+                pipeline = await repository.lock_scheduled_pipeline(session, pipeline_id)
+                if pipeline is None:
+                    continue  # locked by a replica's pass or a change: next pass
+                done = await sync_pipeline(runtime, session, pipeline, now)
+        except (TidemarkError, DBAPIError, OSError):
+            raise  # the database is away: the whole pass waits for the next poll
+        except Exception:
+            # One pipeline's failure (a bug, odd stored data) must not stop every other schedule.
+            log.exception("scheduler pass failed for pipeline %s", pipeline_id)
+            continue
         total.scheduled += done.scheduled
         total.queued += done.queued
         total.skipped += done.skipped

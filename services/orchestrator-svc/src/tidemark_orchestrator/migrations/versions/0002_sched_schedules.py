@@ -7,7 +7,8 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-05 19:49:53.835070
 """
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,14 +23,13 @@ depends_on: str | Sequence[str] | None = None
 JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
 
 
-def _copy(source: sa.ColumnClause, target: sa.ColumnClause, convert) -> None:
+def _copy(source: sa.ColumnClause[Any], target: sa.ColumnClause[Any], convert: Callable[[Any], Any]) -> None:
     """Each row's ``target`` = ``convert(source)``, row by row (pipelines are few)."""
     pipelines = sa.table('pipelines', sa.column('id', sa.Uuid()), source, target)
-    source, target = source.name, target.name
     bind = op.get_bind()
-    rows = bind.execute(sa.select(pipelines.c.id, pipelines.c[source]).where(pipelines.c[source].is_not(None))).all()
+    rows = bind.execute(sa.select(pipelines.c.id, source).where(source.is_not(None))).all()
     for pipeline_id, value in rows:
-        bind.execute(pipelines.update().where(pipelines.c.id == pipeline_id).values({target: convert(value)}))
+        bind.execute(pipelines.update().where(pipelines.c.id == pipeline_id).values({target.name: convert(value)}))
 
 
 def _to_spec(cron: str) -> dict[str, str]:
