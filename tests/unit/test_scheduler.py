@@ -7,6 +7,7 @@ scheduler writes them in the same transaction as the runs.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -352,3 +353,25 @@ async def test_a_stored_schedule_that_cannot_fire_fires_nothing_and_stops_no_oth
     assert [r.pipeline_id for r in outcome.queued] == [uuid.UUID(working)]
     shown = await harness.client.get(f"/v1/pipelines/{broken}")
     assert shown.json()["schedule"] == {"cron": "every hour", "timezone": "UTC"}
+
+
+async def test_the_loop_fires_a_waiting_tick_as_soon_as_the_active_run_ends(tmp_path: Path) -> None:
+    clock = Clock(at(10, 5))
+    # A poll of an hour: only the wake-up on run.finished can fire the tick within the test.
+    settings = orchestrator_settings(tmp_path).model_copy(update={"scheduler_poll_seconds": 3600})
+    bus = MemoryBus()
+    app = build_app([(definition(None, clock), settings)], title="orchestrator", bus=bus, migrate=True)
+    async with running(app, API_TOKEN) as client:
+        loop = Harness(client, app.state.runtimes["orchestrator"], clock, bus)
+        pid = await loop.create("* * * * *")
+        manual = await client.post(f"/v1/pipelines/{pid}/runs")
+        assert manual.status_code == 202
+        clock.now = at(10, 6)  # the 10:06 tick is due, waiting behind the manual run
+        [active] = await loop.runs(pid, RunStatus.QUEUED)
+        await loop.finish(active)
+        for _ in range(100):
+            if await loop.runs(pid, RunStatus.QUEUED):
+                break
+            await asyncio.sleep(0.02)
+        [fired] = await loop.runs(pid, RunStatus.QUEUED)
+        assert fired.scheduled_for == at(10, 6)
