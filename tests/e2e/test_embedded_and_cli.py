@@ -318,23 +318,6 @@ def _alive(pid: int) -> bool:
 
 # Keep this test last in the module: it stops the platform the tests above share.
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the broker process through /proc")
-def test_sigterm_stops_the_platform_as_cleanly_as_ctrl_c(embedded: Embedded) -> None:
-    proc = embedded.process.proc
-    assert proc.poll() is None, embedded.process.log_tail()
-    children = _children(proc.pid)
-    brokers = [pid for pid in children if b"tansu" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-    assert len(brokers) == 1, children
-    before = len(embedded.process.log.read_text())
-
-    proc.send_signal(signal.SIGTERM)  # what a process manager, `kill PID` or make passing it on sends
-
-    assert proc.wait(timeout=60) == 0, embedded.process.log_tail()
-    after = embedded.process.log.read_text()[before:]
-    assert "Tidemark stopped." in after, after
-    assert "Traceback" not in after, after
-    assert [pid for pid in children if _alive(pid)] == [], "the broker or a worker outlived the platform"
-
-
 def test_a_schedule_fires_runs_that_jobs_shows_and_pause_withdraws_upcoming_ones(embedded: Embedded) -> None:
     ok(embedded.cli("pipelines", "create", "--name", "every-3s", "--connection", "demo-shop",
                     "--stream", "main.customers", "--namespace", "scheduled",
@@ -354,6 +337,8 @@ def test_a_schedule_fires_runs_that_jobs_shows_and_pause_withdraws_upcoming_ones
     upcoming = runs("scheduled")  # jobs-svc lists the stored ticks ahead
     assert upcoming
     assert all(r["trigger"] == "schedule" and r["scheduled_for"] for r in upcoming)
+    shown = ok(embedded.cli("runs", "list", "--pipeline", "every-3s", "--status", "scheduled"))
+    assert "SCHEDULED_FOR" in shown.output.splitlines()[0]
 
     paused = ok(embedded.cli("pipelines", "pause", "every-3s"))
     assert "upcoming run(s) withdrawn" in paused.output
@@ -362,3 +347,20 @@ def test_a_schedule_fires_runs_that_jobs_shows_and_pause_withdraws_upcoming_ones
         assert time.monotonic() < deadline
         time.sleep(0.5)
     ok(embedded.cli("pipelines", "delete", "every-3s", "--yes"))
+
+
+def test_sigterm_stops_the_platform_as_cleanly_as_ctrl_c(embedded: Embedded) -> None:
+    proc = embedded.process.proc
+    assert proc.poll() is None, embedded.process.log_tail()
+    children = _children(proc.pid)
+    brokers = [pid for pid in children if b"tansu" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(brokers) == 1, children
+    before = len(embedded.process.log.read_text())
+
+    proc.send_signal(signal.SIGTERM)  # what a process manager, `kill PID` or make passing it on sends
+
+    assert proc.wait(timeout=60) == 0, embedded.process.log_tail()
+    after = embedded.process.log.read_text()[before:]
+    assert "Tidemark stopped." in after, after
+    assert "Traceback" not in after, after
+    assert [pid for pid in children if _alive(pid)] == [], "the broker or a worker outlived the platform"

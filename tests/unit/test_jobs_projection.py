@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -131,9 +131,12 @@ async def test_an_upcoming_run_is_scheduled_then_queued_with_its_tick(
     run_id, pipeline_id = uuid.uuid4(), uuid.uuid4()
     tick = datetime(2026, 12, 8, 1, 30, tzinfo=UTC)
     await deliver(bus, RunScheduled(run_id=run_id, pipeline_id=pipeline_id, pipeline_name="orders", scheduled_for=tick))
+    earlier = uuid.uuid4()
+    await deliver(bus, RunScheduled(run_id=earlier, pipeline_id=pipeline_id, pipeline_name="orders",
+                                    scheduled_for=tick - timedelta(hours=1)))
     upcoming = (await client.get("/v1/runs", params={"status": "scheduled"})).json()
-    assert [(r["run_id"], r["scheduled_for"], r["trigger"]) for r in upcoming] == [
-        (str(run_id), "2026-12-08T01:30:00Z", "schedule")]
+    assert [(r["run_id"], r["scheduled_for"], r["trigger"]) for r in upcoming] == [  # soonest first
+        (str(earlier), "2026-12-08T00:30:00Z", "schedule"), (str(run_id), "2026-12-08T01:30:00Z", "schedule")]
     due = requested(run_id, pipeline_id).model_copy(update={"trigger": "schedule", "scheduled_for": tick})
     await deliver(bus, due)
     run = (await client.get(f"/v1/runs/{run_id}")).json()
