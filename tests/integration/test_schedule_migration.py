@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -54,7 +55,8 @@ async def test_a_plain_cron_string_becomes_a_utc_schedule_and_back(database_url:
                     status="active", created_at=now, updated_at=now))
         await upgrade(engine, MIGRATIONS)
         async with engine.connect() as conn:
-            rows = dict((await conn.execute(sa.text("SELECT name, schedule FROM pipelines"))).all())
+            result = await conn.execute(sa.text("SELECT name, schedule FROM pipelines"))
+            rows: dict[str, Any] = dict(result.all())
             catchup = (await conn.execute(sa.text("SELECT DISTINCT catchup FROM pipelines"))).scalars().all()
         as_json = {k: json.loads(v) if isinstance(v, str) else v for k, v in rows.items()}
         assert as_json == {"nightly": {"cron": "0 2 * * *", "timezone": "UTC"}, "manual": None}
