@@ -375,3 +375,14 @@ async def test_the_loop_fires_a_waiting_tick_as_soon_as_the_active_run_ends(tmp_
             await asyncio.sleep(0.02)
         [fired] = await loop.runs(pid, RunStatus.QUEUED)
         assert fired.scheduled_for == at(10, 6)
+
+
+async def test_catchup_all_is_bounded_to_the_most_recent_hundred_ticks(harness: Harness) -> None:
+    pid = await harness.create("0 * * * *", catchup="all")
+    await harness.client.post(f"/v1/pipelines/{pid}/pause")
+    harness.clock.advance(hours=200)  # 200 hourly ticks missed
+    body = (await harness.client.post(f"/v1/pipelines/{pid}/resume")).json()
+    missed = [datetime.fromisoformat(r["scheduled_for"]) for r in body["queued"] + body["waiting"]]
+    latest = harness.clock.now.replace(minute=0)
+    assert missed == [latest - timedelta(hours=h) for h in reversed(range(100))]
+    assert len(body["queued"]) == 1
