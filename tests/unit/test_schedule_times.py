@@ -81,6 +81,10 @@ def test_until_includes_its_end_and_after_excludes_its_start() -> None:
     assert after(hourly, utc(2026, 1, 1, 5), 1) == [utc(2026, 1, 1, 6)]
 
 
+def test_month_and_day_names_are_not_random_fields() -> None:
+    assert cron_problem("0 2 * MAR-APR FRI") is None
+
+
 def test_a_sixth_field_is_seconds() -> None:
     every_two = Schedule("* * * * * */2")
     assert after(every_two, utc(2026, 1, 1, 0, 0, 0), 3) == [
@@ -92,6 +96,8 @@ def test_a_sixth_field_is_seconds() -> None:
     ("0 0 1 1 * * 2027", "5 fields"),
     ("61 * * * *", "not a valid cron expression"),
     ("0 0 30 2 *", "never fires"),
+    ("R 2 * * *", "random fields"),
+    ("0 R(1-3) * * *", "random fields"),
 ])
 def test_unusable_expressions_say_why(cron: str, problem: str) -> None:
     found = cron_problem(cron)

@@ -46,11 +46,19 @@ def cron_problem(cron: str) -> str | None:
                 "seconds), or is an alias such as @daily")
     if not croniter.is_valid(text):
         return f"{cron!r} is not a valid cron expression"
+    if any(_random(field) for field in text.split()):
+        # croniter draws R anew for every parse: each pass would compute other ticks.
+        return "random fields (R) are not supported: a schedule must give the same ticks every time"
     try:
         croniter(text, datetime(2000, 1, 1)).get_next(datetime)
     except CroniterBadDateError:
         return f"{cron!r} never fires (no date matches it)"
     return None
+
+
+def _random(field: str) -> bool:
+    tokens = (part.split("/")[0].strip().upper() for part in field.split(","))
+    return any(t == "R" or t.startswith("R(") for t in tokens)
 
 
 def zone(name: str) -> ZoneInfo:
