@@ -164,12 +164,18 @@ def test_cli_changes_pauses_resumes_and_deletes_pipelines(embedded: Embedded) ->
     changed = json.loads(ok(embedded.cli(
         "--json", "pipelines", "update", "to-change", "--stream", "main.orders", "--stream", "main.customers",
         "--mode", "incremental", "--cursor-field", "id", "--primary-key", "id", "--namespace", "after",
-        "--schedule", "0 3 * * *",
+        "--schedule", "0 3 * * *", "--timezone", "Europe/Berlin", "--catchup", "none",
     )).output)
     assert [(s["name"], s["sync_mode"], s["cursor_field"], s["primary_key"]) for s in changed["streams"]] == [
         ("main.orders", "incremental", "id", ["id"]), ("main.customers", "incremental", "id", ["id"])]
     assert changed["destination"] == {"kind": "iceberg", "namespace": "after", "table_prefix": ""}
-    assert changed["schedule"] == "0 3 * * *"
+    assert changed["schedule"] == {"cron": "0 3 * * *", "timezone": "Europe/Berlin"}
+    assert changed["catchup"] == "none"
+    moved = json.loads(ok(embedded.cli("--json", "pipelines", "update", "to-change", "--timezone", "UTC")).output)
+    assert moved["schedule"] == {"cron": "0 3 * * *", "timezone": "UTC"}
+    bad_zone = embedded.cli("pipelines", "update", "to-change", "--timezone", "Mars/Olympus")
+    assert bad_zone.exit_code == 1
+    assert "schedule.timezone" in bad_zone.output
     unscheduled = json.loads(ok(embedded.cli("--json", "pipelines", "update", "to-change", "--no-schedule")).output)
     assert unscheduled["schedule"] is None
     assert unscheduled["destination"]["namespace"] == "after"  # untouched fields stay
@@ -185,7 +191,9 @@ def test_cli_changes_pauses_resumes_and_deletes_pipelines(embedded: Embedded) ->
     refused = embedded.cli("pipelines", "run", "to-change")
     assert refused.exit_code == 1
     assert "paused" in refused.output
-    assert json.loads(ok(embedded.cli("--json", "pipelines", "resume", "to-change")).output)["status"] == "active"
+    resumed = json.loads(ok(embedded.cli("--json", "pipelines", "resume", "to-change")).output)
+    assert resumed["pipeline"]["status"] == "active"
+    assert resumed["queued"] == []  # no schedule: nothing was missed
     shown = ok(embedded.cli("pipelines", "show", "to-change"))
     assert "iceberg after" in shown.output
     assert "main.customers" in shown.output
@@ -311,8 +319,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-# Keep this test last in the module: it stops the platform the tests above share.
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the broker process through /proc")
 def test_cli_cancels_a_running_run_and_its_table_keeps_its_rows(embedded: Embedded, pg_admin_dsn: str) -> None:
     url = create_database(pg_admin_dsn, "tidemark_e2e_cancel")
     try:
@@ -378,33 +384,35 @@ def test_cli_cancels_a_running_run_and_its_table_keeps_its_rows(embedded: Embedd
         drop_database(pg_admin_dsn, url)
 
 
-def test_sigterm_stops_the_platform_as_cleanly_as_ctrl_c(embedded: Embedded) -> None:
-    proc = embedded.process.proc
-    assert proc.poll() is None, embedded.process.log_tail()
-    children = _children(proc.pid)
-    brokers = [pid for pid in children if b"tansu" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-    assert len(brokers) == 1, children
-    before = len(embedded.process.log.read_text())
+def test_a_schedule_fires_runs_that_jobs_shows_and_pause_withdraws_upcoming_ones(embedded: Embedded) -> None:
+    ok(embedded.cli("pipelines", "create", "--name", "every-3s", "--connection", "demo-shop",
+                    "--stream", "main.customers", "--namespace", "scheduled",
+                    "--schedule", "* * * * * */3", "--timezone", "Europe/Berlin"))
 
-    proc.send_signal(signal.SIGTERM)  # what a process manager, `kill PID` or make passing it on sends
+    def runs(status: str) -> list[dict[str, object]]:
+        listed = ok(embedded.cli("--json", "runs", "list", "--pipeline", "every-3s", "--status", status,
+                                 "--limit", "500"))
+        return list(json.loads(listed.output))
 
-    assert proc.wait(timeout=60) == 0, embedded.process.log_tail()
-    after = embedded.process.log.read_text()[before:]
-    assert "Tidemark stopped." in after, after
-    assert "Traceback" not in after, after
-    assert [pid for pid in children if _alive(pid)] == [], "the broker or a worker outlived the platform"
-
-
-def _succeeded_run(embedded: Embedded, pipeline: str, timeout: float = 120) -> dict[str, object]:
-    """The pipeline's first run once it has succeeded (jobs-svc's view, as `runs list` shows it)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        runs = json.loads(ok(embedded.cli("--json", "runs", "list", "--pipeline", pipeline)).output)
-        if runs and runs[-1]["status"] in ("succeeded", "partially_succeeded", "failed", "cancelled"):
-            assert runs[-1]["status"] == "succeeded", runs
-            return dict(runs[-1])
-        assert time.monotonic() < deadline, (pipeline, runs, embedded.process.log_tail())
+    deadline = time.monotonic() + 90
+    while not (done := runs("succeeded")):
+        assert time.monotonic() < deadline, embedded.process.log_tail()
         time.sleep(0.5)
+    assert done[0]["trigger"] == "schedule"
+    assert done[0]["scheduled_for"]
+    upcoming = runs("scheduled")  # jobs-svc lists the stored ticks ahead
+    assert upcoming
+    assert all(r["trigger"] == "schedule" and r["scheduled_for"] for r in upcoming)
+    shown = ok(embedded.cli("runs", "list", "--pipeline", "every-3s", "--status", "scheduled"))
+    assert "SCHEDULED_FOR" in shown.output.splitlines()[0]
+
+    paused = ok(embedded.cli("pipelines", "pause", "every-3s"))
+    assert "upcoming run(s) withdrawn" in paused.output
+    deadline = time.monotonic() + 30
+    while runs("scheduled"):  # run.unscheduled reaches jobs-svc through the broker
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    ok(embedded.cli("pipelines", "delete", "every-3s", "--yes"))
 
 
 def test_a_chain_of_pipelines_runs_in_order_with_real_workers(embedded: Embedded) -> None:
@@ -436,3 +444,34 @@ def test_a_chain_of_pipelines_runs_in_order_with_real_workers(embedded: Embedded
     assert "chain-b" in refused.output
     ok(embedded.cli("pipelines", "update", "chain-b", "--no-upstreams"))
     ok(embedded.cli("pipelines", "delete", "chain-a", "--yes"))
+
+
+# Keep this test last in the module: it stops the platform the tests above share.
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the broker process through /proc")
+def test_sigterm_stops_the_platform_as_cleanly_as_ctrl_c(embedded: Embedded) -> None:
+    proc = embedded.process.proc
+    assert proc.poll() is None, embedded.process.log_tail()
+    children = _children(proc.pid)
+    brokers = [pid for pid in children if b"tansu" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(brokers) == 1, children
+    before = len(embedded.process.log.read_text())
+
+    proc.send_signal(signal.SIGTERM)  # what a process manager, `kill PID` or make passing it on sends
+
+    assert proc.wait(timeout=60) == 0, embedded.process.log_tail()
+    after = embedded.process.log.read_text()[before:]
+    assert "Tidemark stopped." in after, after
+    assert "Traceback" not in after, after
+    assert [pid for pid in children if _alive(pid)] == [], "the broker or a worker outlived the platform"
+
+
+def _succeeded_run(embedded: Embedded, pipeline: str, timeout: float = 120) -> dict[str, object]:
+    """The pipeline's first run once it has succeeded (jobs-svc's view, as `runs list` shows it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = json.loads(ok(embedded.cli("--json", "runs", "list", "--pipeline", pipeline)).output)
+        if runs and runs[-1]["status"] in ("succeeded", "partially_succeeded", "failed", "cancelled"):
+            assert runs[-1]["status"] == "succeeded", runs
+            return dict(runs[-1])
+        assert time.monotonic() < deadline, (pipeline, runs, embedded.process.log_tail())
+        time.sleep(0.5)

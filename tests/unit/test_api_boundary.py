@@ -70,10 +70,10 @@ async def test_nul_in_a_query_parameter_is_a_422(client: httpx.AsyncClient) -> N
     assert response.json()["errors"][0]["field"] == "q"
 
 
-async def test_schedule_longer_than_its_column_is_a_422(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/pipelines", json=pipeline(schedule="* " * 65))
+async def test_schedule_longer_than_its_limit_is_a_422(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/pipelines", json=pipeline(schedule={"cron": "* " * 65}))
     assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "schedule"
+    assert response.json()["errors"][0]["field"] == "schedule.cron"
 
 
 async def test_405_allows_every_method_the_path_serves(client: httpx.AsyncClient) -> None:
@@ -131,7 +131,7 @@ async def test_an_update_is_held_to_the_same_rules(client: httpx.AsyncClient) ->
 
 @pytest.mark.parametrize("name", ["destination", "streams", "status"])
 async def test_null_for_a_field_an_update_may_leave_out_is_a_422(client: httpx.AsyncClient, name: str) -> None:
-    pid = (await client.post("/v1/pipelines", json=pipeline(schedule="0 * * * *"))).json()["id"]
+    pid = (await client.post("/v1/pipelines", json=pipeline(schedule={"cron": "0 * * * *"}))).json()["id"]
     response = await client.patch(f"/v1/pipelines/{pid}", json={name: None})
     assert response.status_code == 422
     assert fields(response) == [name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -22,8 +23,10 @@ from tidemark.events import (
     RunError,
     RunFinished,
     RunRequested,
+    RunScheduled,
     RunStarted,
     RunStatus,
+    RunUnscheduled,
     StreamSpec,
     StreamStats,
     StreamWarning,
@@ -119,6 +122,43 @@ async def test_filter_by_status(setup: tuple[httpx.AsyncClient, MemoryBus]) -> N
     assert bogus.status_code == 422
     assert bogus.json()["errors"][0]["field"] == "status.0"
     await asyncio.sleep(0)
+
+
+async def test_an_upcoming_run_is_scheduled_then_queued_with_its_tick(
+    setup: tuple[httpx.AsyncClient, MemoryBus],
+) -> None:
+    client, bus = setup
+    run_id, pipeline_id = uuid.uuid4(), uuid.uuid4()
+    tick = datetime(2026, 12, 8, 1, 30, tzinfo=UTC)
+    await deliver(bus, RunScheduled(run_id=run_id, pipeline_id=pipeline_id, pipeline_name="orders", scheduled_for=tick))
+    earlier = uuid.uuid4()
+    await deliver(bus, RunScheduled(run_id=earlier, pipeline_id=pipeline_id, pipeline_name="orders",
+                                    scheduled_for=tick - timedelta(hours=1)))
+    upcoming = (await client.get("/v1/runs", params={"status": "scheduled"})).json()
+    assert [(r["run_id"], r["scheduled_for"], r["trigger"]) for r in upcoming] == [  # soonest first
+        (str(earlier), "2026-12-08T00:30:00Z", "schedule"), (str(run_id), "2026-12-08T01:30:00Z", "schedule")]
+    due = requested(run_id, pipeline_id).model_copy(update={"trigger": "schedule", "scheduled_for": tick})
+    await deliver(bus, due)
+    run = (await client.get(f"/v1/runs/{run_id}")).json()
+    assert (run["status"], run["scheduled_for"]) == ("queued", "2026-12-08T01:30:00Z")
+
+
+async def test_a_withdrawn_upcoming_run_disappears_but_a_requested_one_stays(
+    setup: tuple[httpx.AsyncClient, MemoryBus],
+) -> None:
+    client, bus = setup
+    withdrawn, fired, pipeline_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    tick = datetime(2026, 12, 8, 1, 30, tzinfo=UTC)
+    await deliver(
+        bus,
+        RunScheduled(run_id=withdrawn, pipeline_id=pipeline_id, pipeline_name="orders", scheduled_for=tick),
+        RunScheduled(run_id=fired, pipeline_id=pipeline_id, pipeline_name="orders", scheduled_for=tick),
+        requested(fired, pipeline_id),
+        RunUnscheduled(run_id=withdrawn, pipeline_id=pipeline_id, scheduled_for=tick, reason="pipeline paused"),
+        RunUnscheduled(run_id=fired, pipeline_id=pipeline_id, scheduled_for=tick, reason="pipeline paused"),
+    )
+    assert (await client.get(f"/v1/runs/{withdrawn}")).status_code == 404
+    assert (await client.get(f"/v1/runs/{fired}")).json()["status"] == "queued"
 
 
 async def test_unknown_run_is_a_404_problem(setup: tuple[httpx.AsyncClient, MemoryBus]) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -16,6 +17,7 @@ from tidemark_cli.views import run_exit_code, show_run
 COLUMNS = ["id", "name", "status", "schedule", "streams"]
 UPSTREAM_HELP = ("A pipeline (name or id) this one waits for (repeatable): once every upstream has succeeded "
                  "since this pipeline's last run, it runs (trigger `dependency`).")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group()
@@ -24,7 +26,32 @@ def pipelines() -> None:
 
 
 def _flat(pipeline: dict[str, Any]) -> dict[str, Any]:
-    return {**pipeline, "streams": [s["name"] for s in pipeline["streams"]]}
+    return {**pipeline, "streams": [s["name"] for s in pipeline["streams"]], "schedule": _schedule(pipeline)}
+
+
+def _schedule(pipeline: dict[str, Any]) -> str | None:
+    found = pipeline.get("schedule")
+    return f"{found['cron']} ({found['timezone']})" if found else None
+
+
+def schedule_options(for_update: bool) -> Callable[[F], F]:
+    """--schedule, --timezone and --catchup (and --no-schedule on update)."""
+
+    def add(command: F) -> F:
+        options = [
+            click.option("--schedule", help="Cron expression: 5 fields, or 6 with seconds last (e.g. '0 2 * * *')."),
+            click.option("--timezone", help="IANA time zone the schedule is read in (default UTC)"
+                         + ("; alone, it moves the current schedule to this zone." if for_update else ".")),
+            click.option("--catchup", type=click.Choice(["last", "all", "none"]),
+                         help="Ticks missed while down or paused: run the latest (default), each, or none."),
+        ]
+        if for_update:
+            options.append(click.option("--no-schedule", is_flag=True, help="Remove the schedule: manual runs only."))
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return add
 
 
 @pipelines.command("create")
@@ -35,7 +62,7 @@ def _flat(pipeline: dict[str, Any]) -> dict[str, Any]:
 @click.option("--table-prefix", default="", help="Prefix added to every table name.")
 @click.option("--format", "kind", type=click.Choice(["iceberg", "parquet"]), default="iceberg",
               show_default=True)
-@click.option("--schedule", help="Cron expression (UTC).")
+@schedule_options(for_update=False)
 @click.option("--upstream", "upstreams", multiple=True, metavar="PIPELINE", help=UPSTREAM_HELP)
 @click.option("--no-validate", is_flag=True,
               help="Save without checking the streams against the source's catalog (when it cannot be reached).")
@@ -43,8 +70,11 @@ def _flat(pipeline: dict[str, Any]) -> dict[str, Any]:
 def pipelines_create(ctx: Ctx, name: str, connection: str, streams: tuple[str, ...], streams_file: Path | None,
                      mode: str | None, cursor_field: str | None, primary_key: str | None, columns: str | None,
                      lookback: int | None, partition: tuple[str, ...], namespace: str, table_prefix: str,
-                     kind: str, schedule: str | None, upstreams: tuple[str, ...], no_validate: bool) -> None:
+                     kind: str, schedule: str | None, timezone: str | None, catchup: str | None,
+                     upstreams: tuple[str, ...], no_validate: bool) -> None:
     """Create a pipeline of the --stream names (or --streams-file); the stream options apply to each."""
+    if timezone is not None and schedule is None:
+        raise click.UsageError("--timezone needs --schedule")
     from_file = read_streams_file(streams_file)
     if not streams and from_file is None:
         raise click.UsageError("give the streams: --stream NAME (repeatable) or --streams-file FILE")
@@ -53,14 +83,16 @@ def pipelines_create(ctx: Ctx, name: str, connection: str, streams: tuple[str, .
     options = StreamOptions.from_cli(mode, cursor_field, primary_key, columns, lookback, partition)
     with ctx.client() as client:
         conn = client.resolve("connections", connection)
-        body = {
+        body: dict[str, Any] = {
             "name": name,
             "connection_id": conn["id"],
             "streams": build_streams([], streams, from_file, options),
             "destination": {"kind": kind, "namespace": namespace, "table_prefix": table_prefix},
-            "schedule": schedule,
+            "schedule": {"cron": schedule, "timezone": timezone or "UTC"} if schedule is not None else None,
             "upstreams": list(upstreams),
         }
+        if catchup is not None:
+            body["catchup"] = catchup
         created = client.post("/v1/pipelines", json=body, params=_validate(no_validate))
     emit(created if ctx.as_json else _flat(created), ctx.as_json, COLUMNS)
 
@@ -88,7 +120,8 @@ def pipelines_show(ctx: Ctx, pipeline: str) -> None:
     dest = found["destination"]
     click.echo(record([
         ("id", found["id"]), ("name", found["name"]), ("status", found["status"]),
-        ("connection", found["connection_id"]), ("schedule", found["schedule"] or "manual only"),
+        ("connection", found["connection_id"]), ("schedule", _schedule(found) or "manual only"),
+        ("catchup", found["catchup"]),
         ("destination", f"{dest['kind']} {dest['namespace']}"
                         + (f" (table prefix {dest['table_prefix']})" if dest.get("table_prefix") else "")),
         ("upstreams", ", ".join(names.get(i, i) for i in found["upstreams"]) or "none"),
@@ -108,8 +141,7 @@ def pipelines_show(ctx: Ctx, pipeline: str) -> None:
 @click.option("--namespace", help="Iceberg namespace.")
 @click.option("--table-prefix", help="Prefix added to every table name.")
 @click.option("--format", "kind", type=click.Choice(["iceberg", "parquet"]), help="Table format.")
-@click.option("--schedule", help="Cron expression (UTC).")
-@click.option("--no-schedule", is_flag=True, help="Remove the schedule: manual runs only.")
+@schedule_options(for_update=True)
 @click.option("--upstream", "upstreams", multiple=True, metavar="PIPELINE",
               help=UPSTREAM_HELP + " The list given replaces the current one.")
 @click.option("--no-upstreams", is_flag=True, help="Remove every upstream: the pipeline waits for none.")
@@ -119,12 +151,13 @@ def pipelines_show(ctx: Ctx, pipeline: str) -> None:
 def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], streams_file: Path | None,
                      mode: str | None, cursor_field: str | None, primary_key: str | None, columns: str | None,
                      lookback: int | None, partition: tuple[str, ...], unpartitioned: bool, namespace: str | None,
-                     table_prefix: str | None, kind: str | None, schedule: str | None, no_schedule: bool,
-                     upstreams: tuple[str, ...], no_upstreams: bool, no_validate: bool) -> None:
+                     table_prefix: str | None, kind: str | None, schedule: str | None, timezone: str | None,
+                     catchup: str | None, no_schedule: bool, upstreams: tuple[str, ...], no_upstreams: bool,
+                     no_validate: bool) -> None:
     """Change a pipeline: only what the options name changes. The stream options apply to every stream
     of the new list (--stream or --streams-file), else of the current one."""
-    if schedule is not None and no_schedule:
-        raise click.UsageError("--schedule and --no-schedule exclude each other")
+    if (schedule is not None or timezone is not None) and no_schedule:
+        raise click.UsageError("--schedule/--timezone and --no-schedule exclude each other")
     if streams and streams_file is not None:
         raise click.UsageError("--stream and --streams-file exclude each other")
     if upstreams and no_upstreams:
@@ -140,8 +173,16 @@ def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], streams_
                                          ("kind", kind)) if v is not None}
         if destination:
             body["destination"] = {**found["destination"], **destination}
-        if schedule is not None or no_schedule:
-            body["schedule"] = schedule
+        if no_schedule:
+            body["schedule"] = None
+        elif schedule is not None or timezone is not None:
+            current = found.get("schedule") or {}
+            if schedule is None and not current:
+                raise click.UsageError("the pipeline has no schedule: give --schedule with --timezone")
+            body["schedule"] = {"cron": schedule or current["cron"],
+                                "timezone": timezone or current.get("timezone", "UTC")}
+        if catchup is not None:
+            body["catchup"] = catchup
         if upstreams or no_upstreams:
             body["upstreams"] = list(upstreams)
         if not body:
@@ -197,18 +238,38 @@ def _tree(nodes: list[dict[str, Any]], prefix: str) -> list[str]:
 @click.argument("pipeline")
 @pass_ctx
 def pipelines_pause(ctx: Ctx, pipeline: str) -> None:
-    """Pause a pipeline: no scheduled or manual runs until it is resumed."""
+    """Pause a pipeline: no scheduled or manual runs until it is resumed. Its upcoming runs are
+    withdrawn; a run already queued or running goes on."""
     with ctx.client() as client:
-        _patch_and_emit(ctx, client, client.resolve("pipelines", pipeline), {"status": "paused"})
+        found = client.resolve("pipelines", pipeline)
+        answer = client.post(f"/v1/pipelines/{found['id']}/pause")
+    if ctx.as_json:
+        emit_json(answer)
+        return
+    emit(_flat(answer["pipeline"]), False, COLUMNS)
+    click.echo(f"\n{len(answer['unscheduled'])} upcoming run(s) withdrawn.")
+    if answer["active_run"]:
+        active = answer["active_run"]
+        click.echo(f"Run {active['run_id']} is {active['status']} and goes on (pausing does not stop it).")
 
 
 @pipelines.command("resume")
 @click.argument("pipeline")
 @pass_ctx
 def pipelines_resume(ctx: Ctx, pipeline: str) -> None:
-    """Resume a paused pipeline."""
+    """Resume a paused pipeline; ticks missed while paused follow its catchup (last: at most one run)."""
     with ctx.client() as client:
-        _patch_and_emit(ctx, client, client.resolve("pipelines", pipeline), {"status": "active"})
+        found = client.resolve("pipelines", pipeline)
+        answer = client.post(f"/v1/pipelines/{found['id']}/resume")
+    if ctx.as_json:
+        emit_json(answer)
+        return
+    emit(_flat(answer["pipeline"]), False, COLUMNS)
+    for run in answer["queued"]:
+        click.echo(f"\nMissed tick {when(run['scheduled_for'])}: run {run['run_id']} queued.")
+    if answer["waiting"]:
+        click.echo(f"{len(answer['waiting'])} more missed tick(s) wait their turn.")
+    click.echo(f"{answer['upcoming']} upcoming run(s) scheduled.")
 
 
 @pipelines.command("delete")

@@ -11,6 +11,7 @@ from tidemark_cli.output import emit, emit_json
 from tidemark_cli.views import show_run
 
 COLUMNS = ["run_id", "pipeline_name", "status", "trigger", "requested_at", "finished_at", "rows_written", "error"]
+UPCOMING_COLUMNS = ["run_id", "pipeline_name", "status", "trigger", "scheduled_for"]
 STATUSES = ["scheduled", "queued", "starting", "running", "succeeded", "partially_succeeded", "failed", "cancelled"]
 
 
@@ -25,12 +26,14 @@ def runs() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
 @pass_ctx
 def runs_list(ctx: Ctx, statuses: tuple[str, ...], pipeline: str | None, limit: int) -> None:
-    """Runs, newest first."""
+    """Runs, newest first; upcoming (scheduled) runs after them, soonest first (`--status scheduled`
+    lists only those, with the time each is scheduled for)."""
     params: dict[str, Any] = {"status": list(statuses), "limit": limit}
     with ctx.client() as client:
         if pipeline:
             params["pipeline_id"] = client.resolve("pipelines", pipeline)["id"]
-        emit(client.get("/v1/runs", params=params), ctx.as_json, COLUMNS)
+        found = client.get("/v1/runs", params=params)
+    emit(found, ctx.as_json, UPCOMING_COLUMNS if set(statuses) == {"scheduled"} else COLUMNS)
 
 
 @runs.command("show")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from tidemark.api.app import build_app
-from tidemark.events import RunFinished, RunProgress, RunRequested, RunStarted, Topic
+from tidemark.events import RunFinished, RunProgress, RunRequested, RunScheduled, RunStarted, RunUnscheduled, Topic
 from tidemark.service import ServiceDefinition
 from tidemark_jobs import projection
 from tidemark_jobs.deps import JobsRuntime
@@ -16,6 +16,8 @@ from tidemark_jobs.settings import JobsSettings
 
 async def _setup(runtime: JobsRuntime) -> None:
     runtime.consume("runs", [Topic.RUNS], {
+        RunScheduled: projection.on_scheduled,
+        RunUnscheduled: projection.on_unscheduled,
         RunRequested: projection.on_requested,
         RunStarted: projection.on_started,
         RunProgress: projection.on_progress,

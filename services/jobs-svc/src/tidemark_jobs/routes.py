@@ -22,14 +22,17 @@ READ_API = (
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 
-@router.get("", summary="Runs, newest first", description=READ_API)
+@router.get("", summary="Runs, newest first; upcoming (scheduled) ones after them, soonest first",
+            description=READ_API)
 async def list_runs(
     rt: Runtime,
     status: Annotated[list[RunStatus] | None, Query(description="Only runs in these states.")] = None,
     pipeline_id: Annotated[uuid.UUID | None, Query(description="Only this pipeline's runs.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[RunOut]:
-    query = sa.select(RunView).order_by(RunView.requested_at.desc().nulls_last(), RunView.run_id.desc())
+    # Upcoming runs have no request time yet: they come last, the soonest tick first.
+    query = sa.select(RunView).order_by(RunView.requested_at.desc().nulls_last(), RunView.scheduled_for.asc(),
+                                        RunView.run_id.desc())
     if status:
         query = query.where(RunView.status.in_([s.value for s in status]))
     if pipeline_id is not None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 import httpx
 from fastapi import FastAPI
 
 from tidemark.api.app import build_app
+from tidemark.db import utcnow
 from tidemark.events import RunFinished, RunStarted, Topic
 from tidemark.service import ServiceDefinition
-from tidemark_orchestrator import logic
+from tidemark_orchestrator import logic, scheduler
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.deps import OrchestratorRuntime, OrchestratorState
 from tidemark_orchestrator.models import TABLES, Base
@@ -16,9 +20,11 @@ from tidemark_orchestrator.routes import router
 from tidemark_orchestrator.settings import OrchestratorSettings
 
 
-def definition(http: httpx.AsyncClient | None = None) -> ServiceDefinition[OrchestratorSettings, OrchestratorState]:
+def definition(http: httpx.AsyncClient | None = None,
+               clock: Callable[[], datetime] = utcnow) -> ServiceDefinition[OrchestratorSettings, OrchestratorState]:
     """The service; ``http`` reaches connector-svc (made and closed here when not given, so tests
-    can hand in a client bound to a real connector-svc app)."""
+    can hand in a client bound to a real connector-svc app); ``clock`` is what the scheduler and the
+    routes take as now (tests hand in one they advance)."""
 
     async def setup(runtime: OrchestratorRuntime) -> OrchestratorState:
         settings = runtime.settings
@@ -27,7 +33,10 @@ def definition(http: httpx.AsyncClient | None = None) -> ServiceDefinition[Orche
         catalogs = Catalogs(settings.connector_url, token.get_secret_value() if token else None, client,
                             settings.discover_timeout_seconds)
         runtime.consume("runs", [Topic.RUNS], {RunStarted: logic.on_run_started, RunFinished: logic.on_run_finished})
-        return OrchestratorState(catalogs=catalogs, owned_http=None if http is not None else client)
+        state = OrchestratorState(catalogs=catalogs, owned_http=None if http is not None else client, clock=clock)
+        if settings.scheduler_enabled:
+            runtime.spawn(scheduler.run_scheduler(runtime, clock, state.scheduler_wakeup), "scheduler")
+        return state
 
     async def teardown(runtime: OrchestratorRuntime) -> None:
         if runtime.state.owned_http is not None:
@@ -48,5 +57,6 @@ def definition(http: httpx.AsyncClient | None = None) -> ServiceDefinition[Orche
 DEFINITION = definition()
 
 
-def create_app(settings: OrchestratorSettings, http: httpx.AsyncClient | None = None) -> FastAPI:
-    return build_app([(definition(http), settings)], title="Tidemark orchestrator")
+def create_app(settings: OrchestratorSettings, http: httpx.AsyncClient | None = None,
+               clock: Callable[[], datetime] = utcnow) -> FastAPI:
+    return build_app([(definition(http, clock), settings)], title="Tidemark orchestrator")

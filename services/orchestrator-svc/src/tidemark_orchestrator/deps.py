@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated
 
 import httpx
 from fastapi import Depends
 
+from tidemark.db import utcnow
 from tidemark.service import EventContext, ServiceRuntime, runtime_dependency
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.settings import OrchestratorSettings
@@ -23,6 +26,11 @@ class OrchestratorState:
         default_factory=asyncio.Lock,
         metadata={"doc": "Held from the collision check to the commit, so two requests of this process "
                          "cannot both find a table free (across replicas, a PostgreSQL advisory lock too)."})
+    clock: Callable[[], datetime] = field(
+        default=utcnow, metadata={"doc": "Now, as an aware UTC datetime; tests hand in one they advance."})
+    scheduler_wakeup: asyncio.Event = field(
+        default_factory=asyncio.Event,
+        metadata={"doc": "Set when a run ends, so a tick waiting for it fires without waiting a whole poll."})
 
 
 OrchestratorRuntime = ServiceRuntime[OrchestratorSettings, OrchestratorState]

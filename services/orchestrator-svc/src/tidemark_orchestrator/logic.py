@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.db import utcnow
@@ -21,7 +24,7 @@ from tidemark.events import (
     Trigger,
     may_move,
 )
-from tidemark_orchestrator import dependencies, repository
+from tidemark_orchestrator import dependencies, repository, scheduler
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.deps import OrchestratorContext, OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline, Run
@@ -129,6 +132,40 @@ async def cancel_run(runtime: OrchestratorRuntime, session: AsyncSession, pipeli
                      status=RunStatus(run.status))
 
 
+async def pause(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline,
+                now: datetime) -> list[Run]:
+    """Pause: no run starts until resumed. Upcoming runs are withdrawn (returned); an active run
+    goes on. Ticks missed from now on are caught up on resume by the pipeline's ``catchup``."""
+    if pipeline.status == "paused":
+        return []
+    pipeline.status = "paused"
+    pipeline.ticks_from = now
+    return await scheduler.withdraw(runtime, session, pipeline, "pipeline paused")
+
+
+async def resume(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline,
+                 now: datetime) -> scheduler.Outcome:
+    """Resume: ticks missed while paused follow ``catchup`` (``last``: at most one run), upcoming
+    ticks are stored again; what happened is returned."""
+    if pipeline.status == "active":
+        return scheduler.Outcome()
+    pipeline.status = "active"
+    return await scheduler.sync_pipeline(runtime, session, pipeline, now)
+
+
+async def change_schedule(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline,
+                          schedule: dict[str, Any] | None, now: datetime) -> list[Run]:
+    """A new schedule (or none) withdraws the old one's upcoming runs (returned); ticks of the new
+    one count from now."""
+    if schedule == pipeline.schedule:
+        return []
+    withdrawn = await scheduler.withdraw(runtime, session, pipeline,
+                                         "schedule changed" if schedule else "schedule removed")
+    pipeline.schedule = schedule
+    pipeline.ticks_from = now
+    return withdrawn
+
+
 async def on_run_started(ctx: OrchestratorContext, event: RunStarted) -> None:
     session, envelope = ctx.session, ctx.envelope
     run = await repository.get_run(session, event.run_id)
@@ -148,6 +185,10 @@ async def on_run_finished(ctx: OrchestratorContext, event: RunFinished) -> None:
     run.finished_at = envelope.occurred_at
     run.error = event.error.message if event.error else None
     await request_dependency_runs(ctx.runtime, session, run)
+
+    # A tick waiting for this run may fire now: wake the scheduler once this is committed.
+    wakeup = ctx.runtime.state.scheduler_wakeup
+    sa.event.listen(session.sync_session, "after_commit", lambda _s: wakeup.set(), once=True)
 
 
 async def request_dependency_runs(runtime: OrchestratorRuntime, session: AsyncSession, run: Run) -> list[Run]:

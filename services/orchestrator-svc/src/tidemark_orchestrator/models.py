@@ -25,7 +25,12 @@ class Pipeline(Base):
     connection_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, index=True)
     streams: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     destination: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    schedule: Mapped[str | None] = mapped_column(sa.String(128))
+    # {"cron": ..., "timezone": ...} as the API's ScheduleSpec stores it; null: manual runs only.
+    schedule: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    catchup: Mapped[str] = mapped_column(sa.String(8), default="last", server_default="last")
+    # Ticks after this instant belong to the pipeline: set when its schedule changes (to then) and
+    # when it is paused (so resuming catches up from the pause). Null: from the scheduler's next pass.
+    ticks_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
     timeout_seconds: Mapped[int | None] = mapped_column(sa.Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

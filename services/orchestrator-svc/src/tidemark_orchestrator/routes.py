@@ -11,14 +11,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from tidemark.api.openapi import problem_responses
-from tidemark_orchestrator import dependencies, logic, repository
+from tidemark_orchestrator import dependencies, logic, repository, scheduler
 from tidemark_orchestrator.deps import Runtime
 from tidemark_orchestrator.schemas import (
     CancelOut,
+    PauseOut,
     PipelineCreate,
     PipelineGraph,
     PipelineOut,
     PipelineUpdate,
+    ResumeOut,
     RunOut,
     TriggerRun,
 )
@@ -61,6 +63,8 @@ async def create_pipeline(body: PipelineCreate, rt: Runtime, validate: Validate 
         await logic.check_tables(session, [s.name for s in body.streams], to_wire_destination(body.destination))
         pipeline = await repository.add_pipeline(session, body)
         await dependencies.set_upstreams(session, pipeline, body.upstreams)
+        # Its upcoming runs exist from the answer on (the scheduler tops them up later).
+        await scheduler.sync_pipeline(rt, session, pipeline, rt.state.clock())
         [out] = await dependencies.describe(session, [pipeline])
         return out
 
@@ -85,10 +89,18 @@ async def pipeline_graph(pipeline_id: uuid.UUID, rt: Runtime) -> PipelineGraph:
         return await dependencies.graph(session, await repository.get_pipeline(session, pipeline_id))
 
 
+SCHEDULE_CHANGES = """
+
+**Schedule.** A changed `schedule` (or `null`) withdraws the upcoming runs of the old one
+(`run.unscheduled`) and stores the new one's; its ticks count from now. `status` `paused` or
+`active` does what `POST .../pause` and `.../resume` do.
+"""
+
+
 @router.patch("/{pipeline_id}", responses=problem_responses(409, 503),
               description="Change a pipeline; fields left out keep their value. New `streams` are checked "
                           "as on create; a new `streams` or `destination` is checked for table collisions."
-                          + CHECKS)
+                          + SCHEDULE_CHANGES + CHECKS)
 async def update_pipeline(
     pipeline_id: uuid.UUID, body: PipelineUpdate, rt: Runtime, validate: Validate = True
 ) -> PipelineOut:
@@ -98,7 +110,7 @@ async def update_pipeline(
             connection_id = (await repository.get_pipeline(session, pipeline_id)).connection_id
         await logic.check_streams(rt.state.catalogs, connection_id, to_wire_streams(body.streams), validate)
     async with rt.state.claims, rt.transaction() as session:
-        pipeline = await repository.get_pipeline(session, pipeline_id)
+        pipeline = await repository.get_pipeline(session, pipeline_id, lock=True)
         if body.streams is not None or body.destination is not None:
             streams = [s.name for s in body.streams] if body.streams else [str(s["name"]) for s in pipeline.streams]
             destination = to_wire_destination(body.destination or pipeline.destination)
@@ -106,19 +118,69 @@ async def update_pipeline(
         if body.upstreams is not None:
             await repository.lock_table_claims(session)  # see set_upstreams: one change of edges at a time
             await dependencies.set_upstreams(session, pipeline, body.upstreams)
-        [out] = await dependencies.describe(session, [await repository.update_pipeline(session, pipeline, body)])
+        now = rt.state.clock()
+        await repository.update_pipeline(session, pipeline, body)
+        if "schedule" in body.model_fields_set:
+            schedule = body.schedule.model_dump(mode="json") if body.schedule else None
+            await logic.change_schedule(rt, session, pipeline, schedule, now)
+        if body.status == "paused":
+            await logic.pause(rt, session, pipeline, now)
+        elif body.status == "active" and pipeline.status == "paused":
+            await logic.resume(rt, session, pipeline, now)
+        else:
+            await scheduler.sync_pipeline(rt, session, pipeline, now)
+        await session.flush()
+        [out] = await dependencies.describe(session, [pipeline])
         return out
 
 
 @router.delete("/{pipeline_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(409))
 async def delete_pipeline(pipeline_id: uuid.UUID, rt: Runtime) -> Response:
-    """Delete a pipeline. 409 naming its downstreams when other pipelines wait for it."""
+    """Delete a pipeline; its upcoming runs are withdrawn (`run.unscheduled`). 409 naming its
+    downstreams when other pipelines wait for it."""
     async with rt.state.claims, rt.transaction() as session:
         await repository.lock_table_claims(session)
-        pipeline = await repository.get_pipeline(session, pipeline_id)
+        pipeline = await repository.get_pipeline(session, pipeline_id, lock=True)
         await dependencies.refuse_delete_with_downstreams(session, pipeline)
+        await scheduler.withdraw(rt, session, pipeline, "pipeline deleted")
         await repository.delete_pipeline(session, pipeline)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{pipeline_id}/pause")
+async def pause_pipeline(pipeline_id: uuid.UUID, rt: Runtime) -> PauseOut:
+    """Pause a pipeline: neither its schedule nor a manual trigger starts a run until it is resumed.
+    Its upcoming (`scheduled`) runs are withdrawn and listed in `unscheduled`; a run already queued
+    or running is not stopped and is shown as `active_run`. Pausing a paused pipeline changes nothing."""
+    async with rt.transaction() as session:
+        pipeline = await repository.get_pipeline(session, pipeline_id, lock=True)
+        withdrawn = await logic.pause(rt, session, pipeline, rt.state.clock())
+        active = await repository.active_run(session, pipeline.id)
+        await session.flush()
+        [out] = await dependencies.describe(session, [pipeline])
+        return PauseOut(pipeline=out,
+                        unscheduled=[RunOut.model_validate(r) for r in withdrawn],
+                        active_run=RunOut.model_validate(active) if active else None)
+
+
+@router.post("/{pipeline_id}/resume")
+async def resume_pipeline(pipeline_id: uuid.UUID, rt: Runtime) -> ResumeOut:
+    """Resume a paused pipeline. Ticks its schedule had while it was paused follow its `catchup`:
+    `last` requests one run for the latest of them (never more), `all` each of them in turn (the 100
+    most recent; one at a time, as one run per pipeline is active), `none` none. Upcoming runs are
+    stored again. Resuming an active pipeline changes nothing."""
+    async with rt.transaction() as session:
+        pipeline = await repository.get_pipeline(session, pipeline_id, lock=True)
+        now = rt.state.clock()
+        outcome = await logic.resume(rt, session, pipeline, now)
+        scheduled = await repository.scheduled_runs(session, pipeline.id)
+        await session.flush()
+        [out] = await dependencies.describe(session, [pipeline])
+        return ResumeOut(pipeline=out,
+                         queued=[RunOut.model_validate(r) for r in outcome.queued],
+                         waiting=[RunOut.model_validate(r) for r in scheduled
+                                  if r.scheduled_for is not None and r.scheduled_for <= now],
+                         upcoming=sum(1 for r in scheduled if r.scheduled_for is not None and r.scheduled_for > now))
 
 
 COMMAND_SIDE = (
@@ -137,7 +199,7 @@ async def trigger_run(pipeline_id: uuid.UUID, rt: Runtime, body: TriggerRun | No
     409 when the pipeline is paused or already has an active run."""
     resync = body.resync if body is not None else []
     async with rt.transaction() as session:
-        pipeline = await repository.get_pipeline(session, pipeline_id)
+        pipeline = await repository.get_pipeline(session, pipeline_id, lock=True)
         run = await logic.request_run(rt, session, pipeline, "manual", resync)
         return RunOut.model_validate(run)
 

@@ -7,10 +7,12 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from tidemark.api.bodies import FieldError, Omittable, drop_null_defaults, field_errors
 from tidemark.events import RunStatus, SyncMode
+from tidemark_orchestrator.schedule import ScheduleError, cron_problem, zone
 from tidemark_orchestrator.specs import DestinationSpec, StreamSpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -53,6 +55,48 @@ def check_streams(model: BaseModel, streams: Sequence[StreamSpec]) -> None:
         raise field_errors(type(model).__name__, errors)
 
 
+Catchup = Literal["last", "all", "none"]
+CATCHUP_DOC = (
+    "Ticks missed while the orchestrator was down or the pipeline paused: `last` (default) runs the "
+    "latest one, `all` runs each of them in order (the 100 most recent), `none` runs none."
+)
+
+
+class ScheduleSpec(BaseModel):
+    """When a pipeline runs by itself: a cron expression read in an IANA time zone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cron: str = Field(
+        min_length=1, max_length=128,
+        description="Cron expression: 5 fields (minute hour day month weekday), or 6 with seconds last, "
+                    "or an alias such as `@daily`.",
+        examples=["0 2 * * *"],
+    )
+    timezone: str = Field(
+        default="UTC", min_length=1, max_length=64,
+        description="IANA time zone the expression is read in, e.g. `Europe/Berlin`; fire times follow "
+                    "its daylight saving (see docs/orchestration/schedules.md).",
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        problem = cron_problem(value)
+        if problem is not None:
+            raise PydanticCustomError("cron_invalid", problem)
+        return value.strip()
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except ScheduleError as exc:
+            raise PydanticCustomError("timezone_unknown", str(exc)) from exc
+        return value
+
+
 class PipelineCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,10 +104,8 @@ class PipelineCreate(BaseModel):
     connection_id: uuid.UUID = Field(description="The source connection.")
     streams: list[StreamSpec] = Field(min_length=1, description="Streams to load and how.")
     destination: DestinationSpec = Field(default_factory=DestinationSpec, description="Where tables go.")
-    # max_length matches the `pipelines.schedule` column: longer text is a 422, not a database error.
-    schedule: str | None = Field(
-        default=None, max_length=128, description="Cron expression (UTC); none means manual only."
-    )
+    schedule: ScheduleSpec | None = Field(default=None, description="When it runs by itself; none: manual only.")
+    catchup: Catchup = Field(default="last", description=CATCHUP_DOC)
     upstreams: list[UpstreamRef] = Field(default_factory=list, description=UPSTREAMS)
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS, description=TIMEOUT_DOC)
 
@@ -82,9 +124,8 @@ class PipelineUpdate(BaseModel):
         default=None, min_length=1, description="Streams to load and how."
     )
     destination: Omittable[DestinationSpec] = Field(default=None, description="Where tables go.")
-    schedule: str | None = Field(
-        default=None, max_length=128, description="Cron expression (UTC); null means manual only."
-    )
+    schedule: ScheduleSpec | None = Field(default=None, description="When it runs by itself; null: manual only.")
+    catchup: Omittable[Catchup] = Field(default=None, description=CATCHUP_DOC)
     status: Omittable[Literal["active", "paused"]] = Field(default=None, description="Pause or resume.")
     upstreams: Omittable[list[UpstreamRef]] = Field(
         default=None, description=UPSTREAMS + " The list replaces the current one; `[]` removes them all.")
@@ -118,6 +159,13 @@ class Blocked(BaseModel):
     finished_at: datetime | None
 
 
+class ScheduleOut(BaseModel):
+    """A stored schedule as it is (one saved before expressions were checked shows as it was saved)."""
+
+    cron: str
+    timezone: str
+
+
 class PipelineOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -126,7 +174,8 @@ class PipelineOut(BaseModel):
     connection_id: uuid.UUID
     streams: list[StreamSpec]
     destination: DestinationSpec
-    schedule: str | None
+    schedule: ScheduleOut | None
+    catchup: Catchup
     status: str
     timeout_seconds: int | None = Field(description=TIMEOUT_DOC)
     created_at: datetime
@@ -184,3 +233,25 @@ class CancelOut(BaseModel):
     pipeline_id: uuid.UUID
     outcome: Literal["cancelled", "cancel_requested"]
     status: RunStatus = Field(description="The run's status as the orchestrator records it after the cancel.")
+
+
+class PauseOut(BaseModel):
+    """What pausing did."""
+
+    pipeline: PipelineOut
+    unscheduled: list[RunOut] = Field(
+        description="Upcoming (`scheduled`) runs withdrawn: they will not run (`run.unscheduled`).")
+    active_run: RunOut | None = Field(
+        description="The run that was queued or running, if any: pausing does not stop it.")
+
+
+class ResumeOut(BaseModel):
+    """What resuming did."""
+
+    pipeline: PipelineOut
+    queued: list[RunOut] = Field(
+        description="Runs requested now for ticks missed while paused (by `catchup`: `last` at most one, "
+                    "`none` none; with `all` the others wait their turn in `waiting`).")
+    waiting: list[RunOut] = Field(
+        description="Missed ticks due but waiting for the active run to end (`catchup: all`, or an active run).")
+    upcoming: int = Field(description="Upcoming runs now stored for the schedule's next ticks.")

@@ -25,3 +25,27 @@ class OrchestratorSettings(ServiceSettings):
         description="How long to wait for connector-svc to discover a connection's catalog when a pipeline "
                     "is created or changed; longer than connector-svc's own limit, so its answer arrives.",
     )
+    scheduler_enabled: bool = Field(
+        default=True,
+        description="Run the scheduler loop in this process. Any number of replicas may run it: each tick "
+                    "fires once whichever replica sees it first.",
+    )
+    scheduler_poll_seconds: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="How often the scheduler looks for due ticks and tops up upcoming runs; a tick fires at "
+                    "most this late (sooner when a run ends, which wakes it).",
+    )
+    schedule_horizon_seconds: float = Field(
+        default=86400.0, gt=0, le=31 * 86400,
+        description="How far ahead schedule ticks are stored as upcoming (`scheduled`) runs.",
+    )
+    max_scheduled_per_pipeline: int = Field(
+        default=100, ge=1, le=1000,
+        description="At most this many upcoming runs are stored per pipeline (a frequent schedule shows "
+                    "fewer than the horizon holds); also the bound of `catchup: all`.",
+    )
+    misfire_grace_seconds: float = Field(
+        default=60.0, ge=0, le=86400,
+        description="With `catchup: none`, a tick that could not fire within this long after its time "
+                    "(the orchestrator was down, or a run was still active) is skipped.",
+    )

@@ -144,6 +144,39 @@ class RunRequested(EventPayload):
         return str(self.run_id)
 
 
+class RunScheduled(EventPayload):
+    """A schedule tick the orchestrator has stored as an upcoming run; ``run.requested`` with the
+    same ``run_id`` follows when it is due (or ``run.unscheduled`` when it is withdrawn first)."""
+
+    event_type: ClassVar[str] = "run.scheduled"
+    topic: ClassVar[Topic] = Topic.RUNS
+
+    run_id: UUID
+    pipeline_id: UUID
+    pipeline_name: str
+    scheduled_for: datetime = Field(description="The tick's instant (UTC).")
+    trigger: Trigger = "schedule"
+
+    def subject(self) -> str:
+        return str(self.run_id)
+
+
+class RunUnscheduled(EventPayload):
+    """An upcoming run withdrawn before it was due (its schedule changed, or the pipeline was paused
+    or deleted): it never existed as a run, so read models drop it."""
+
+    event_type: ClassVar[str] = "run.unscheduled"
+    topic: ClassVar[Topic] = Topic.RUNS
+
+    run_id: UUID
+    pipeline_id: UUID
+    scheduled_for: datetime
+    reason: str = Field(description="Why, e.g. `schedule changed`, `pipeline paused`, `pipeline deleted`.")
+
+    def subject(self) -> str:
+        return str(self.run_id)
+
+
 class RunStarted(EventPayload):
     event_type: ClassVar[str] = "run.started"
     topic: ClassVar[Topic] = Topic.RUNS
@@ -271,7 +304,8 @@ class PipelinePauseRequested(EventPayload):
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
-        RunRequested, RunStarted, RunProgress, RunFinished, RunCancelRequested, ConnectionChanged,
+        RunRequested, RunScheduled, RunUnscheduled, RunStarted, RunProgress, RunFinished, RunCancelRequested,
+        ConnectionChanged,
         SchemaDriftDetected, AlertSent, PipelinePauseRequested,
     )
 }

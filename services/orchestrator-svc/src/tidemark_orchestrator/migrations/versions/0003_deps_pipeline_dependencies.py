@@ -1,7 +1,7 @@
 """deps pipeline dependencies
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-05 19:46:06.076782
 """
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import tidemark.db.types
 
 
 revision: str = '0003'
-down_revision: str | None = '0001'
+down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
