@@ -9,12 +9,9 @@ cancel arrives; a stand-in serves connector-svc's internal config route."""
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from tests.fixtures.connector_stand_in import serving_connection
 from tests.fixtures.slow_source import add_rows, slow_items
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
@@ -66,28 +64,8 @@ def pg(pg_admin_dsn: str) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture
 def connector_url(pg: dict[str, Any]) -> Iterator[str]:
-    body = json.dumps({"id": str(CONNECTION_ID), "type": "postgres", "config": pg["config"]}).encode()
-
-    class StandIn(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            ok = (self.headers.get("Authorization") == f"Bearer {INTERNAL}"
-                  and self.path == f"/internal/v1/connections/{CONNECTION_ID}/config")
-            self.send_response(200 if ok else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body) if ok else 2))
-            self.end_headers()
-            self.wfile.write(body if ok else b"{}")
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_connection(CONNECTION_ID, "postgres", pg["config"], INTERNAL) as url:
+        yield url
 
 
 @pytest.fixture

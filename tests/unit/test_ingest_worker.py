@@ -4,12 +4,8 @@ and a stand-in for connector-svc's internal config route."""
 from __future__ import annotations
 
 import asyncio
-import json
-import re
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -17,6 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
+from tests.fixtures.connector_stand_in import serving_connection
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.events import (
@@ -43,44 +40,12 @@ pytestmark = pytest.mark.unit
 TOKEN = "unit-token"
 INTERNAL = "internal-secret"
 CONNECTION_ID = uuid.UUID("0191a6f0-0000-7000-8000-000000000001")
-_ROUTE = re.compile(r"^/internal/v1/connections/([^/]+)/config$")
-
-
-class _ConnectorStandIn(BaseHTTPRequestHandler):
-    """connector-svc's internal route contract: 200 {id, type, config}; 401 without the token; 404."""
-
-    def do_GET(self) -> None:
-        if self.headers.get("Authorization") != f"Bearer {INTERNAL}":
-            self._answer(401, {"title": "Unauthorized", "status": 401, "detail": "Missing bearer token."})
-            return
-        match = _ROUTE.match(self.path)
-        if match is None or match.group(1) != str(CONNECTION_ID):
-            self._answer(404, {"title": "Not found", "status": 404, "detail": "connection does not exist"})
-            return
-        self._answer(200, {"id": str(CONNECTION_ID), "type": "sqlite", "config": {"path": "sample:shop"}})
-
-    def _answer(self, status: int, body: dict[str, object]) -> None:
-        raw = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json" if status == 200 else "application/problem+json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
 def connector_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ConnectorStandIn)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving_connection(CONNECTION_ID, "sqlite", {"path": "sample:shop"}, INTERNAL) as url:
+        yield url
 
 
 @pytest.fixture
