@@ -10,7 +10,6 @@ the worker for ``heartbeat_timeout_seconds``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import uuid
@@ -20,6 +19,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidemark.aio import wait_for_event
 from tidemark.db import utcnow
 from tidemark.errors import TidemarkError
 from tidemark.events import (
@@ -237,8 +237,7 @@ async def launch_loop(runtime: IngestRuntime, launcher: Launcher, wakeup: Launch
         except Exception:
             # The loop must outlive a database hiccup; the next wakeup or tick retries.
             log.exception("launch loop: could not launch queued runs; will retry")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), timeout=settings.heartbeat_seconds)
+        await wait_for_event(wakeup, settings.heartbeat_seconds)
 
 
 async def reap_silent(runtime: IngestRuntime) -> int:

@@ -23,7 +23,6 @@ from working on one pipeline at once, so the one-active-run check holds too.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from itertools import islice, takewhile
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tidemark.aio import wait_for_event
 from tidemark.errors import TidemarkError
 from tidemark.events import RunError, RunFinished, RunRequested, RunScheduled, RunStatus, RunUnscheduled
 from tidemark.logs import fields
@@ -187,6 +187,5 @@ async def run_scheduler(runtime: OrchestratorRuntime, clock: Callable[[], dateti
         except (TidemarkError, DBAPIError, OSError) as exc:
             # The database may be away for a while; the next pass picks up where this one stopped.
             log.warning("scheduler pass failed: %s", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), timeout=poll)
+        await wait_for_event(wakeup, poll)
         wakeup.clear()

@@ -9,7 +9,6 @@ is at-least-once; consumers deduplicate on the envelope id.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tidemark.aio import wait_for_event
 from tidemark.bus.base import Bus
 from tidemark.bus.metrics import OUTBOX_PENDING, OUTBOX_PUBLISH_SECONDS
 from tidemark.bus.retry import backoff_seconds
@@ -168,5 +168,4 @@ class OutboxRelay:
                 await asyncio.sleep(delay)
                 continue
             self.wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout=self._poll)
+            await wait_for_event(self.wakeup, self._poll)
