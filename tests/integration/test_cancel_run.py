@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from tests.fixtures.connector_stand_in import serving_connection
 from tests.fixtures.slow_source import add_rows, slow_items
+from tests.fixtures.watched_bus import WatchedBus
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.events import (
@@ -77,23 +78,6 @@ def settings(tmp_path: Path, connector_url: str) -> IngestSettings:
         bus="memory", connector_url=connector_url, outbox_poll_seconds=0.1,
         heartbeat_seconds=0.5, heartbeat_timeout_seconds=60, stop_grace_seconds=GRACE, log_format="text",
     )
-
-
-class WatchedBus(MemoryBus):
-    """A MemoryBus that says when something was published, so the test waits without polling."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.published_event = asyncio.Event()
-
-    async def publish(self, topic: Topic, envelope: Envelope) -> None:
-        await super().publish(topic, envelope)
-        self.published_event.set()
-
-    async def until(self, found: Callable[[], bool]) -> None:
-        while not found():
-            self.published_event.clear()
-            await self.published_event.wait()
 
 
 @pytest.fixture

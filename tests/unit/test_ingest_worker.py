@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from tests.fixtures.connector_stand_in import serving_connection
+from tests.fixtures.watched_bus import WatchedBus
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.events import (
@@ -63,18 +64,6 @@ def settings(tmp_path: Path, connector_url: str) -> IngestSettings:
     )
 
 
-class WatchedBus(MemoryBus):
-    """A MemoryBus that says when something was published, so tests wait without sleeping."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.published_event = asyncio.Event()
-
-    async def publish(self, topic: Topic, envelope: Envelope) -> None:
-        await super().publish(topic, envelope)
-        self.published_event.set()
-
-
 @pytest.fixture
 async def service(settings: IngestSettings) -> AsyncIterator[tuple[WatchedBus, httpx.AsyncClient]]:
     bus = WatchedBus()
@@ -100,11 +89,9 @@ def events(bus: MemoryBus, kind: type[EventPayload], run_id: uuid.UUID) -> list[
 
 async def wait_finished(bus: WatchedBus, run_id: uuid.UUID) -> RunFinished:
     async with asyncio.timeout(90):
-        while not (found := events(bus, RunFinished, run_id)):
-            bus.published_event.clear()
-            await bus.published_event.wait()
+        await bus.until(lambda: bool(events(bus, RunFinished, run_id)))
     await bus.drain()
-    return found[0].payload_as(RunFinished)
+    return events(bus, RunFinished, run_id)[0].payload_as(RunFinished)
 
 
 def _metric(name: str, **labels: str) -> float:
