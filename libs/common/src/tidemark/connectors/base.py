@@ -135,8 +135,13 @@ class Source(abc.ABC):
         """Yield batches of the stream; with ``state``, only rows past its cursor."""
 
     def source_key(self, stream: StreamSpec) -> list[str]:
-        """The primary key the source declares for ``stream`` (all of it among the selected columns),
-        or ``[]``; tables record it as their identifier fields."""
+        """The primary key the source declares for ``stream`` when all of it is among the selected
+        columns, else ``[]``; tables record it as their identifier fields."""
+        key = self.declared_key(stream)
+        return key if stream.columns is None or set(key) <= set(stream.columns) else []
+
+    def declared_key(self, stream: StreamSpec) -> list[str]:
+        """The primary key the source declares for ``stream``; ``[]`` when it declares none."""
         return []
 
     def partitions(self, stream: StreamSpec, count: int) -> list[KeyRange]:

@@ -123,10 +123,8 @@ class SqlSource(Source):
     ) -> Iterator[pa.RecordBatch]:
         yield from self.execute(self.plan(stream, state, partition))
 
-    def source_key(self, stream: StreamSpec) -> list[str]:
-        key = list(self.table(stream.name).primary_key)
-        selected = stream.columns
-        return key if selected is None or set(key) <= set(selected) else []
+    def declared_key(self, stream: StreamSpec) -> list[str]:
+        return list(self.table(stream.name).primary_key)
 
     def key_column(self, stream: StreamSpec) -> SqlColumn | None:
         """The column :meth:`partitions` splits on: the first primary-key column, if it orders well."""

@@ -154,10 +154,9 @@ class SQLiteSource(Source):
             [pa.field(c, arrow_type(by_name[c].source_type), nullable=by_name[c].nullable) for c in wanted]
         )
 
-    def source_key(self, stream: StreamSpec) -> list[str]:
+    def declared_key(self, stream: StreamSpec) -> list[str]:
         info = self.discover().stream(stream.name)
-        key = info.primary_key if info is not None else []
-        return key if stream.columns is None or set(key) <= set(stream.columns) else []
+        return info.primary_key if info is not None else []
 
     def _cursor_type(self, stream: StreamSpec) -> pa.DataType:
         info = self.discover().stream(stream.name)
