@@ -130,6 +130,7 @@ class RunRequested(EventPayload):
     trigger: Trigger
     scheduled_for: datetime | None = None
     attempt: int = 1
+    retry_of: UUID | None = Field(default=None, description="The failed run this attempt retries.")
     resync: list[str] = Field(
         default_factory=list,
         description="Streams whose state is reset: read in full and rewritten, then incremental again.",
@@ -139,6 +140,44 @@ class RunRequested(EventPayload):
         description="The pipeline's limit: a run still running this long after its worker started is "
                     "stopped and ends `failed` (error starting `timeout`). None: no limit.",
     )
+
+    def subject(self) -> str:
+        return str(self.run_id)
+
+
+class RunQueued(EventPayload):
+    """A run exists and waits to be started: ``run.requested`` with the same ``run_id`` follows when
+    the orchestrator admits it (no other run of its pipeline going, a free slot under the global and
+    the connection's limits, a retry's backoff over). Also when an upcoming run becomes due."""
+
+    event_type: ClassVar[str] = "run.queued"
+    topic: ClassVar[Topic] = Topic.RUNS
+
+    run_id: UUID
+    pipeline_id: UUID
+    pipeline_name: str
+    connection_id: UUID
+    trigger: Trigger
+    attempt: int = 1
+    retry_of: UUID | None = Field(default=None, description="The failed run this attempt retries.")
+    scheduled_for: datetime | None = Field(default=None, description="The tick, for a scheduled run.")
+    not_before: datetime | None = Field(default=None, description="A retry waits for its backoff until then.")
+    reason: str | None = Field(default=None, description="Why it waits, when it cannot start at once.")
+
+    def subject(self) -> str:
+        return str(self.run_id)
+
+
+class RunWaiting(EventPayload):
+    """Why a queued run still waits changed (e.g. `waiting for a slot: 2 of 2 runs of connection X
+    are active`). The last one is the current reason; ``run.requested`` ends the wait."""
+
+    event_type: ClassVar[str] = "run.waiting"
+    topic: ClassVar[Topic] = Topic.RUNS
+
+    run_id: UUID
+    pipeline_id: UUID
+    reason: str
 
     def subject(self) -> str:
         return str(self.run_id)
@@ -289,6 +328,40 @@ class AlertSent(EventPayload):
         return self.subject_id
 
 
+class ScheduleInfo(_Model):
+    cron: str
+    timezone: str = "UTC"
+
+
+class RetryPolicy(_Model):
+    max_attempts: int = Field(description="Attempts in all, the first included; 1: no retries.")
+    initial_delay_seconds: float
+    max_delay_seconds: float
+
+
+class PipelineChanged(EventPayload):
+    """A pipeline was created, changed, paused, resumed or deleted, with its whole definition after
+    the change (before it, for ``deleted``), so other services keep their own projection of
+    pipelines instead of asking orchestrator-svc."""
+
+    event_type: ClassVar[str] = "pipeline.changed"
+    topic: ClassVar[Topic] = Topic.PIPELINES
+
+    pipeline_id: UUID
+    change: Literal["created", "updated", "paused", "resumed", "deleted"]
+    pipeline: PipelineSpec
+    status: Literal["active", "paused"]
+    schedule: ScheduleInfo | None = None
+    upstreams: list[UUID] = Field(default_factory=list, description="Pipelines this one runs after.")
+    catchup: str = "last"
+    overlap: str = "queue"
+    retries: RetryPolicy | None = None
+    timeout_seconds: int | None = None
+
+    def subject(self) -> str:
+        return str(self.pipeline_id)
+
+
 class PipelinePauseRequested(EventPayload):
     event_type: ClassVar[str] = "pipeline.pause_requested"
     topic: ClassVar[Topic] = Topic.PIPELINES
@@ -304,8 +377,9 @@ class PipelinePauseRequested(EventPayload):
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
-        RunRequested, RunScheduled, RunUnscheduled, RunStarted, RunProgress, RunFinished, RunCancelRequested,
+        RunScheduled, RunUnscheduled, RunQueued, RunWaiting, RunRequested, RunStarted, RunProgress, RunFinished,
+        RunCancelRequested,
         ConnectionChanged,
-        SchemaDriftDetected, AlertSent, PipelinePauseRequested,
+        SchemaDriftDetected, AlertSent, PipelineChanged, PipelinePauseRequested,
     )
 }
