@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.errors import ConflictError, NotFoundError
-from tidemark.events import ACTIVE, RunStatus, Trigger
+from tidemark.events import ACTIVE, RunStatus
 from tidemark.ids import new_id
 from tidemark_orchestrator.models import Pipeline, Run
 from tidemark_orchestrator.schemas import PipelineCreate, PipelineUpdate
@@ -43,6 +43,8 @@ async def add_pipeline(session: AsyncSession, body: PipelineCreate) -> Pipeline:
         catchup=body.catchup,
         status="active",
         timeout_seconds=body.timeout_seconds,
+        overlap=body.overlap,
+        retries=body.retries.model_dump(mode="json"),
     )
     session.add(pipeline)
     try:
@@ -81,20 +83,20 @@ async def delete_pipeline(session: AsyncSession, pipeline: Pipeline) -> None:
     await session.flush()
 
 
+async def active_runs(session: AsyncSession, pipeline_id: uuid.UUID) -> Sequence[Run]:
+    """The pipeline's queued, starting and running runs, the one holding a slot first."""
+    query = (sa.select(Run).where(Run.pipeline_id == pipeline_id, Run.status.in_([s.value for s in ACTIVE]))
+             .order_by(Run.admitted_at.is_(None), Run.requested_at))
+    return (await session.scalars(query)).all()
+
+
 async def active_run(session: AsyncSession, pipeline_id: uuid.UUID) -> Run | None:
-    query = sa.select(Run).where(Run.pipeline_id == pipeline_id, Run.status.in_([s.value for s in ACTIVE])).limit(1)
-    return (await session.scalars(query)).first()
+    found = await active_runs(session, pipeline_id)
+    return found[0] if found else None
 
 
-async def add_run(session: AsyncSession, pipeline: Pipeline, trigger: Trigger) -> Run:
-    run = Run(id=new_id(), pipeline_id=pipeline.id, trigger=trigger, status=RunStatus.QUEUED, attempt=1)
-    session.add(run)
-    await session.flush()
-    return run
-
-
-async def get_run(session: AsyncSession, run_id: uuid.UUID) -> Run | None:
-    return await session.get(Run, run_id)
+async def get_run(session: AsyncSession, run_id: uuid.UUID, lock: bool = False) -> Run | None:
+    return await session.get(Run, run_id, with_for_update=lock or None, populate_existing=lock)
 
 
 async def list_runs(session: AsyncSession, pipeline_id: uuid.UUID, limit: int) -> Sequence[Run]:

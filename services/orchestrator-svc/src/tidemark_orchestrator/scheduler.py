@@ -34,13 +34,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.aio import wait_for_event
 from tidemark.errors import TidemarkError
-from tidemark.events import RunError, RunFinished, RunRequested, RunScheduled, RunStatus, RunUnscheduled
+from tidemark.events import RunError, RunFinished, RunScheduled, RunStatus, RunUnscheduled
 from tidemark.logs import fields
-from tidemark_orchestrator import repository
+from tidemark_orchestrator import admission, repository
+from tidemark_orchestrator.cancel import cancel_run
 from tidemark_orchestrator.deps import OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline, Run
 from tidemark_orchestrator.schedule import Schedule, ScheduleError
-from tidemark_orchestrator.specs import pipeline_spec
 
 log = logging.getLogger(__name__)
 
@@ -131,18 +131,34 @@ async def _fire(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: P
             reason = f"skipped: could not fire within {grace.total_seconds():g}s of its time (catchup: none)"
         if reason is None:
             waiting.append(run)
-        elif await repository.move_scheduled(session, run, RunStatus.CANCELLED, now, reason):
-            outcome.skipped.append(run)
-            await runtime.emit(session, RunFinished(run_id=run.id, pipeline_id=pipeline.id,
-                                                    status=RunStatus.CANCELLED,
-                                                    error=RunError(message=reason, kind="terminal")))
-    if not waiting or await repository.active_run(session, pipeline.id) is not None:
+        else:
+            await _skip(runtime, session, pipeline, run, now, reason, outcome)
+    if not waiting:
+        return
+    active = await repository.active_runs(session, pipeline.id)
+    if active and pipeline.overlap == "skip":
+        reason = f"skipped: run {active[0].id} of this pipeline was still {active[0].status} (overlap: skip)"
+        for run in waiting:
+            await _skip(runtime, session, pipeline, run, now, reason, outcome)
+        return
+    if active and pipeline.overlap == "queue":
         return  # waiting ticks fire once the active run ends
+    for previous in active:  # overlap: cancel_previous
+        await cancel_run(runtime, session, pipeline.id, previous.id,
+                         "superseded by a newer run (overlap: cancel_previous)", admit=False)
     run = waiting[0]
     if await repository.move_scheduled(session, run, RunStatus.QUEUED, now):
         outcome.queued.append(run)
-        await runtime.emit(session, RunRequested(run_id=run.id, pipeline=pipeline_spec(pipeline), trigger="schedule",
-                                                 scheduled_for=run.scheduled_for, attempt=run.attempt))
+        await admission.announce(runtime, session, pipeline, run)
+        await admission.admit(runtime, session, now)
+
+
+async def _skip(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline, run: Run, now: datetime,
+                reason: str, outcome: Outcome) -> None:
+    if await repository.move_scheduled(session, run, RunStatus.CANCELLED, now, reason):
+        outcome.skipped.append(run)
+        await runtime.emit(session, RunFinished(run_id=run.id, pipeline_id=pipeline.id, status=RunStatus.CANCELLED,
+                                                error=RunError(message=reason, kind="terminal")))
 
 
 async def scheduler_pass(runtime: OrchestratorRuntime, now: datetime) -> Outcome:
@@ -174,6 +190,8 @@ async def scheduler_pass(runtime: OrchestratorRuntime, now: datetime) -> Outcome
         total.scheduled += done.scheduled
         total.queued += done.queued
         total.skipped += done.skipped
+    async with runtime.transaction() as session:
+        await admission.admit(runtime, session, now)  # retries whose backoff ran out
     return total
 
 
