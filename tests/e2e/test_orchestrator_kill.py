@@ -23,8 +23,8 @@ from tests.e2e.processes import ServiceProcess, free_port, service_argv, spawn, 
 
 pytestmark = pytest.mark.e2e
 API_TOKEN = "kill-api-token"
-EVERY = 3  # seconds between ticks
-KILLS = 4  # each at another moment of a tick
+EVERY = 5  # seconds between ticks: more than a run of this small table takes
+KILLS = 3  # each at another moment of a tick
 
 
 def start(service: str, env: dict[str, str], logs: Path, name: str | None = None) -> ServiceProcess:
@@ -91,7 +91,7 @@ def test_every_tick_fires_once_while_an_orchestrator_is_killed_mid_tick(
             "name": "shop", "type": "sqlite", "config": {"path": "sample:shop"}})
         assert created.status_code == 201, created.text
         pipeline = http.post(started["a"].url + "/v1/pipelines", json={
-            "name": "every-3s", "connection_id": created.json()["id"], "streams": [{"name": "main.customers"}],
+            "name": "every-5s", "connection_id": created.json()["id"], "streams": [{"name": "main.customers"}],
             "destination": {"namespace": "kill"}, "catchup": "all", "retries": {"max_attempts": 1},
             "schedule": {"cron": f"* * * * * */{EVERY}"}})
         assert pipeline.status_code == 201, pipeline.text
@@ -101,8 +101,8 @@ def test_every_tick_fires_once_while_an_orchestrator_is_killed_mid_tick(
     began = datetime.now().astimezone()
     kills = 0
     while kills < KILLS:
-        # Kill at a different phase of the tick each time: 0.0, 0.4, 0.8, ... s after a tick.
-        phase = (kills * 0.4) % EVERY
+        # Kill at a different moment of the tick each time: 0.0, 1.3, 2.6 s after a tick.
+        phase = (kills * 1.3) % EVERY
         time.sleep((phase - time.time() % EVERY) % EVERY)
         b.proc.kill()
         b.proc.wait()
