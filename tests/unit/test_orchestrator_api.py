@@ -73,7 +73,7 @@ async def test_trigger_run_emits_run_requested_once_committed(
     assert again.headers["content-type"] == "application/problem+json"
     # The relay publishes the outbox rows: both runs queued, only the first sent to the workers.
     for _ in range(50):
-        if len(bus.published[Topic.RUNS]) >= 3:
+        if len(bus.published[Topic.RUNS]) >= 4:
             break
         await asyncio.sleep(0.05)
     types = [(e.type, e.subject) for e in bus.published[Topic.RUNS]]

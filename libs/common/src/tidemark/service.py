@@ -99,6 +99,9 @@ class ServiceRuntime(Generic[SettingsT, StateT]):
     async def emit(self, session: AsyncSession, payload: EventPayload) -> Envelope:
         return await self.outbox.add(session, payload)
 
+    async def emit_many(self, session: AsyncSession, payloads: Sequence[EventPayload]) -> list[Envelope]:
+        return await self.outbox.add_many(session, payloads)
+
     def consume(self, purpose: str, topics: Sequence[Topic],
                 handlers: Mapping[type[Any], EventHandler[SettingsT, StateT, Any]]) -> None:
         """Apply each event of ``topics`` whose type ``handlers`` names, once (the consumer group

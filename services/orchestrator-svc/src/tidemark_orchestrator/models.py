@@ -32,6 +32,8 @@ class Pipeline(Base):
     # when it is paused (so resuming catches up from the pause). Null: from the scheduler's next pass.
     ticks_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    # The scheduler need not look at the pipeline before then (its next tick, or a recheck); null: now.
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     timeout_seconds: Mapped[int | None] = mapped_column(sa.Integer)
     # What a new run does while another of the pipeline is active: queue, skip or cancel_previous.
     overlap: Mapped[str] = mapped_column(sa.String(16), default="queue", server_default="queue")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -78,6 +79,15 @@ class Outbox:
             )
         )
         return envelope
+
+    async def add_many(self, session: AsyncSession, payloads: Sequence[EventPayload]) -> list[Envelope]:
+        """Record ``payloads`` in order, in one statement (a scheduler pass emits thousands)."""
+        envelopes = [Envelope.wrap(p, source=self._source) for p in payloads]
+        if envelopes:
+            await session.execute(sa.insert(self._table), [
+                {"event_id": e.id, "topic": p.topic.value, "envelope": e.model_dump_json(), "created_at": e.occurred_at}
+                for e, p in zip(envelopes, payloads, strict=True)])
+        return envelopes
 
     def notify(self) -> None:
         """Wake the relay now instead of at its next poll."""
