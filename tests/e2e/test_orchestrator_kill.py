@@ -110,6 +110,7 @@ def test_every_tick_fires_once_while_an_orchestrator_is_killed_mid_tick(
         b = start("orchestrator", services.orchestrator_env, tmp_path / "logs", f"orchestrator-b-{kills}")
         started[f"b{kills}"] = b
         wait_healthy(b)
+        print(f"kill {kills} at phase {phase:.1f}s, restarted at {datetime.now().astimezone()}", flush=True)
     ended = datetime.now().astimezone()
 
     engine = sa.create_engine(sync_url(services.orchestrator_db))
@@ -122,9 +123,11 @@ def test_every_tick_fires_once_while_an_orchestrator_is_killed_mid_tick(
                 runs = conn.execute(sa.text(
                     "SELECT id, scheduled_for, status FROM runs WHERE pipeline_id = :pid AND scheduled_for > :began "
                     "AND scheduled_for <= :ended ORDER BY scheduled_for"), window).all()
+            print(datetime.now().astimezone(), [(r.scheduled_for.time(), r.status) for r in runs], flush=True)
             if all(r.status in ("succeeded", "partially_succeeded", "failed", "cancelled") for r in runs):
                 break
-            assert time.monotonic() < settle, [(r.scheduled_for, r.status) for r in runs]
+            assert time.monotonic() < settle, [(r.id, r.scheduled_for, r.status) for r in runs
+                                               if r.status not in ("succeeded", "failed", "cancelled")]
             time.sleep(0.5)
         with engine.connect() as conn:
             envelopes = [json.loads(e) for e in conn.execute(sa.text("SELECT envelope FROM outbox")).scalars()]

@@ -118,7 +118,8 @@ class ServiceRuntime(Generic[SettingsT, StateT]):
         self.bus.subscribe(
             group,
             topics,
-            IdempotentHandler(group, self.sessions, self.definition.tables.inbox, dispatch, self.outbox.notify),
+            IdempotentHandler(group, self.sessions, self.definition.tables.inbox, dispatch, self.outbox.notify,
+                              wants=lambda envelope: envelope.type in by_type),
         )
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

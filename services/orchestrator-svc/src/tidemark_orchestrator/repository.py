@@ -21,7 +21,6 @@ from tidemark_orchestrator.models import Pipeline, Run
 from tidemark_orchestrator.schemas import PipelineCreate, PipelineUpdate
 from tidemark_orchestrator.specs import stored
 
-TICK_BATCH = 1000  # rows per INSERT of upcoming runs (bound parameters stay far below the drivers' limits)
 # Any constant works: it names "who writes which table" for pg_advisory_xact_lock.
 TABLE_CLAIMS_LOCK = 0x7469646D61726B  # "tidmark"
 
@@ -178,15 +177,11 @@ async def add_ticks(session: AsyncSession, ticks: Sequence[tuple[uuid.UUID, date
         return []
     dialect = (await session.connection()).dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    added: list[Run] = []
-    for start in range(0, len(ticks), TICK_BATCH):
-        rows = [{"id": new_id(), "pipeline_id": pid, "trigger": "schedule", "status": RunStatus.SCHEDULED.value,
-                 "attempt": 1, "scheduled_for": tick, "requested_at": now}
-                for pid, tick in ticks[start:start + TICK_BATCH]]
-        statement = (insert(Run).values(rows).on_conflict_do_nothing(index_elements=["pipeline_id", "scheduled_for"])
-                     .returning(Run))
-        added += (await session.scalars(statement)).all()
-    return added
+    rows = [{"id": new_id(), "pipeline_id": pid, "trigger": "schedule", "status": RunStatus.SCHEDULED.value,
+             "attempt": 1, "scheduled_for": tick, "requested_at": now} for pid, tick in ticks]
+    # One compiled statement sent in batches (SQLAlchemy's insertmanyvalues): a pass stores thousands.
+    statement = insert(Run).on_conflict_do_nothing(index_elements=["pipeline_id", "scheduled_for"]).returning(Run)
+    return list((await session.scalars(statement, rows)).all())
 
 
 async def fire_ticks(session: AsyncSession, runs: Sequence[Run], now: datetime) -> set[uuid.UUID]:

@@ -172,7 +172,9 @@ def _ticks_to_store(pipeline: Pipeline, schedule: Schedule, stored: int, latest:
     start = max(pipeline.ticks_from, latest) if latest is not None else pipeline.ticks_from
     room = settings.max_scheduled_per_pipeline - stored
     missed_limit = {"last": 1, "all": room, "none": 0}.get(pipeline.catchup, 1)
-    missed = list(islice(takewhile(lambda t: t > start, schedule.until(now)), max(0, missed_limit)))
+    # Usually every tick up to now is stored already (start > now): nothing was missed.
+    missed = [] if start >= now else list(
+        islice(takewhile(lambda t: t > start, schedule.until(now)), max(0, missed_limit)))
     missed.reverse()
     horizon = now + timedelta(seconds=settings.schedule_horizon_seconds)
     upcoming = islice(takewhile(lambda t: t <= horizon, schedule.after(max(start, now))),

@@ -102,7 +102,7 @@ class OutboxRelay:
         table: sa.Table,
         bus: Bus,
         poll_seconds: float = 1.0,
-        batch_size: int = 100,
+        batch_size: int = 500,
         retention: timedelta = timedelta(days=1),
     ) -> None:
         self._sessions = sessions
@@ -131,12 +131,12 @@ class OutboxRelay:
             rows = (await session.execute(query)).all()
             started = time.perf_counter()
             try:
-                for seq, topic, raw in rows:
-                    await self._bus.publish(Topic(topic), Envelope.model_validate_json(raw))
+                if rows:
+                    await self._bus.publish_many([(Topic(topic), Envelope.model_validate_json(raw))
+                                                  for _, topic, raw in rows])
                     await session.execute(
-                        sa.update(t).where(t.c.seq == seq).values(published_at=utcnow())
-                    )
-                    sent += 1
+                        sa.update(t).where(t.c.seq.in_([seq for seq, _, _ in rows])).values(published_at=utcnow()))
+                    sent = len(rows)
             finally:
                 if rows:
                     OUTBOX_PUBLISH_SECONDS.observe(time.perf_counter() - started)
