@@ -1,8 +1,11 @@
-"""The scheduler: schedule ticks become upcoming runs, and due ones are requested, each exactly once.
+"""The scheduler: schedule ticks become upcoming runs, and due ones are queued, each exactly once.
 
-One pass over a pipeline (:func:`sync_pipeline`), in one transaction holding the pipeline's row:
+A pass (:func:`scheduler_pass`) looks only at pipelines whose ``next_check_at`` has come (their
+next stored tick, or a recheck), a chunk of :data:`CHUNK` pipelines per transaction holding their
+rows. For the chunk (:func:`sync_pipelines`), with a fixed number of statements however many
+pipelines it holds:
 
-1. **Materialise**: the ticks from where the pipeline left off up to ``now + horizon`` (at most
+1. **Materialise**: the ticks from where each pipeline left off up to ``now + horizon`` (at most
    ``max_scheduled_per_pipeline`` upcoming at a time) are stored as runs in status ``scheduled``,
    each with ``run.scheduled``. Ticks already past when first seen (the orchestrator was down, or the
    pipeline paused) follow the pipeline's ``catchup``: ``last`` keeps the latest, ``all`` the most
@@ -10,13 +13,14 @@ One pass over a pipeline (:func:`sync_pipeline`), in one transaction holding the
 2. **Prune** due ticks by ``catchup``: ``last`` skips all but the latest due tick, ``none`` skips
    ticks more than ``misfire_grace_seconds`` late; a skipped tick ends ``cancelled`` with its reason
    (``run.finished``).
-3. **Fire** the earliest remaining due tick when the pipeline has no active run: ``scheduled →
-   queued`` and ``run.requested`` (trigger ``schedule``, the same run id). With an active run, due
-   ticks wait for it to end (one active run per pipeline, as for manual runs).
+3. **Fire** the earliest remaining due tick, by the pipeline's ``overlap`` when a run of it is still
+   active (``queue``: wait for it, ``skip``: the tick ends ``cancelled``, ``cancel_previous``: cancel
+   it): ``scheduled → queued`` with ``run.queued`` (trigger ``schedule``, the same run id). Then
+   :mod:`tidemark_orchestrator.admission` sends what may start to the workers (``run.requested``).
 
 Exactly once across replicas and restarts: a tick is one row (unique ``(pipeline_id,
 scheduled_for)``, inserted only if absent) and it moves on only through ``UPDATE … WHERE
-status = 'scheduled'``; the row lock (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) keeps two replicas
+status = 'scheduled'``; the row locks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) keep two replicas
 from working on one pipeline at once, so the one-active-run check holds too.
 """
 
