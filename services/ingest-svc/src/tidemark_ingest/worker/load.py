@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 from pydantic import ValidationError
@@ -172,7 +173,7 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
             batches = progress.count(prefetched(read))
             request = WriteRequest(identifier, schema, mode, primary_key=key, run_id=run_id,
                                    cursor_field=stream.cursor_field, partition=stream.partition,
-                                   properties=properties or {})
+                                   properties=properties or {}, final_cursor=lambda: _final(source, stream))
             result = lake.write(destination, request, batches)
         except Stopped:
             raise
@@ -193,6 +194,13 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
             rows_written=result.rows_written, bytes_written=result.bytes_written,
             duration_seconds=duration, snapshot_id=result.snapshot_id, warnings=_warnings(source, stream),
         )
+
+
+def _final(source: Source, stream: StreamSpec) -> Any:
+    """The cursor value a source that tracks its own state wants committed; None lets the writer's stand."""
+    with source_call(source.config, source.type_name):
+        state = source.final_state(stream)
+    return None if state is None else state.cursor_value
 
 
 def _warnings(source: Source, stream: StreamSpec) -> list[StreamWarning]:
