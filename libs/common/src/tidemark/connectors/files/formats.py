@@ -12,6 +12,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator
+from typing import IO, cast
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -23,6 +24,7 @@ from tidemark.connectors.files.config import FileStream
 from tidemark.connectors.files.listing import FileEntry
 
 BLOCK_BYTES = 4 << 20
+NOT_UTF8 = "not valid UTF-8 text (a CSV file in another encoding needs the stream's csv.encoding)"
 _CODECS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 
 
@@ -67,10 +69,11 @@ def _head(fs: pafs.FileSystem, entry: FileEntry, stream: FileStream, limit: int)
     with open_text(fs, entry, stream) as f:
         data = f.read(limit)
         complete = not f.read(1)
+    head = bytes(data)
     if not complete:
-        cut = data.rfind(b"\n")
-        data = data[: cut + 1] if cut >= 0 else data
-    return data
+        cut = head.rfind(b"\n")
+        head = head[: cut + 1] if cut >= 0 else head
+    return head
 
 
 def file_schema(fs: pafs.FileSystem, entry: FileEntry, stream: FileStream, sample_bytes: int) -> pa.Schema:
@@ -107,8 +110,7 @@ def _check_utf8(data: bytes, key: str, first_line: int = 1) -> None:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = first_line + data.count(b"\n", 0, exc.start)
-        raise BadFile(key, "not valid UTF-8 text (set the stream's csv.encoding if the file uses another "
-                           "encoding)", f"line {line}") from exc
+        raise BadFile(key, NOT_UTF8, f"line {line}") from exc
 
 
 # -- rows ---------------------------------------------------------------------------------------------
@@ -205,8 +207,7 @@ def _located(entry: FileEntry, stream: FileStream, exc: Exception, rows_before: 
     detail = str(exc).removeprefix("JSON parse error: ").removeprefix("CSV parse error: ")
     if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in detail or "UTF-8" in detail:
         line = _first_bad_utf8_line(reopen)
-        return BadFile(entry.key, "not valid UTF-8 text (set the stream's csv.encoding if the file uses "
-                                  "another encoding)", f"line {line}" if line else None)
+        return BadFile(entry.key, NOT_UTF8, f"line {line}" if line else None)
     if stream.format == "jsonl":
         m = _JSON_ROW.search(detail)
         line = _first_bad_json_line(reopen) if m is None else rows_before + int(m.group(1)) + 1
@@ -215,10 +216,14 @@ def _located(entry: FileEntry, stream: FileStream, exc: Exception, rows_before: 
     return BadFile(entry.key, detail, f"line {line}" if line else None)
 
 
+def _binary(f: io.IOBase | pa.NativeFile) -> IO[bytes]:
+    """A line-iterable binary file over pyarrow's stream or a Python one."""
+    return cast(IO[bytes], io.BufferedReader(f) if isinstance(f, pa.NativeFile) else f)
+
+
 def _lines(reopen: Callable[[], io.IOBase | pa.NativeFile]) -> Iterator[bytes]:
     with reopen() as f:
-        buffered = io.BufferedReader(f) if isinstance(f, pa.NativeFile) else f  # type: ignore[arg-type]
-        yield from buffered
+        yield from _binary(f)
 
 
 def _first_bad_utf8_line(reopen: Callable[[], io.IOBase | pa.NativeFile]) -> int | None:
@@ -247,8 +252,8 @@ def _csv_line(stream: FileStream, reopen: Callable[[], io.IOBase | pa.NativeFile
     if value is None and columns is None:
         return None
     with reopen() as f:
-        raw = io.BufferedReader(f) if isinstance(f, pa.NativeFile) else f  # type: ignore[arg-type]
-        text = io.TextIOWrapper(raw, encoding=stream.csv.encoding, errors="replace", newline="")
+        text = io.TextIOWrapper(cast(io.BufferedReader, _binary(f)), encoding=stream.csv.encoding,
+                                errors="replace", newline="")
         reader = csv.reader(text, delimiter=stream.csv.delimiter, quotechar=stream.csv.quote_char)
         width = None
         for record in reader:

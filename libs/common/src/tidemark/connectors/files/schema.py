@@ -36,7 +36,7 @@ def _decimal_union(a: pa.DataType, b: pa.DataType) -> pa.DataType:
 
 
 def _numeric(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
 
 
 def widen(a: pa.DataType, b: pa.DataType) -> pa.DataType:

@@ -151,10 +151,12 @@ class FileSource(Source):
         config = self.stream_config(stream.name)
         out = self.arrow_schema(stream)
         schema = self.stream_schema(stream.name)
-        files = self.files(config)
+        listed = self.files(config)
+        files: list[tuple[FileEntry, str | None]] = [(e, None) for e in listed]
         bound = None
+        self._ledgers.pop(stream.name, None)
         if stream.cursor_field == MODIFIED and self.config.file_columns:
-            files = self._unread(stream, state, files)
+            files = self._unread(stream, state, listed)
         elif stream.sync_mode is not SyncMode.FULL_REFRESH:
             if not stream.cursor_field or schema.get_field_index(stream.cursor_field) < 0:
                 raise SourceError(f"stream {stream.name!r}: unknown cursor column {stream.cursor_field!r}",
