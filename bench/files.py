@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +67,8 @@ def run_child(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    import boto3
-    from boto3.s3.transfer import TransferConfig
+    import boto3  # type: ignore[import-untyped]
+    from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
     from moto.server import ThreadedMotoServer
 
     rows = int(os.environ.get("BENCH_FILE_ROWS", "5000000"))

@@ -35,7 +35,7 @@ def source(a: dict[str, str]) -> S3Source:
     folder, _, name = a["key"].rpartition("/")
     return S3Source(S3Config(bucket=a["bucket"], prefix=folder, endpoint=a["endpoint"], access_key_id=a["key_id"],
                              secret_access_key=a["secret"], file_columns=False,
-                             streams=[{"name": "orders", "glob": name, "format": "csv"}]))  # type: ignore[list-item]
+                             streams=[{"name": "orders", "glob": name, "format": "csv"}]))
 
 
 def count(batches: object) -> tuple[int, int]:
@@ -68,10 +68,11 @@ def main() -> None:
         rows, total = count(watched())
         max_batch = max(sizes)
     elif how == "tidemark-load":
+        from pathlib import Path
+
         from tidemark.lakehouse import Lakehouse
         from tidemark.lakehouse.settings import LakehouseSettings
         from tidemark_ingest.worker.load import Progress, load_stream
-        from pathlib import Path
 
         lake = Lakehouse(LakehouseSettings().resolve(Path(a["home"])))
         stats = load_stream(lake, source(a), DestinationSpec(namespace="bench"), StreamSpec(name="orders"),
