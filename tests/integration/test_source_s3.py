@@ -283,3 +283,26 @@ def test_a_data_column_cursor_filters_rows_of_every_file(bucket: Bucket) -> None
     spec = StreamSpec(name="orders", sync_mode=SyncMode.INCREMENTAL_APPEND, cursor_field="day")
     got = rows_of(source.read(spec, StreamState(cursor_field="day", cursor_value="2024-01-02")))
     assert sorted(r["id"] for r in got) == [2, 4]
+
+
+def test_incremental_merge_by_file_replaces_rows_of_a_replaced_file(bucket: Bucket, lake: Lakehouse) -> None:
+    stream = {**CSV, "primary_key": ["id"]}
+    spec = StreamSpec(name="orders", sync_mode=SyncMode.INCREMENTAL, cursor_field="_file_modified_at",
+                      primary_key=["id"])
+
+    def run(run_id: str) -> list[tuple[int, str]]:
+        stats = load_stream(lake, bucket.source([stream]), DestinationSpec(namespace="merge"), spec, run_id,
+                            Progress())
+        assert stats.status == "succeeded", stats.error
+        table = lake.catalog.load_table(stats.table).scan().to_arrow()
+        return sorted((r["id"], r["status"]) for r in table.to_pylist())
+
+    bucket.put("orders/a.csv", "id,status\n1,new\n2,new\n")
+    assert run("m1") == [(1, "new"), (2, "new")]
+    time.sleep(1.1)
+    bucket.put("orders/a.csv", "id,status\n1,paid\n2,new\n")
+    bucket.put("orders/b.csv", "id,status\n3,new\n")
+    assert run("m2") == [(1, "paid"), (2, "new"), (3, "new")]
+    state = lake.read_state(DestinationSpec(namespace="merge"), "merge.orders")
+    assert state is not None
+    assert state.cursor_value["ledger"] == 1
