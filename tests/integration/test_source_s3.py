@@ -306,3 +306,24 @@ def test_incremental_merge_by_file_replaces_rows_of_a_replaced_file(bucket: Buck
     state = lake.read_state(DestinationSpec(namespace="merge"), "merge.orders")
     assert state is not None
     assert state.cursor_value["ledger"] == 1
+
+
+def test_columns_beyond_the_sample_are_a_warning_until_discover_sees_them(bucket: Bucket, lake: Lakehouse) -> None:
+    bucket.put("orders/a.csv", "id,extra\n1,x\n")
+    time.sleep(1.1)
+    bucket.put("orders/b.csv", "id\n2\n")
+    source = bucket.source([CSV], sample_files=1)  # only the newest file: `extra` is unknown
+    assert source.arrow_schema(StreamSpec(name="orders")).names == ["id", "_file", "_file_modified_at"]
+    stats = load_stream(lake, source, DestinationSpec(namespace="cols"), StreamSpec(name="orders"), "c1", Progress())
+    assert stats.status == "succeeded", stats.error
+    assert [(w.kind, w.count) for w in stats.warnings] == [("columns_ignored", 0)]
+    assert "['extra']" in stats.warnings[0].message
+    assert bucket.source([CSV], sample_files=2).arrow_schema(StreamSpec(name="orders")).names == [
+        "id", "extra", "_file", "_file_modified_at"]
+
+
+def test_parquet_reads_only_the_selected_columns(bucket: Bucket) -> None:
+    bucket.put("p/a.parquet", parquet_bytes(pa.table({"id": [1, 2], "wide": ["x" * 10, "y"], "n": [1.5, 2.5]})))
+    source = bucket.source([{"name": "p", "glob": "p/*", "format": "parquet"}])
+    got = rows_of(source.read(StreamSpec(name="p", columns=["n", "_file", "id"]), None))
+    assert got == [{"n": 1.5, "_file": "p/a.parquet", "id": 1}, {"n": 2.5, "_file": "p/a.parquet", "id": 2}]

@@ -139,7 +139,7 @@ def batches(fs: pafs.FileSystem, entry: FileEntry, stream: FileStream, schema: p
     """The file's rows in batches of at most ``batch_size`` rows, typed as ``schema`` where the file
     has its columns (the source conforms them); raises :class:`BadFile`."""
     if stream.format == "parquet":
-        yield from _parquet(fs, entry, batch_size)
+        yield from _parquet(fs, entry, batch_size, schema.names)
         return
     rows = 0
     try:
@@ -176,7 +176,9 @@ def _json_type(own: pa.Schema, field: pa.Field) -> pa.DataType:
     return own.field(index).type
 
 
-def _parquet(fs: pafs.FileSystem, entry: FileEntry, batch_size: int) -> Iterator[pa.RecordBatch]:
+def _parquet(fs: pafs.FileSystem, entry: FileEntry, batch_size: int,
+             wanted: list[str]) -> Iterator[pa.RecordBatch]:
+    """Row group by row group, only the ``wanted`` columns the file has (a wide file's others stay unread)."""
     try:
         f = fs.open_input_file(entry.path)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -186,9 +188,11 @@ def _parquet(fs: pafs.FileSystem, entry: FileEntry, batch_size: int) -> Iterator
             pf = pq.ParquetFile(f)
         except (pa.ArrowInvalid, OSError) as exc:
             raise BadFile(entry.key, f"not a readable Parquet file (its footer): {exc}") from exc
+        present = set(pf.schema_arrow.names)
+        columns = [n for n in wanted if n in present]
         for group in range(pf.num_row_groups):
             try:
-                yield from pf.iter_batches(batch_size=batch_size, row_groups=[group])
+                yield from pf.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns)
             except (pa.ArrowInvalid, OSError) as exc:
                 raise BadFile(entry.key, f"cannot decode it: {exc}", f"row group {group}") from exc
 

@@ -222,7 +222,9 @@ class FileSource(Source):
 
     def _parsed(self, stream: str, config: FileStream, entry: FileEntry, schema: pa.Schema,
                 names: list[str]) -> Iterator[pa.RecordBatch]:
-        data = pa.schema([f for f in schema if f.name not in (FILE, MODIFIED)])
+        # Parquet reads only the selected columns; text formats parse whole lines anyway.
+        keep = set(names) if config.format == "parquet" else None
+        data = pa.schema([f for f in schema if f.name not in (FILE, MODIFIED) and (keep is None or f.name in keep)])
         out = pa.schema([schema.field(n) for n in names])
         rows = 0
         for batch in batches(self.fs, entry, config, data, self.config.sample_bytes, self.config.batch_size):
