@@ -103,8 +103,15 @@ class FileSource(Source):
     # -- protocol ----------------------------------------------------------
 
     def check(self) -> None:
-        entries = self.entries()
-        if not self.fs.get_file_info(self.base()).type == pafs.FileType.Directory and not entries:
+        """The listing works; an empty listing of a bucket or container that is not there is an error
+        (stores list a missing one as empty). A glob that matches nothing yet is fine."""
+        if self.entries():
+            return
+        try:
+            found = self.fs.get_file_info(self.base()).type == pafs.FileType.Directory
+        except OSError as exc:
+            raise self.translate(exc) from exc
+        if not found:
             raise SourceError(f"{self.location()}: the bucket or container does not exist", FailureKind.CONFIG)
 
     def discover(self) -> Catalog:
