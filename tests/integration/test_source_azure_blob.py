@@ -143,3 +143,20 @@ def test_incremental_append_reads_each_blob_once(container: Container, lake: Lak
     assert run("r4") == 0
     ids = lake.catalog.load_table("az.orders").scan().to_arrow().column("id").to_pylist()
     assert sorted(ids) == [1, 2, 20]
+
+
+def test_a_sas_token_also_opens_an_azure_warehouse(container: Container) -> None:
+    """The warehouse and the source share the storage layer; a SAS token with or without its `?` works in both."""
+    from pydantic import SecretStr
+
+    from tidemark.lakehouse.settings import AzureSettings, LakehouseSettings
+    from tidemark.lakehouse.storage import list_files, warehouse_filesystem
+
+    container.put("lake/marker.txt", "x")
+    for token in (account_sas("rl"), "?" + account_sas("rl")):
+        settings = LakehouseSettings(
+            warehouse=f"abfs://{container.name}@{AZURITE_ACCOUNT}.dfs.core.windows.net/lake",
+            azure=AzureSettings(account_name=AZURITE_ACCOUNT, sas_token=SecretStr(token),
+                                blob_endpoint=container.endpoint))
+        fs, root = warehouse_filesystem(settings)
+        assert [f.path for f in list_files(fs, root)] == [f"{container.name}/lake/marker.txt"]

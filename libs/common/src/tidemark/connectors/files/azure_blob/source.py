@@ -77,11 +77,7 @@ class AzureBlobSource(FileSource):
         c = self.config
         settings = AzureSettings(account_name=c.account(), account_key=c.account_key, sas_token=c.sas_token,
                                  connection_string=c.connection_string, blob_endpoint=c.blob_endpoint)
-        props = settings.properties("")
-        if "adls.sas-token" in props:
-            # pyarrow's AzureFileSystem appends the token to URLs as given: it needs its leading "?".
-            props["adls.sas-token"] = "?" + props["adls.sas-token"]
-        return TidemarkFileIO(props).fs_by_scheme("abfs", None)
+        return TidemarkFileIO(settings.properties("")).fs_by_scheme("abfs", None)
 
     def base(self) -> str:
         return self.config.container
