@@ -1,5 +1,5 @@
 """File sources through the platform: `tidemark up` as a process, the CLI and the API against it, files
-in moto's S3. connection → check → discover → pipeline → run → Iceberg table equal to the files' rows;
+in moto's S3 and in Azurite. connection → check → discover → pipeline → run → Iceberg table equal to the files' rows;
 a second run appends only the file added in between."""
 
 from __future__ import annotations
@@ -8,11 +8,15 @@ import gzip
 import json
 
 import httpx
+import pyarrow as pa
 import pytest
 
 from tests.e2e.test_embedded_and_cli import Embedded, embedded, ok
-from tests.integration.files_fixtures import Bucket
+from tests.fixtures.storage import AZURITE_ACCOUNT
+from tests.integration.files_fixtures import Bucket, parquet_bytes
+from tests.integration.test_source_azure_blob import Container
 from tidemark.lakehouse import Lakehouse, LakehouseSettings
+from tidemark.lakehouse.settings import AZURITE_ACCOUNT_KEY
 
 pytestmark = pytest.mark.e2e
 __all__ = ["embedded"]  # the platform fixture, shared with the CLI tests' module
@@ -73,5 +77,36 @@ def test_s3_files_land_in_iceberg_and_only_new_files_are_appended(
         third = json.loads(ok(embedded.cli("--json", "pipelines", "run", "s3-orders", "--wait")).output)
         assert (third["status"], third["rows_written"]) == ("succeeded", 0), third
         assert [r[0] for r in table_rows()] == [1, 2, 3, 4]
+    finally:
+        lake.close()
+
+
+def test_azure_blob_files_land_in_iceberg(embedded: Embedded, azurite_endpoint: str) -> None:
+    container = Container(azurite_endpoint)
+    container.put("daily/customers/2024/part-0.parquet", parquet_bytes(pa.table(
+        {"id": pa.array([1, 2], pa.int32()), "name": ["Ada", "Zoë"]})))
+    container.put("daily/customers/2025/part-0.parquet", parquet_bytes(pa.table(
+        {"id": pa.array([3], pa.int64()), "name": ["東京"], "tier": ["gold"]})))
+    config = {"container": container.name, "prefix": "daily",
+              "connection_string": f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+                                   f"AccountKey={AZURITE_ACCOUNT_KEY};BlobEndpoint={azurite_endpoint};",
+              "streams": [{"name": "customers", "glob": "customers/**/*.parquet", "format": "parquet"}]}
+    ok(embedded.cli("connections", "create", "--name", "az-customers", "--type", "azure_blob",
+                    "--config", json.dumps(config)))
+    shown = ok(embedded.cli("--json", "connections", "show", "az-customers")).output
+    assert AZURITE_ACCOUNT_KEY not in shown
+    assert "succeeded" in ok(embedded.cli("connections", "check", "az-customers")).output
+    [customers] = json.loads(ok(embedded.cli("--json", "connections", "discover", "az-customers")).output)["streams"]
+    assert [(c["name"], c["type"]) for c in customers["columns"]][:3] == [
+        ("id", "int64"), ("name", "string"), ("tier", "string")]
+    ok(embedded.cli("pipelines", "create", "--name", "az-customers", "--connection", "az-customers",
+                    "--stream", "customers", "--namespace", "azfiles"))
+    run = json.loads(ok(embedded.cli("--json", "pipelines", "run", "az-customers", "--wait")).output)
+    assert (run["status"], run["rows_written"]) == ("succeeded", 3), run
+    lake = Lakehouse(LakehouseSettings().resolve(embedded.home))
+    try:
+        table = lake.catalog.load_table(run["streams"][0]["table"]).scan().to_arrow()
+        assert sorted((r["id"], r["name"], r["tier"]) for r in table.to_pylist()) == [
+            (1, "Ada", None), (2, "Zoë", None), (3, "東京", "gold")]
     finally:
         lake.close()
