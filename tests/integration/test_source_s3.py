@@ -176,6 +176,19 @@ def test_non_utf8_text_is_an_error_naming_the_file(bucket: Bucket) -> None:
         assert f"file {key}, line {line}: not valid UTF-8" in caught.value.message
 
 
+def test_non_utf8_in_json_past_the_sample_and_in_parquet_strings_is_an_error(bucket: Bucket) -> None:
+    bucket.put("j/a.jsonl", b"".join(b'{"name": "n%d"}\n' % i for i in range(200)) + b'{"name": "Zo\xeb"}\n')
+    invalid = pa.array([b"ok", b"Zo\xeb"], pa.binary())
+    strings = pa.Array.from_buffers(pa.string(), len(invalid), invalid.buffers())  # as a careless writer does
+    bucket.put("p/a.parquet", parquet_bytes(pa.table({"id": [1, 2], "name": strings})))
+    jsonl = bucket.source([{"name": "j", "glob": "j/*", "format": "jsonl"}], sample_bytes=1024)
+    assert "file j/a.jsonl, line 201: not valid UTF-8" in read_error(jsonl, "j").message
+    parquet = bucket.source([{"name": "p", "glob": "p/*", "format": "parquet"}])
+    message = read_error(parquet, "p").message
+    assert "file p/a.parquet, row group 0: column 'name' holds text that is not valid UTF-8" in message
+    assert "Zo" not in message
+
+
 def test_non_utf8_past_the_sample_is_an_error_too(bucket: Bucket) -> None:
     body = b"id,name\n" + b"".join(b"%d,name%d\n" % (i, i) for i in range(1, 2000)) + b"2000,Zo\xeb\n"
     bucket.put("t/a.csv", body)

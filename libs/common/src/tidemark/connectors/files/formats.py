@@ -154,6 +154,9 @@ def batches(fs: pafs.FileSystem, entry: FileEntry, stream: FileStream, schema: p
                                           parse_options=pajson.ParseOptions(explicit_schema=explicit,
                                                                             unexpected_field_behavior="ignore"))
             for batch in reader:
+                if stream.format == "jsonl":
+                    # pyarrow's JSON reader takes bytes that are not UTF-8 into strings unchecked.
+                    batch.validate(full=True)
                 for offset in range(0, batch.num_rows, batch_size):
                     yield batch.slice(offset, batch_size)
                 rows += batch.num_rows
@@ -190,11 +193,27 @@ def _parquet(fs: pafs.FileSystem, entry: FileEntry, batch_size: int,
             raise BadFile(entry.key, f"not a readable Parquet file (its footer): {exc}") from exc
         present = set(pf.schema_arrow.names)
         columns = [n for n in wanted if n in present]
+        # Parquet readers take string bytes as they are; a writer that put other bytes there would
+        # put them in our table, so strings are checked (about 15 ms per million values).
+        texts = any(pa.types.is_string(f.type) or pa.types.is_large_string(f.type) or pa.types.is_nested(f.type)
+                    for f in pf.schema_arrow if f.name in columns)
         for group in range(pf.num_row_groups):
             try:
-                yield from pf.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns)
+                for batch in pf.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns):
+                    if texts:
+                        _check_strings(batch, entry.key, group)
+                    yield batch
             except (pa.ArrowInvalid, OSError) as exc:
                 raise BadFile(entry.key, f"cannot decode it: {exc}", f"row group {group}") from exc
+
+
+def _check_strings(batch: pa.RecordBatch, key: str, group: int) -> None:
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid as exc:
+            raise BadFile(key, f"column {field.name!r} holds text that is not valid UTF-8 ({exc})",
+                          f"row group {group}") from exc
 
 
 # -- locating an error ------------------------------------------------------------------------------------
@@ -209,7 +228,7 @@ def _located(entry: FileEntry, stream: FileStream, exc: Exception, rows_before: 
     """``exc`` as a BadFile naming the line: pyarrow names rows within a block (JSON) or only the
     offending value (CSV), so the line is found by reading the file again up to it."""
     detail = str(exc).removeprefix("JSON parse error: ").removeprefix("CSV parse error: ")
-    if isinstance(exc, UnicodeDecodeError) or "invalid UTF8" in detail or "UTF-8" in detail:
+    if isinstance(exc, UnicodeDecodeError) or any(t in detail for t in ("invalid UTF8", "Invalid UTF8", "UTF-8")):
         line = _first_bad_utf8_line(reopen)
         return BadFile(entry.key, NOT_UTF8, f"line {line}" if line else None)
     if stream.format == "jsonl":
