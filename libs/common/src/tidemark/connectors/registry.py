@@ -18,6 +18,7 @@ BUILTIN: dict[str, str] = {
     "mariadb": "tidemark.connectors.sql.mysql:MySQLSource",
     "mssql": "tidemark.connectors.sql.mssql:MssqlSource",
     "redshift": "tidemark.connectors.sql.redshift:RedshiftSource",
+    "hubspot": "tidemark.connectors.rest.hubspot:HubSpotSource",
 }
 
 

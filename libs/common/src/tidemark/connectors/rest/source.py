@@ -4,7 +4,8 @@ selection, cursor bounds by sync mode, batching, and the one client per connecti
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,8 @@ class RestSource(Source):
     def __init__(self, config: ConnectorConfig) -> None:
         super().__init__(config)
         self._client: RestClient | None = None
+        # How the client waits between retries; tests put a recorder here before the first request.
+        self.sleep: Callable[[float], None] = time.sleep
         self._streams: dict[str, RestStream] | None = None
 
     # -- for vendor modules ----------------------------------------------------
