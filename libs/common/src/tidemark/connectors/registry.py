@@ -19,6 +19,7 @@ BUILTIN: dict[str, str] = {
     "mssql": "tidemark.connectors.sql.mssql:MssqlSource",
     "redshift": "tidemark.connectors.sql.redshift:RedshiftSource",
     "hubspot": "tidemark.connectors.rest.hubspot:HubSpotSource",
+    "jira": "tidemark.connectors.rest.jira:JiraSource",
 }
 
 

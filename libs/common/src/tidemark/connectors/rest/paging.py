@@ -53,9 +53,10 @@ def next_url_pages(client: RestClient, url: str, *, what: str, next_url: Callabl
 
 def offset_pages(client: RestClient, url: str, *, what: str, items: Callable[[Any], list[Any]],
                  page_size: int, params: dict[str, Any] | None = None, start: str = "startAt",
-                 size: str = "maxResults") -> Iterator[list[Any]]:
-    """``startAt``/``maxResults`` paging (Jira): the items of each page until a short page
-    or ``isLast``."""
+                 size: str = "maxResults", short_page_ends: bool = True) -> Iterator[list[Any]]:
+    """``startAt``/``maxResults`` paging (Jira): the items of each page until ``isLast``, an
+    empty page, or (``short_page_ends``) a short one; Jira's user search filters pages after
+    cutting them, so there only an empty page ends."""
     offset = 0
     while True:
         page = client.json("GET", url, what=what, params={**(params or {}), start: offset, size: page_size})
@@ -63,8 +64,7 @@ def offset_pages(client: RestClient, url: str, *, what: str, items: Callable[[An
         yield found
         if not found or (isinstance(page, dict) and page.get("isLast") is True):
             return
-        if isinstance(page, dict) and page.get("isLast") is None and len(found) < page_size:
+        if short_page_ends and len(found) < page_size and not (isinstance(page, dict) and "isLast" in page):
             return
-        if isinstance(page, list) and len(found) < page_size:
-            return
-        offset += len(found)
+        # A filtered page is short but still covers page_size positions; a capped one covers what it holds.
+        offset += len(found) if short_page_ends else page_size
