@@ -20,6 +20,7 @@ BUILTIN: dict[str, str] = {
     "redshift": "tidemark.connectors.sql.redshift:RedshiftSource",
     "hubspot": "tidemark.connectors.rest.hubspot:HubSpotSource",
     "jira": "tidemark.connectors.rest.jira:JiraSource",
+    "salesforce": "tidemark.connectors.rest.salesforce:SalesforceSource",
 }
 
 

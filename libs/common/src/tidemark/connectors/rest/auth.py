@@ -59,6 +59,10 @@ class OAuth2(httpx.Auth):
         self._clock = clock
         self._lock = threading.Lock()
 
+    @property
+    def form(self) -> dict[str, str]:
+        return dict(self._form)
+
     def _token_request(self) -> httpx.Request:
         return httpx.Request("POST", self.token_url, data=self._form, headers={"Accept": "application/json"})
 
@@ -66,7 +70,8 @@ class OAuth2(httpx.Auth):
         # A minute's margin: a token about to expire would fail the request it is sent with.
         return bool(self.token) and (self._expires_at is None or self._clock() < self._expires_at - 60)
 
-    def _accept(self, response: httpx.Response) -> None:
+    def accept(self, response: httpx.Response) -> None:
+        """Keep the token of a token endpoint's ``response``, or raise what its refusal means."""
         response.read()
         if response.status_code in RETRY_STATUSES:
             raise RetryableError(f"the {self.vendor} token endpoint answered {response.status_code}",
@@ -106,7 +111,7 @@ class OAuth2(httpx.Auth):
         with self._lock:
             valid = self._valid()
         if not valid:
-            self._accept((yield self._token_request()))
+            self.accept((yield self._token_request()))
         used = self.token["access_token"]
         request.headers["Authorization"] = f"Bearer {used}"
         response = yield request
@@ -115,6 +120,6 @@ class OAuth2(httpx.Auth):
             with self._lock:
                 stale = self.token.get("access_token") == used
             if stale:
-                self._accept((yield self._token_request()))
+                self.accept((yield self._token_request()))
             request.headers["Authorization"] = f"Bearer {self.token['access_token']}"
             yield request

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,8 @@ class Advice:
     credentials: str
     credentials_field: str
     permission: str
+    # A vendor's own reading of an error body first (Salesforce's REQUEST_LIMIT_EXCEEDED is a 403).
+    special: Callable[[httpx.Response, str], SourceError | None] | None = None
 
 
 def retry_after(response: httpx.Response, now: float | None = None) -> float | None:
@@ -79,6 +82,8 @@ def vendor_message(response: httpx.Response) -> str:
 
 def explain(response: httpx.Response, advice: Advice, what: str) -> SourceError:
     """A non-retryable error response as a SourceError that says what to do."""
+    if advice.special is not None and (found := advice.special(response, what)) is not None:
+        return found
     status = response.status_code
     said = vendor_message(response)
     said = f" ({advice.vendor} said: {said})" if said else ""

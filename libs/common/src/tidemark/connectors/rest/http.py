@@ -67,9 +67,10 @@ class RestClient:
             raise SourceError(self._safe(f"{self.advice.vendor} answered {what} with a body that is not JSON"),
                               FailureKind.TERMINAL) from exc
 
-    def request(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
+    def request(self, method: str, url: str, *, what: str, raw: bool = False, **kwargs: Any) -> httpx.Response:
         """Send with retries; ``what`` says, for error messages, what the request was for
-        (``"list HubSpot contacts"``)."""
+        (``"list HubSpot contacts"``). ``raw`` returns 4xx answers instead of explaining them
+        (for callers that read the body themselves, such as a token request)."""
         retrying = Retrying(
             stop=stop_after_attempt(self.max_attempts), wait=self._wait, retry=retry_if_exception_type(RetryableError),
             sleep=self._sleep, reraise=True, before_sleep=lambda state: self._log_retry(state, what),
@@ -77,14 +78,14 @@ class RestClient:
         try:
             for attempt in retrying:
                 with attempt:
-                    return self._attempt(method, url, what, **kwargs)
+                    return self._attempt(method, url, what, raw, **kwargs)
         except RetryableError as exc:
             raise SourceError(self._safe(self._gave_up(exc, what)), FailureKind.TRANSIENT) from None
         except SourceError as exc:
             raise SourceError(self._safe(exc.message), exc.kind, **exc.detail) from None
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
-    def _attempt(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
+    def _attempt(self, method: str, url: str, what: str, raw: bool, **kwargs: Any) -> httpx.Response:
         if self.limiter is not None:
             self.limiter.acquire()
         self.requests += 1
@@ -103,7 +104,7 @@ class RestClient:
                     f"next request (the account's API limit is used up): run the pipeline again after that",
                     FailureKind.TRANSIENT)
             raise RetryableError(f"{status} {response.reason_phrase}", status=status, retry_after=wait)
-        if response.is_error:
+        if response.is_error and not raw:
             raise explain(response, self.advice, what)
         return response
 
