@@ -246,6 +246,16 @@ def test_an_expired_access_token_is_refreshed_mid_run(vendor: Vendor, vendor_ser
     assert auth.token["instance_url"] == "https://example.my.salesforce.com"
 
 
+def test_an_issued_access_token_echoed_by_the_vendor_is_masked(
+    vendor: Vendor, vendor_server: tuple[Vendor, str]
+) -> None:
+    auth = oauth(vendor_server[1])
+    with pytest.raises(SourceError) as caught:
+        client(vendor_server[1], Sleeps(), auth=auth).json("GET", "/echo", what="echo")
+    assert auth.token["access_token"] not in caught.value.message
+    assert "invalid header Bearer **********" in caught.value.message
+
+
 def test_client_credentials_get_a_token_without_a_refresh_token(
     vendor: Vendor, vendor_server: tuple[Vendor, str]
 ) -> None:

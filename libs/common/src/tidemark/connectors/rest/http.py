@@ -138,4 +138,7 @@ class RestClient:
                 "and the network")
 
     def _safe(self, message: str) -> str:
-        return scrub(message, self.secrets)
+        # An OAuth access token is a secret too, though no config field holds it.
+        issued = getattr(self.http.auth, "token", None)
+        token = issued.get("access_token") if isinstance(issued, dict) else None
+        return scrub(message, [*self.secrets, *([token] if isinstance(token, str) else [])])
