@@ -52,6 +52,7 @@ def hub(hub_server: tuple[FakeHubSpot, str]) -> FakeHubSpot:
     fake.faults.__init__()  # type: ignore[misc]
     fake.on_search = None
     fake.searches = 0
+    fake.missing_scopes = set()
     fake.objects["contacts"] = HubSpotObject(list(CONTACT_PROPS))
     fake.objects["companies"] = HubSpotObject([prop("name", "string"), prop("hs_lastmodifieddate", "datetime")])
     return fake
@@ -221,6 +222,16 @@ def test_a_wrong_token_says_to_make_a_new_one(hub: FakeHubSpot, connect) -> None
     assert "Private Apps" in caught.value.message
     assert "update access_token" in caught.value.message
     assert "pat-na1-revoked-0000" not in caught.value.message
+
+
+def test_a_missing_scope_is_named(hub: FakeHubSpot, connect) -> None:  # type: ignore[no-untyped-def]
+    hub.objects["deals"] = HubSpotObject([prop("dealname", "string")])
+    hub.missing_scopes = {"deals"}
+    with pytest.raises(SourceError) as caught:
+        connect(objects=["contacts", "deals"]).check()
+    assert caught.value.kind is FailureKind.CONFIG
+    assert ("the private app may not read the properties of HubSpot deals: give it the scopes "
+            "crm.objects.deals.read, crm.schemas.deals.read") in caught.value.message
 
 
 def test_an_unknown_object_names_it(hub: FakeHubSpot, connect) -> None:  # type: ignore[no-untyped-def]

@@ -62,6 +62,7 @@ class FakeHubSpot:
         self.associations: dict[tuple[str, str], list[tuple[int, int, int, str]]] = {}
         self.faults = Faults()
         self.searches = 0
+        self.missing_scopes: set[str] = set()
         self.on_search: Callable[[int], None] | None = None
         self._parsed: dict[tuple[str, int, str], Decimal | str | None] = {}
         self.app = self._app()
@@ -101,6 +102,12 @@ class FakeHubSpot:
         def properties(obj: str, authorization: str | None = Header(default=None)) -> Any:
             if (no := refused(authorization)) is not None:
                 return no
+            if obj in self.missing_scopes:
+                return JSONResponse({"status": "error", "category": "MISSING_SCOPES",
+                                     "message": "This app hasn't been granted all required scopes to make this call.",
+                                     "errors": [{"message": "One or more of the following scopes are required.",
+                                                 "context": {"requiredGranularScopes": [
+                                                     f"crm.schemas.{obj}.read", f"crm.objects.{obj}.read"]}}]}, 403)
             if obj not in self.objects:
                 return unknown(obj)
             return {"results": self.objects[obj].properties}

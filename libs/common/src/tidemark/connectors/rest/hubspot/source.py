@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import httpx
 import pyarrow as pa
 
 from tidemark.connectors.rest.auth import BearerToken
@@ -26,7 +27,24 @@ from tidemark.connectors.rest.hubspot.search import search_records
 from tidemark.connectors.rest.paging import cursor_pages
 from tidemark.connectors.rest.records import converter
 from tidemark.connectors.rest.source import RestSource, RestStream
+from tidemark.errors import FailureKind, SourceError
 from tidemark.events import StreamSpec, SyncMode
+
+
+def _special(response: httpx.Response, what: str) -> SourceError | None:
+    """HubSpot names the scopes a call lacks (``MISSING_SCOPES``): say which to grant."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("category") != "MISSING_SCOPES":
+        return None
+    scopes = sorted({s for e in body.get("errors", []) if isinstance(e, dict)
+                     for s in (e.get("context") or {}).get("requiredGranularScopes", [])})
+    return SourceError(f"the private app may not {what}: give it the scope{'s' if len(scopes) > 1 else ''} "
+                       f"{', '.join(scopes) or 'the call needs'} (HubSpot: Settings → Integrations → Private Apps → "
+                       "Scopes), then check the connection again", FailureKind.CONFIG, field="access_token")
+
 
 ADVICE = Advice(
     vendor="HubSpot",
@@ -35,6 +53,7 @@ ADVICE = Advice(
     credentials_field="access_token",
     permission="give the private app the read scopes of the objects it reads "
                "(crm.objects.<object>.read and crm.schemas.<object>.read)",
+    special=_special,
 )
 
 # HubSpot property types (https://developers.hubspot.com/docs/api/crm/properties) → Arrow.
