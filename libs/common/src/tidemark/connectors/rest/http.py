@@ -8,9 +8,12 @@ says what to do. No secret of the connection reaches a message or a log line.
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import logging
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -50,6 +53,7 @@ class RestClient:
         self.secrets = [s for s in secrets if s]
         self.limiter = RateLimiter(requests_per_second, sleep=sleep) if requests_per_second else None
         self.requests = 0
+        self.server_date: str | None = None
         self._sleep = sleep
         self._backoff = wait_exponential_jitter(multiplier=0.5, max=30.0)
         self.http = httpx.Client(base_url=base_url, auth=auth, timeout=timeout, transport=transport,
@@ -106,7 +110,17 @@ class RestClient:
             raise RetryableError(f"{status} {response.reason_phrase}", status=status, retry_after=wait)
         if response.is_error and not raw:
             raise explain(response, self.advice, what)
+        self.server_date = response.headers.get("date", self.server_date)
         return response
+
+    def server_now(self) -> datetime:
+        """The vendor's clock as of the last answer (its ``Date`` header, to the second), else ours:
+        a read that ends "now" must end at the vendor's now, or clock skew moves records across runs."""
+        if self.server_date:
+            with contextlib.suppress(TypeError, ValueError):
+                found = email.utils.parsedate_to_datetime(self.server_date)
+                return found if found.tzinfo else found.replace(tzinfo=UTC)
+        return datetime.now(UTC)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None

@@ -10,7 +10,6 @@ Associations: ``POST /crm/v4/associations/{from}/{to}/batch/read`` for every pag
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -130,8 +129,9 @@ class HubSpotSource(RestSource):
         prop = "hs_object_id" if spec.cursor_field == "id" else spec.cursor_field
         lower = None if bound is None else (bound[0], encode(bound[1]))
         typ = stream.type_of(spec.cursor_field)
-        # A time cursor ends now: what changes while we read belongs to the next run.
-        upper = int(time.time() * 1000) + 1 if pa.types.is_timestamp(typ) or pa.types.is_date(typ) else None
+        # A time cursor ends at the vendor's now (to the second): what changes while we read, or
+        # within that second, belongs to the next run.
+        upper = encode(self.client.server_now()) if pa.types.is_timestamp(typ) or pa.types.is_date(typ) else None
         # The cursor's value orders the slices, selected or not.
         asked = properties if prop in properties or prop == "hs_object_id" else [*properties, prop]
         for record in search_records(self.client, obj, prop, asked, lower, upper,

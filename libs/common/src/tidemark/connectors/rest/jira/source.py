@@ -118,7 +118,7 @@ class JiraSource(RestSource):
         upper: datetime | None = None
         if spec.sync_mode is not SyncMode.FULL_REFRESH and cursor is not None:
             low = _minute(bound[1]) if bound is not None else None
-            upper = _minute(datetime.now(UTC))
+            upper = _minute(self.client.server_now())
 
         def within(issue: dict[str, Any]) -> bool:
             if bound is None or cursor is None:
