@@ -13,7 +13,7 @@ import email.utils
 import logging
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -54,6 +54,7 @@ class RestClient:
         self.limiter = RateLimiter(requests_per_second, sleep=sleep) if requests_per_second else None
         self.requests = 0
         self.server_date: str | None = None
+        self._date_seen_at = 0.0
         self._sleep = sleep
         self._backoff = wait_exponential_jitter(multiplier=0.5, max=30.0)
         self.http = httpx.Client(base_url=base_url, auth=auth, timeout=timeout, transport=transport,
@@ -110,16 +111,19 @@ class RestClient:
             raise RetryableError(f"{status} {response.reason_phrase}", status=status, retry_after=wait)
         if response.is_error and not raw:
             raise explain(response, self.advice, what)
-        self.server_date = response.headers.get("date", self.server_date)
+        if "date" in response.headers:
+            self.server_date, self._date_seen_at = response.headers["date"], time.monotonic()
         return response
 
     def server_now(self) -> datetime:
-        """The vendor's clock as of the last answer (its ``Date`` header, to the second), else ours:
+        """The vendor's clock (its last ``Date`` header, to the second, plus the time since), else ours:
         a read that ends "now" must end at the vendor's now, or clock skew moves records across runs."""
         if self.server_date:
             with contextlib.suppress(TypeError, ValueError):
                 found = email.utils.parsedate_to_datetime(self.server_date)
-                return found if found.tzinfo else found.replace(tzinfo=UTC)
+                found = found if found.tzinfo else found.replace(tzinfo=UTC)
+                # Floor the time since to whole seconds: never ahead of the vendor.
+                return found + timedelta(seconds=int(time.monotonic() - self._date_seen_at))
         return datetime.now(UTC)
 
     def _wait(self, state: RetryCallState) -> float:
