@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY
 
 from tidemark.connectors.rest.auth import BearerToken, OAuth2
 from tidemark.connectors.rest.errors import Advice
@@ -141,9 +142,17 @@ def oauth(uri: str, refresh_token: str | None = REFRESH, secret: str = CLIENT_SE
 def test_a_429_storm_waits_as_long_as_retry_after_asks(vendor: Vendor, vendor_server: tuple[Vendor, str]) -> None:
     vendor.faults.too_many, vendor.faults.retry_after = 5, "3"
     sleeps = Sleeps()
+
+    def metric(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"vendor": "Acme", **labels}) or 0.0
+
+    limited, waited = metric("tidemark_source_api_requests_total", outcome="rate_limited"), \
+        metric("tidemark_source_api_retry_wait_seconds_total")
     body = client(vendor_server[1], sleeps).json("GET", "/items", what="list items")
     assert body["results"] == [0, 1]
     assert sleeps == [3.0] * 5
+    assert metric("tidemark_source_api_requests_total", outcome="rate_limited") - limited == 5
+    assert metric("tidemark_source_api_retry_wait_seconds_total") - waited == 15
 
 
 def test_retry_after_as_an_http_date_is_honoured(vendor: Vendor, vendor_server: tuple[Vendor, str]) -> None:

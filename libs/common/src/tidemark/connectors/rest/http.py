@@ -21,6 +21,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from tidemark.connectors.boundary import scrub
 from tidemark.connectors.rest.errors import RETRY_STATUSES, Advice, RetryableError, explain, retry_after
+from tidemark.connectors.rest.metrics import API_REQUESTS, API_RETRY_WAIT
 from tidemark.connectors.rest.ratelimit import RateLimiter
 from tidemark.errors import FailureKind, SourceError
 from tidemark.logs import fields
@@ -94,13 +95,18 @@ class RestClient:
         if self.limiter is not None:
             self.limiter.acquire()
         self.requests += 1
+        vendor = self.advice.vendor
         try:
             response = self.http.request(method, url, **kwargs)
         except httpx.TimeoutException:
+            API_REQUESTS.labels(vendor, "timeout").inc()
             raise RetryableError(f"no answer within {self.timeout:g} s", timeout=True) from None
         except httpx.TransportError as exc:
+            API_REQUESTS.labels(vendor, "network").inc()
             raise RetryableError(f"the connection failed ({type(exc).__name__}: {exc})") from None
         status = response.status_code
+        API_REQUESTS.labels(vendor, "rate_limited" if status == 429 else "server_error" if status >= 500
+                            else "client_error" if status >= 400 else "ok").inc()
         if status in RETRY_STATUSES:
             wait = retry_after(response)
             if wait is not None and wait > self.max_wait:
@@ -128,9 +134,10 @@ class RestClient:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
-        if isinstance(exc, RetryableError) and exc.retry_after is not None:
-            return exc.retry_after
-        return float(self._backoff(state))
+        wait = exc.retry_after if isinstance(exc, RetryableError) and exc.retry_after is not None \
+            else float(self._backoff(state))
+        API_RETRY_WAIT.labels(self.advice.vendor).inc(wait)
+        return wait
 
     def _log_retry(self, state: RetryCallState, what: str) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
