@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.utils import formatdate
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -42,10 +43,28 @@ def install_faults(app: FastAPI, faults: Faults, exempt: tuple[str, ...] = ()) -
         return await call_next(request)
 
 
+def install_clock(app: FastAPI) -> None:
+    """An exact ``Date`` header on every answer, as a vendor's front end sends it (uvicorn's own is
+    refreshed about once a second, later under load, and sources end incremental reads at it)."""
+
+    @app.middleware("http")
+    async def _date(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        response.headers["date"] = formatdate(usegmt=True)
+        return response
+
+
+class _Server(RestCatalogServer):
+    def __init__(self, app: FastAPI) -> None:
+        super().__init__(app)
+        self._server.config.date_header = False
+
+
 @contextmanager
 def serving(app: FastAPI) -> Iterator[str]:
-    """``app`` on a free loopback port; yields its base URL."""
-    server = RestCatalogServer(app)
+    """``app`` on a free loopback port, with an exact ``Date`` header; yields its base URL."""
+    install_clock(app)
+    server = _Server(app)
     server.start()
     try:
         yield server.uri
