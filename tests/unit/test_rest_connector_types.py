@@ -19,6 +19,7 @@ from tidemark_connector.app import DEFINITION
 from tidemark_connector.settings import ConnectorSettings
 from tidemark_testing.apps import running
 from tidemark_testing.fake_vendors.jira import FakeJira, custom_field, system_field
+from tidemark_testing.fake_vendors.salesforce import STANDARD, FakeSalesforce
 from tidemark_testing.fake_vendors.server import serving
 
 pytestmark = pytest.mark.unit
@@ -95,3 +96,28 @@ async def test_a_bad_rest_config_is_refused_field_by_field(client: httpx.AsyncCl
     assert refused.status_code == 422
     fields = {e["field"] for e in refused.json()["errors"]}
     assert {"config.access_token", "config.associations", "config.colour"} <= fields
+
+
+async def test_a_salesforce_connection_gets_its_instance_from_the_token_through_the_api(
+    client: httpx.AsyncClient,
+) -> None:
+    fake = FakeSalesforce("3MVG9-client", "sf-SECRET", "5Aep-REFRESH")
+    fake.objects = {"Account": list(STANDARD)}
+    with serving(fake.app) as uri:
+        fake.uri = uri
+        config = {"login_url": uri, "client_id": "3MVG9-client", "client_secret": "sf-SECRET",
+                  "refresh_token": "5Aep-REFRESH", "objects": ["Account"]}
+        created = await client.post("/v1/connections", json={"name": "sf", "type": "salesforce", "config": config})
+        assert created.status_code == 201, created.text
+        assert "sf-SECRET" not in created.text
+        assert "5Aep-REFRESH" not in created.text
+        cid = created.json()["id"]
+        assert (await client.post(f"/v1/connections/{cid}/check")).json() == {"status": "succeeded"}
+        discovered = (await client.post(f"/v1/connections/{cid}/discover")).json()
+        assert [c["name"] for c in discovered["streams"][0]["columns"]] == ["Id", "Name", "SystemModstamp"]
+        fake.revoked = True
+        fake.tokens.clear()  # the issued token is gone too: the next check must refresh
+        check = (await client.post(f"/v1/connections/{cid}/check")).json()
+        assert (check["status"], check["kind"]) == ("failed", "config")
+        assert "refresh token was revoked or has expired" in check["message"]
+        assert "5Aep-REFRESH" not in check["message"]
