@@ -226,3 +226,14 @@ def test_a_wrong_api_token_says_where_to_make_one(jira: FakeJira, connect) -> No
     assert caught.value.kind is FailureKind.CONFIG
     assert "id.atlassian.com/manage-profile/security/api-tokens" in caught.value.message
     assert "ATATT-wrong-token" not in caught.value.message
+
+
+def test_projects_limit_the_issues_and_must_be_keys(jira: FakeJira, connect) -> None:  # type: ignore[no-untyped-def]
+    add_issues(jira, 3)
+    jira.put_issue(50_001, "OPS-1", summary="ops", updated=at(9))
+    rows = rows_of(connect(projects=["OPS"]).read(StreamSpec(name="issues", columns=["key"]), None))
+    assert rows == [{"key": "OPS-1"}]
+    assert jira.searches[-1].startswith("project in (OPS)")
+    with pytest.raises(ValueError, match="is not a Jira project key"):
+        JiraConfig.model_validate({"base_url": "https://x.atlassian.net", "email": EMAIL, "api_token": TOKEN,
+                                   "projects": ['PRJ) OR project = "X']})

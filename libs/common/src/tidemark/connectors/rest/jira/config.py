@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+import re
+
+from pydantic import Field, SecretStr, field_validator
 
 from tidemark.connectors.rest.source import RestConfig
 
@@ -16,3 +18,12 @@ class JiraConfig(RestConfig):
         default_factory=list, description="Project keys whose issues are read; all the account can browse when empty.")
     requests_per_second: float = Field(default=5.0, gt=0, le=1000,
                                        description="Most requests per second this connection sends.")
+
+    @field_validator("projects")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        # Keys go into JQL as they are: only what Jira allows in a key.
+        for key in value:
+            if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,254}", key):
+                raise ValueError(f"{key!r} is not a Jira project key (capital letters, digits, underscores)")
+        return value
