@@ -11,7 +11,7 @@ Associations: ``POST /crm/v4/associations/{from}/{to}/batch/read`` for every pag
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -66,6 +66,7 @@ TYPES: dict[str, pa.DataType] = {
     "datetime": pa.timestamp("us", tz="UTC"),
 }
 CURSOR_TYPES = {"number", "date", "datetime"}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LIST_LIMIT = 100  # the most the CRM v3 list endpoints return per page
 ASSOCIATION_FIELDS = [("from_id", pa.int64(), "from.id"), ("to_id", pa.int64(), "toObjectId"),
                       ("association_type_id", pa.int64(), "typeId"), ("category", pa.string(), "category"),
@@ -74,11 +75,12 @@ ASSOCIATION_FIELDS = [("from_id", pa.int64(), "from.id"), ("to_id", pa.int64(), 
 
 def encode(value: Any) -> int | Decimal:
     """A cursor value as the search API filters it: epoch milliseconds for dates and times."""
+    # Integer arithmetic, exact by construction: a boundary one millisecond off would be re-read by `GT`.
     if isinstance(value, datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(aware.timestamp() * 1000)
+        return (aware - EPOCH) // timedelta(milliseconds=1)
     if isinstance(value, date):
-        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp() * 1000)
+        return (datetime(value.year, value.month, value.day, tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)
     if isinstance(value, int):
         return value
     return Decimal(str(value))
