@@ -10,7 +10,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from tests.fixtures.flaky_proxy import flaky_proxy
 from tests.fixtures.slow_source import add_rows, slow_items
 from tidemark.lakehouse import Lakehouse, LakehouseSettings
 from tidemark_cli.main import cli
+from tidemark_testing.fake_vendors.hubspot import FakeHubSpot, HubSpotObject, prop
+from tidemark_testing.fake_vendors.server import serving
 from tidemark_testing.postgres import create_database, drop_database
 
 pytestmark = pytest.mark.e2e
@@ -545,6 +548,59 @@ def test_a_transient_failure_is_retried_until_it_succeeds_and_a_config_error_is_
 
 def _seconds(moment: str) -> float:
     return datetime.fromisoformat(moment).timestamp()
+
+
+def test_a_hubspot_pipeline_loads_what_the_account_holds_and_follows_its_changes(embedded: Embedded) -> None:
+    """connection → check → discover → incremental pipeline → run → Iceberg table equal to the fake
+    HubSpot account; then a property added and records updated between runs."""
+    token = "pat-na1-e2e-0000-1111"
+    hub = FakeHubSpot(token)
+    hub.objects["contacts"] = HubSpotObject([prop("email", "string"), prop("score", "number"),
+                                             prop("lastmodifieddate", "datetime")])
+    start = datetime(2024, 7, 1, tzinfo=UTC)
+    for i in range(1, 251):  # more than one page of the list and of the search API
+        hub.put("contacts", i, email=f"c{i}@example.com", score=f"{i}.5", lastmodifieddate=start + timedelta(minutes=i))
+    with serving(hub.app) as uri:
+        ok(embedded.cli("connections", "create", "--name", "hubspot-e2e", "--type", "hubspot",
+                        f"--set=access_token={token}", f"--set=base_url={uri}", '--set=objects=["contacts"]'))
+        shown = json.loads(ok(embedded.cli("--json", "connections", "show", "hubspot-e2e")).output)
+        assert token not in json.dumps(shown)
+        assert "succeeded" in ok(embedded.cli("connections", "check", "hubspot-e2e")).output
+        discovered = json.loads(ok(embedded.cli("--json", "connections", "discover", "hubspot-e2e")).output)
+        [contacts] = discovered["streams"]
+        assert contacts["primary_key"] == ["id"]
+        ok(embedded.cli("pipelines", "create", "--name", "hubspot-e2e", "--connection", "hubspot-e2e",
+                        "--stream", "contacts", "--mode", "incremental", "--cursor-field", "lastmodifieddate",
+                        "--primary-key", "id", "--namespace", "hubspot"))
+        first = json.loads(ok(embedded.cli("--json", "pipelines", "run", "hubspot-e2e", "--wait")).output)
+        assert (first["status"], first["rows_written"]) == ("succeeded", 250), first
+        lake = Lakehouse(LakehouseSettings().resolve(embedded.home))
+
+        def table_rows() -> list[dict[str, object]]:
+            rows = lake.catalog.load_table(first["streams"][0]["table"]).scan().to_arrow().to_pylist()
+            return sorted(rows, key=lambda r: int(r["id"]))  # type: ignore[call-overload]
+
+        def expected(columns: tuple[str, ...]) -> list[dict[str, object]]:
+            out = []
+            for i, values in sorted(hub.objects["contacts"].records.items()):
+                row: dict[str, object] = {"id": i}
+                for name in columns:
+                    raw = values.get(name)
+                    row[name] = None if raw is None else (
+                        Decimal(raw) if name == "score" else
+                        datetime.fromisoformat(raw.replace("Z", "+00:00")) if name == "lastmodifieddate" else raw)
+                out.append(row)
+            return out
+
+        assert table_rows() == expected(("email", "score", "lastmodifieddate"))
+
+        hub.objects["contacts"].properties.append(prop("tier", "enumeration"))
+        hub.put("contacts", 7, tier="gold", score="99.5", lastmodifieddate=start + timedelta(days=1))
+        hub.put("contacts", 251, email="new@example.com", score="1", lastmodifieddate=start + timedelta(days=1))
+        second = json.loads(ok(embedded.cli("--json", "pipelines", "run", "hubspot-e2e", "--wait")).output)
+        # Incremental from the stored cursor: the boundary record, the updated one, the new one.
+        assert (second["status"], second["rows_written"]) == ("succeeded", 3), second
+        assert table_rows() == expected(("email", "score", "lastmodifieddate", "tier"))
 
 
 # Keep this test last in the module: it stops the platform the tests above share.

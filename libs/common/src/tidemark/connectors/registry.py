@@ -20,6 +20,9 @@ BUILTIN: dict[str, str] = {
     "redshift": "tidemark.connectors.sql.redshift:RedshiftSource",
     "s3": "tidemark.connectors.files.s3:S3Source",
     "azure_blob": "tidemark.connectors.files.azure_blob:AzureBlobSource",
+    "hubspot": "tidemark.connectors.rest.hubspot:HubSpotSource",
+    "jira": "tidemark.connectors.rest.jira:JiraSource",
+    "salesforce": "tidemark.connectors.rest.salesforce:SalesforceSource",
 }
 
 
