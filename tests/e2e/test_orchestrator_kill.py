@@ -23,7 +23,7 @@ from tests.e2e.processes import ServiceProcess, free_port, service_argv, spawn, 
 
 pytestmark = pytest.mark.e2e
 API_TOKEN = "kill-api-token"
-EVERY = 5  # seconds between ticks: more than a run of this small table takes
+EVERY = 8  # seconds between ticks: more than a run of this small table takes, even on a busy machine
 KILLS = 3  # each at another moment of a tick
 
 
@@ -91,7 +91,7 @@ def test_every_tick_fires_once_while_an_orchestrator_is_killed_mid_tick(
             "name": "shop", "type": "sqlite", "config": {"path": "sample:shop"}})
         assert created.status_code == 201, created.text
         pipeline = http.post(started["a"].url + "/v1/pipelines", json={
-            "name": "every-5s", "connection_id": created.json()["id"], "streams": [{"name": "main.customers"}],
+            "name": "every-8s", "connection_id": created.json()["id"], "streams": [{"name": "main.customers"}],
             "destination": {"namespace": "kill"}, "catchup": "all", "retries": {"max_attempts": 1},
             "schedule": {"cron": f"* * * * * */{EVERY}"}})
         assert pipeline.status_code == 201, pipeline.text
@@ -101,8 +101,8 @@ def test_every_tick_fires_once_while_an_orchestrator_is_killed_mid_tick(
     began = datetime.now().astimezone()
     kills = 0
     while kills < KILLS:
-        # Kill at a different moment of the tick each time: 0.0, 1.3, 2.6 s after a tick.
-        phase = (kills * 1.3) % EVERY
+        # Kill at a different moment of the tick each time: 0.0, 2.7, 5.4 s after a tick.
+        phase = (kills * 2.7) % EVERY
         time.sleep((phase - time.time() % EVERY) % EVERY)
         b.proc.kill()
         b.proc.wait()
@@ -110,7 +110,6 @@ def test_every_tick_fires_once_while_an_orchestrator_is_killed_mid_tick(
         b = start("orchestrator", services.orchestrator_env, tmp_path / "logs", f"orchestrator-b-{kills}")
         started[f"b{kills}"] = b
         wait_healthy(b)
-        print(f"kill {kills} at phase {phase:.1f}s, restarted at {datetime.now().astimezone()}", flush=True)
     ended = datetime.now().astimezone()
 
     engine = sa.create_engine(sync_url(services.orchestrator_db))
@@ -123,7 +122,6 @@ def test_every_tick_fires_once_while_an_orchestrator_is_killed_mid_tick(
                 runs = conn.execute(sa.text(
                     "SELECT id, scheduled_for, status FROM runs WHERE pipeline_id = :pid AND scheduled_for > :began "
                     "AND scheduled_for <= :ended ORDER BY scheduled_for"), window).all()
-            print(datetime.now().astimezone(), [(r.scheduled_for.time(), r.status) for r in runs], flush=True)
             if all(r.status in ("succeeded", "partially_succeeded", "failed", "cancelled") for r in runs):
                 break
             assert time.monotonic() < settle, [(r.id, r.scheduled_for, r.status) for r in runs
