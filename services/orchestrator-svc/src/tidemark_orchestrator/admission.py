@@ -36,7 +36,7 @@ from tidemark_orchestrator.specs import pipeline_spec
 
 ADMISSION_LOCK = 0x7469646D61646D  # "tidmadm": any constant naming "who admits runs"
 # Waiting runs looked at per pass; the rest wait for the next one (they are behind these in line).
-BATCH = 20_000
+BATCH = 2_000
 
 
 async def enqueue(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline, trigger: Trigger,
