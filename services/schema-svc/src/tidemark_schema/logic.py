@@ -19,3 +19,6 @@ async def on_connection_changed(ctx: SchemaContext, event: ConnectionChanged) ->
     watched.connector_type = event.connector_type
     watched.active = event.change != "deleted"
     watched.updated_at = envelope.occurred_at
+    # A new or changed connection is polled at once: its first snapshot, or what its new settings show.
+    watched.next_poll_at = None
+    ctx.runtime.state.wakeup.set()

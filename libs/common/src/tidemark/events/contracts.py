@@ -291,14 +291,26 @@ class ConnectionChanged(EventPayload):
 
 class SchemaChange(_Model):
     kind: Literal[
-        "stream_added", "stream_removed", "column_added", "column_removed",
-        "type_changed", "nullability_changed", "primary_key_changed",
+        "stream_added", "stream_removed", "column_added", "column_removed", "column_renamed",
+        "type_changed", "nullability_changed", "primary_key_changed", "default_changed",
     ]
     stream: str
-    column: str | None = None
+    column: str | None = Field(default=None, description="The column; for `column_renamed`, its new name.")
     before: str | None = None
     after: str | None = None
-    breaking: bool = False
+    breaking: bool = Field(
+        default=False,
+        description="The change can break a reader whatever it reads: a stream or column removed or renamed, "
+                    "a type narrowed or changed incompatibly, a key changed. impact-svc refines it per pipeline.",
+    )
+    type_change: Literal["widening", "narrowing", "incompatible"] | None = Field(
+        default=None, description="For `type_changed`: whether the old values fit the new type.",
+    )
+    probable: bool = Field(
+        default=False,
+        description="An inference, not a fact the catalog states (a rename: a column dropped and one of the "
+                    "same type added at the same position).",
+    )
 
 
 class SchemaDriftDetected(EventPayload):
@@ -308,6 +320,10 @@ class SchemaDriftDetected(EventPayload):
     connection_id: UUID
     snapshot_id: UUID
     changes: list[SchemaChange]
+    drift_id: UUID | None = Field(default=None, description="The drift event's id in schema-svc (`/v1/drift/{id}`).")
+    version: int | None = Field(default=None, description="Version of the snapshot that shows the change.")
+    detected_at: datetime | None = None
+    connection_name: str | None = None
 
     def subject(self) -> str:
         return str(self.connection_id)
@@ -357,6 +373,12 @@ class PipelineChanged(EventPayload):
     overlap: str = "queue"
     retries: RetryPolicy | None = None
     timeout_seconds: int | None = None
+    drift_policy: dict[str, str] = Field(
+        default_factory=dict,
+        description="What a schema change does to the pipeline, per change kind (`column_added`, "
+                    "`column_removed`, `column_renamed`, `type_changed`, `table_added`, `table_removed`): "
+                    "`propagate`, `ignore`, `pause`, `fail`, `add_stream` or `create_pipeline`.",
+    )
 
     def subject(self) -> str:
         return str(self.pipeline_id)
