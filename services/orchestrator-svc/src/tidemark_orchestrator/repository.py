@@ -43,6 +43,7 @@ async def add_pipeline(session: AsyncSession, body: PipelineCreate) -> Pipeline:
         catchup=body.catchup,
         status="active",
         timeout_seconds=body.timeout_seconds,
+        drift_policy=body.drift_policy.model_dump(exclude_none=True),
     )
     session.add(pipeline)
     try:
