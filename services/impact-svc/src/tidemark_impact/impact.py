@@ -20,6 +20,7 @@ from tidemark.lakehouse.naming import table_identifier
 
 # Change kinds that take a column (or the stream) away from whoever loads or reads it.
 REMOVING = {"column_removed", "column_renamed", "stream_removed"}
+NEW_TABLES = ("add_stream", "create_pipeline")
 
 
 @dataclass(frozen=True)
@@ -101,10 +102,12 @@ def _pipelines(change: SchemaChange, connection_id: uuid.UUID, pipelines: list[P
     hits: list[PipelineHit] = []
     queue: deque[tuple[PipelineRef, int, uuid.UUID | None, bool]] = deque()
     for p in pipelines:
-        spec = p.selected(change.stream)
-        if p.connection_id != connection_id or spec is None:
+        if p.connection_id != connection_id:
             continue
-        if change.kind == "stream_added" and "*" not in spec.name:
+        spec = p.selected(change.stream)
+        if change.kind == "stream_added" and spec is None and p.drift_policy.get("table_added") in NEW_TABLES:
+            spec = StreamSpec(name=change.stream)  # it asked to take new tables of its connection
+        if spec is None:
             continue
         readers = _readers(by_table.get(p.table(change.stream), []), column, change, hop=3)
         breaking, reason = classify(change, spec, readers)

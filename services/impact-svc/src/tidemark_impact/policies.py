@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from tidemark.events import PipelinePauseRequested, SchemaChange
+from tidemark.events import PipelineDriftActionRequested, PipelinePauseRequested, SchemaChange
 from tidemark.ids import new_id
 from tidemark_impact.deps import ImpactContext
 from tidemark_impact.models import Drift, DriftAction
@@ -70,6 +70,19 @@ async def _act(ctx: ImpactContext, drift: Drift, pipeline: PipelineRef, change: 
     if action == "propagate":
         return (f"propagate ({what}): the next run evolves the Iceberg table (adds the column, widens the "
                 "type) and keeps loading")
+    request = PipelineDriftActionRequested(pipeline_id=pipeline.id, action="fail", reason=f"schema drift: {what}",
+                                           stream=change.stream, cause_event_id=drift.event_id, drift_id=drift.id)
+    if action == "fail":
+        await ctx.emit(request)
+        return f"the pipeline's next run fails ({what}); fix the source or the pipeline, then run again"
     if action == "ignore":
-        return f"ignored ({what}): the pipeline keeps loading the columns it selects"
-    return f"{action} ({what}): recorded; orchestrator-svc does not carry out `{action}` yet"
+        if change.kind != "column_added":
+            return f"ignored ({what})"
+        known = [c for c in change.stream_columns or [] if c != change.column]
+        await ctx.emit(request.model_copy(update={"action": "ignore", "columns": known or None}))
+        return f"ignored ({what}): the stream keeps loading the columns it had"
+    if action in ("add_stream", "create_pipeline") and change.kind == "stream_added":
+        await ctx.emit(request.model_copy(update={"action": action}))
+        return (f"{change.stream} added to the pipeline" if action == "add_stream"
+                else f"a new pipeline asked for, loading {change.stream} with this pipeline's settings")
+    return f"{action} does not apply to {change.kind}: nothing done"

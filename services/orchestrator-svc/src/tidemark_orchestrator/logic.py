@@ -24,7 +24,7 @@ from tidemark.events import (
     Trigger,
     may_move,
 )
-from tidemark_orchestrator import dependencies, repository, scheduler
+from tidemark_orchestrator import dependencies, drift, repository, scheduler
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.deps import OrchestratorContext, OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline, Run
@@ -94,6 +94,8 @@ async def request_run(
             f"pipeline {pipeline.name!r} already has an active run", run_id=str(current.id)
         )
     run = await repository.add_run(session, pipeline, trigger)
+    if await drift.fail_if_drifted(runtime, session, pipeline, run):
+        return run
     await dependencies.consume(session, pipeline.id)
     await runtime.emit(
         session,

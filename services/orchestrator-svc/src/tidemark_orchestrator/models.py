@@ -34,6 +34,7 @@ class Pipeline(Base):
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
     timeout_seconds: Mapped[int | None] = mapped_column(sa.Integer)
     drift_policy: Mapped[dict[str, str] | None] = mapped_column(JSONType)  # see drift.py
+    drift_failure: Mapped[str | None] = mapped_column(sa.Text)  # the next run fails with it (drift.py)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

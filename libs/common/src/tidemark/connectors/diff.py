@@ -35,6 +35,12 @@ def diff_catalogs(before: Catalog, after: Catalog) -> list[SchemaChange]:
 
 
 def diff_stream(before: StreamInfo, after: StreamInfo) -> list[SchemaChange]:
+    changes = _stream_changes(before, after)
+    known = before.column_names()
+    return [c.model_copy(update={"stream_columns": known}) if c.column is not None else c for c in changes]
+
+
+def _stream_changes(before: StreamInfo, after: StreamInfo) -> list[SchemaChange]:
     stream = after.name
     old = {c.name: (i, c) for i, c in enumerate(before.columns)}
     new = {c.name: (i, c) for i, c in enumerate(after.columns)}

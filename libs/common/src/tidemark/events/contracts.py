@@ -306,6 +306,9 @@ class SchemaChange(_Model):
     type_change: Literal["widening", "narrowing", "incompatible"] | None = Field(
         default=None, description="For `type_changed`: whether the old values fit the new type.",
     )
+    stream_columns: list[str] | None = Field(
+        default=None, description="For column changes: the stream's columns before the change, in order.",
+    )
     probable: bool = Field(
         default=False,
         description="An inference, not a fact the catalog states (a rename: a column dropped and one of the "
@@ -396,12 +399,33 @@ class PipelinePauseRequested(EventPayload):
         return str(self.pipeline_id)
 
 
+class PipelineDriftActionRequested(EventPayload):
+    """impact-svc asks orchestrator-svc to answer a schema drift by a pipeline's ``drift_policy``:
+    ``fail`` (the next run fails with ``reason``), ``ignore`` (the stream keeps loading ``columns``,
+    the ones it had before), ``add_stream`` (the pipeline loads ``stream`` too) or ``create_pipeline``
+    (a new pipeline loads ``stream`` with this one's settings). A pause is ``pipeline.pause_requested``."""
+
+    event_type: ClassVar[str] = "pipeline.drift_action_requested"
+    topic: ClassVar[Topic] = Topic.PIPELINES
+
+    pipeline_id: UUID
+    action: Literal["fail", "ignore", "add_stream", "create_pipeline"]
+    reason: str
+    stream: str | None = Field(default=None, description="The stream the change is about.")
+    columns: list[str] | None = Field(default=None, description="For `ignore`: the columns to keep loading.")
+    cause_event_id: UUID | None = Field(default=None, description="The `schema.drift` event.")
+    drift_id: UUID | None = None
+
+    def subject(self) -> str:
+        return str(self.pipeline_id)
+
+
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
         RunScheduled, RunUnscheduled, RunQueued, RunWaiting, RunRequested, RunStarted, RunProgress, RunFinished,
         RunCancelRequested,
         ConnectionChanged,
-        SchemaDriftDetected, AlertSent, PipelineChanged, PipelinePauseRequested,
+        SchemaDriftDetected, AlertSent, PipelineChanged, PipelinePauseRequested, PipelineDriftActionRequested,
     )
 }

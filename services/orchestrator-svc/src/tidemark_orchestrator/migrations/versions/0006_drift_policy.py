@@ -1,4 +1,4 @@
-"""drift policy: pipelines.drift_policy, the responses to schema changes per change kind
+"""drift policy: pipelines.drift_policy (responses to schema changes) and drift_failure (the next run fails)
 
 Revision ID: 0006
 Revises: 0004
@@ -22,8 +22,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column(
             'drift_policy', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'),
             nullable=True))
+        batch_op.add_column(sa.Column('drift_failure', sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('pipelines', schema=None) as batch_op:
+        batch_op.drop_column('drift_failure')
         batch_op.drop_column('drift_policy')
