@@ -82,9 +82,9 @@ async def test_dbt_manifest_models_and_exposures_become_downstreams_of_the_sourc
                                               "url": "https://bi.example/board", "owner": {"email": "a@b.c"},
                                               "depends_on": {"nodes": ["model.shop.revenue"]}}},
     }
-    first = await client.post("/v1/downstreams/dbt", json=manifest)
+    first = await client.post("/v1/lineage/dbt", json=manifest)
     assert first.status_code == 200, first.text
-    again = await client.post("/v1/downstreams/dbt", json=manifest)  # re-importing updates, never duplicates
+    again = await client.post("/v1/lineage/dbt", json=manifest)  # re-importing updates, never duplicates
     found = {d["name"]: d for d in again.json()["imported"]}
     assert set(found) == {"stg_orders", "revenue", "Board KPIs"}
     assert {d["table"] for d in found.values()} == {"raw.orders"}

@@ -69,7 +69,7 @@ async def _upsert(session: AsyncSession, found: list[DownstreamCreate], origin: 
     return out
 
 
-@downstreams.post("/dbt", responses=problem_responses(422))
+@lineage_router.post("/dbt", responses=problem_responses(422))
 async def import_dbt(manifest: DbtManifest, rt: Runtime) -> ImportOut:
     """Import a dbt `manifest.json`: each model and exposure becomes a downstream of the sources it reads."""
     async with rt.transaction() as session:
