@@ -213,6 +213,8 @@ async def test_a_change_is_detected_analysed_alerted_and_answered_by_policy(
         # schema-svc's side: the drift, filters and the snapshot history.
         found = await api.get(f"/v1/drift/{drift_id}")
         assert found.json()["changes"] == data["changes"]
+        [shown] = found.json()["actions"]  # the automated response, with the drift that caused it
+        assert (shown["pipeline_id"], shown["action"]) == (world.load_id, action["action"])
         listed = await api.get("/v1/drift", params={"connection_id": world.connection_id, "kind": case.kind,
                                                     "breaking": str(case.breaking).lower()})
         assert [d["id"] for d in listed.json()] == [drift_id]

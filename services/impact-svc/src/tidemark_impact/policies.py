@@ -9,7 +9,13 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from tidemark.events import PipelineDriftActionRequested, PipelinePauseRequested, SchemaChange
+from tidemark.db import utcnow
+from tidemark.events import (
+    DriftActionRecorded,
+    PipelineDriftActionRequested,
+    PipelinePauseRequested,
+    SchemaChange,
+)
 from tidemark.ids import new_id
 from tidemark_impact.deps import ImpactContext
 from tidemark_impact.models import Drift, DriftAction
@@ -52,9 +58,14 @@ async def carry_out(ctx: ImpactContext, drift: Drift, impacts: list[ChangeImpact
             if action is None:
                 continue
             detail = await _act(ctx, drift, pipeline, change, action, paused)
-            ctx.session.add(DriftAction(id=new_id(), drift_id=drift.id, pipeline_id=pipeline.id,
-                                        change_kind=change.kind, stream=change.stream, column=change.column,
-                                        action=action, detail=detail))
+            row = DriftAction(id=new_id(), drift_id=drift.id, pipeline_id=pipeline.id, change_kind=change.kind,
+                              stream=change.stream, column=change.column, action=action, detail=detail,
+                              created_at=utcnow())
+            ctx.session.add(row)
+            await ctx.emit(DriftActionRecorded(
+                action_id=row.id, drift_id=drift.id, connection_id=drift.connection_id, pipeline_id=pipeline.id,
+                action=action, change_kind=change.kind, stream=change.stream, column=change.column, detail=detail,
+                at=row.created_at))
 
 
 async def _act(ctx: ImpactContext, drift: Drift, pipeline: PipelineRef, change: SchemaChange, action: str,

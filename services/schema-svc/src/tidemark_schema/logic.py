@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tidemark.events import ConnectionChanged
+from tidemark.events import ConnectionChanged, DriftActionRecorded
 from tidemark_schema.deps import SchemaContext
-from tidemark_schema.models import WatchedConnection
+from tidemark_schema.models import DriftEvent, WatchedConnection
 
 
 async def on_connection_changed(ctx: SchemaContext, event: ConnectionChanged) -> None:
@@ -22,3 +22,14 @@ async def on_connection_changed(ctx: SchemaContext, event: ConnectionChanged) ->
     # A new or changed connection is polled at once: its first snapshot, or what its new settings show.
     watched.next_poll_at = None
     ctx.runtime.state.wakeup.set()
+
+
+async def on_drift_action(ctx: SchemaContext, event: DriftActionRecorded) -> None:
+    """An automated response to one of our drift events: kept with it, once."""
+    drift = await ctx.session.get(DriftEvent, event.drift_id)
+    if drift is None or any(a.get("id") == str(event.action_id) for a in drift.actions):
+        return
+    drift.actions = [*drift.actions, {"id": str(event.action_id), "pipeline_id": str(event.pipeline_id),
+                                      "action": event.action, "change_kind": event.change_kind,
+                                      "stream": event.stream, "column": event.column, "detail": event.detail,
+                                      "at": event.at.isoformat()}]

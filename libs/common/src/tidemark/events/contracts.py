@@ -332,6 +332,28 @@ class SchemaDriftDetected(EventPayload):
         return str(self.connection_id)
 
 
+class DriftActionRecorded(EventPayload):
+    """impact-svc answered a drift by a pipeline's policy (or asked orchestrator-svc to): schema-svc
+    shows it with the drift (``GET /v1/drift/{id}``)."""
+
+    event_type: ClassVar[str] = "schema.drift_action"
+    topic: ClassVar[Topic] = Topic.SCHEMA
+
+    action_id: UUID
+    drift_id: UUID
+    connection_id: UUID
+    pipeline_id: UUID
+    action: str = Field(description="`propagate`, `ignore`, `pause`, `fail`, `add_stream` or `create_pipeline`.")
+    change_kind: str
+    stream: str
+    column: str | None = None
+    detail: str = Field(description="What was done, in words.")
+    at: datetime
+
+    def subject(self) -> str:
+        return str(self.connection_id)
+
+
 class AlertSent(EventPayload):
     event_type: ClassVar[str] = "alert.sent"
     topic: ClassVar[Topic] = Topic.ALERTS
@@ -426,6 +448,7 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         RunScheduled, RunUnscheduled, RunQueued, RunWaiting, RunRequested, RunStarted, RunProgress, RunFinished,
         RunCancelRequested,
         ConnectionChanged,
-        SchemaDriftDetected, AlertSent, PipelineChanged, PipelinePauseRequested, PipelineDriftActionRequested,
+        SchemaDriftDetected, DriftActionRecorded, AlertSent,
+        PipelineChanged, PipelinePauseRequested, PipelineDriftActionRequested,
     )
 }
