@@ -268,3 +268,18 @@ async def _async(value: bool) -> bool:
     return value
 
 
+
+
+async def test_a_run_starting_polls_its_source_at_once(source_db: SourceDb, drift_platform: DriftPlatform) -> None:
+    """However long the connection's interval, a run about to read the source checks it first."""
+    platform, api = drift_platform, drift_platform.api
+    with webhook_receiver() as receiver:
+        world = await build_world(platform, source_db, CASES[0], receiver)
+    await api.patch(f"/v1/schemas/connections/{world.connection_id}", json={"poll_interval_seconds": 3600})
+    await asyncio.sleep(1)  # the poll the new interval starts with
+    source_db.execute("ALTER TABLE orders ADD COLUMN coupon VARCHAR(20)")
+    run = await api.post(f"/v1/pipelines/{world.load_id}/runs")
+    assert run.status_code == 202, run.text
+    await platform.until(lambda: bool(platform.events("schema.drift")), within=5)
+    [event] = platform.events("schema.drift")
+    assert [c["column"] for c in event.data["changes"]] == ["coupon"]

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from tidemark.api.app import build_app
 from tidemark.connectors.client import DEFAULT_TIMEOUT
-from tidemark.events import ConnectionChanged, DriftActionRecorded, Topic
+from tidemark.events import ConnectionChanged, DriftActionRecorded, RunRequested, Topic
 from tidemark.service import ServiceDefinition
 from tidemark_schema import logic, poller
 from tidemark_schema.deps import SchemaRuntime, SchemaState
@@ -25,6 +25,7 @@ def definition(http: httpx.AsyncClient | None = None) -> ServiceDefinition[Schem
         state = SchemaState(http=client, owned_http=None if http is not None else client)
         runtime.consume("connections", [Topic.CONNECTIONS], {ConnectionChanged: logic.on_connection_changed})
         runtime.consume("drift-actions", [Topic.SCHEMA], {DriftActionRecorded: logic.on_drift_action})
+        runtime.consume("runs", [Topic.RUNS], {RunRequested: logic.on_run_requested})
         if runtime.settings.poll_enabled:
             runtime.spawn(poller.run_poller(runtime, state.wakeup), "poller")
         return state

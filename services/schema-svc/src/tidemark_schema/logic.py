@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tidemark.events import ConnectionChanged, DriftActionRecorded
+from tidemark.events import ConnectionChanged, DriftActionRecorded, RunRequested
 from tidemark_schema.deps import SchemaContext
 from tidemark_schema.models import DriftEvent, WatchedConnection
 
@@ -33,3 +33,12 @@ async def on_drift_action(ctx: SchemaContext, event: DriftActionRecorded) -> Non
                                       "action": event.action, "change_kind": event.change_kind,
                                       "stream": event.stream, "column": event.column, "detail": event.detail,
                                       "at": event.at.isoformat()}]
+
+
+async def on_run_requested(ctx: SchemaContext, event: RunRequested) -> None:
+    """A run is about to read its source: poll that connection now (a fingerprint when nothing
+    changed), so a change the run will meet is a drift event before or as the worker reads."""
+    watched = await ctx.session.get(WatchedConnection, event.pipeline.connection_id)
+    if watched is not None and watched.active:
+        watched.next_poll_at = None
+        ctx.runtime.state.wakeup.set()
