@@ -151,7 +151,17 @@ async def build_world(platform: DriftPlatform, db: SourceDb, case: Case, receive
 async def test_a_change_is_detected_analysed_alerted_and_answered_by_policy(
     case: Case, source_db: SourceDb, drift_platform: DriftPlatform
 ) -> None:
-    platform, api = drift_platform, drift_platform.api
+    await check_case(case, source_db, drift_platform)
+
+
+async def test_on_the_real_broker_a_dropped_column_is_detected_alerted_and_pauses_the_pipeline(
+    source_db: SourceDb, drift_platform_on_kafka: DriftPlatform
+) -> None:
+    await check_case(CASES[1], source_db, drift_platform_on_kafka)
+
+
+async def check_case(case: Case, source_db: SourceDb, platform: DriftPlatform) -> None:
+    api = platform.api
     with webhook_receiver() as receiver:
         world = await build_world(platform, source_db, case, receiver)
         await asyncio.sleep(0.5)
