@@ -293,3 +293,29 @@ async def test_a_run_starting_polls_its_source_at_once(source_db: SourceDb, drif
     await platform.until(lambda: bool(platform.events("schema.drift")), within=5)
     [event] = platform.events("schema.drift")
     assert [c["column"] for c in event.data["changes"]] == ["coupon"]
+
+
+async def test_refresh_polls_now_and_a_poll_without_change_stores_nothing(
+    source_db: SourceDb, drift_platform: DriftPlatform
+) -> None:
+    platform, api = drift_platform, drift_platform.api
+    with webhook_receiver() as receiver:
+        world = await build_world(platform, source_db, CASES[0], receiver)
+    too_often = await api.patch(f"/v1/schemas/connections/{world.connection_id}", json={"poll_interval_seconds": 1})
+    assert too_often.status_code == 422
+    assert [e["field"] for e in too_often.json()["errors"]] == ["poll_interval_seconds"]
+    await api.patch(f"/v1/schemas/connections/{world.connection_id}", json={"poll_interval_seconds": 3600})
+    await asyncio.sleep(1)
+
+    unchanged = (await api.post(f"/v1/schemas/connections/{world.connection_id}/refresh")).json()
+    assert (unchanged["outcome"], unchanged["version"], unchanged["drift"]) == ("unchanged", 1, None)
+    source_db.execute("ALTER TABLE items ADD COLUMN price INT")
+    changed = (await api.post(f"/v1/schemas/connections/{world.connection_id}/refresh")).json()
+    assert (changed["outcome"], changed["version"]) == ("changed", 2)
+    assert [(c["kind"], c["column"]) for c in changed["drift"]["changes"]] == [("column_added", "price")]
+    again = (await api.post(f"/v1/schemas/connections/{world.connection_id}/refresh")).json()
+    assert again["outcome"] == "unchanged"
+    assert [h["version"] for h in (await api.get(f"/v1/schemas/connections/{world.connection_id}/history")).json()] \
+        == [2, 1]
+    missing = await api.post("/v1/schemas/connections/01a24814-05e7-763e-89fa-4512de8b4f8f/refresh")
+    assert missing.status_code == 404
