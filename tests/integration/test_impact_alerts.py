@@ -6,14 +6,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from tests.fixtures.drift import RecordingBus, webhook_receiver
 from tidemark.api.app import build_app
+from tidemark.db import utcnow
 from tidemark.events import (
     DestinationSpec,
     Envelope,
@@ -23,20 +26,23 @@ from tidemark.events import (
     SchemaDriftDetected,
     StreamSpec,
 )
+from tidemark.ids import new_id
 from tidemark.settings import AuthSettings, DatabaseSettings
 from tidemark_impact.app import DEFINITION as IMPACT
+from tidemark_impact.models import Alert
 from tidemark_impact.settings import ImpactSettings
 from tidemark_testing.apps import running
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "impact-token"
+Impact = tuple[httpx.AsyncClient, RecordingBus, FastAPI]
 CONNECTION = uuid.uuid4()
 PIPELINE = uuid.uuid4()
 
 
 @pytest.fixture
-async def impact(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, RecordingBus]]:
+async def impact(tmp_path: Path) -> AsyncIterator[Impact]:
     bus = RecordingBus()
     settings = ImpactSettings(database=DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/impact.db"),
                               auth=AuthSettings(tokens=[SecretStr(TOKEN)]), bus="memory", outbox_poll_seconds=0.1,
@@ -48,7 +54,7 @@ async def impact(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Recor
             pipeline=PipelineSpec(pipeline_id=PIPELINE, name="shop", connection_id=CONNECTION,
                                   streams=[StreamSpec(name="public.orders", columns=["id", "amount"])],
                                   destination=DestinationSpec(namespace="raw"))), source="test"))
-        yield client, bus
+        yield client, bus, app
 
 
 def drift(column: str = "amount") -> SchemaDriftDetected:
@@ -65,9 +71,9 @@ async def until(check: Callable[[], Awaitable[bool]], within: float = 5) -> None
 
 
 async def test_dbt_manifest_models_and_exposures_become_downstreams_of_the_sources_they_read(
-    impact: tuple[httpx.AsyncClient, RecordingBus]
+    impact: Impact
 ) -> None:
-    client, _ = impact
+    client, _, _ = impact
     manifest = {
         "sources": {"source.shop.raw.orders": {"name": "orders", "schema": "raw", "identifier": "orders"}},
         "nodes": {
@@ -94,9 +100,9 @@ async def test_dbt_manifest_models_and_exposures_become_downstreams_of_the_sourc
 
 
 async def test_an_openlineage_job_reading_a_tidemark_table_becomes_a_downstream_with_its_columns(
-    impact: tuple[httpx.AsyncClient, RecordingBus]
+    impact: Impact
 ) -> None:
-    client, _ = impact
+    client, _, _ = impact
     await until(lambda: _has_pipelines(client))
     event = {
         "eventType": "COMPLETE", "eventTime": "2026-12-05T10:00:00Z", "run": {"runId": str(uuid.uuid4())},
@@ -116,9 +122,9 @@ async def test_an_openlineage_job_reading_a_tidemark_table_becomes_a_downstream_
 
 
 async def test_a_drift_alerts_each_rule_once_with_retries_and_a_failing_webhook_blocks_nothing(
-    impact: tuple[httpx.AsyncClient, RecordingBus]
+    impact: Impact
 ) -> None:
-    client, bus = impact
+    client, bus, _ = impact
     await until(lambda: _has_pipelines(client))
     with webhook_receiver(status=[503, 204]) as flaky, webhook_receiver(status=[204]) as slack, \
             webhook_receiver(status=[500]) as broken:
@@ -153,8 +159,8 @@ async def test_a_drift_alerts_each_rule_once_with_retries_and_a_failing_webhook_
         await until(lambda: _delivered(client, later.drift_id))
 
 
-async def test_alert_rules_are_checked_at_the_boundary(impact: tuple[httpx.AsyncClient, RecordingBus]) -> None:
-    client, _ = impact
+async def test_alert_rules_are_checked_at_the_boundary(impact: Impact) -> None:
+    client, _, _ = impact
     response = await client.post("/v1/alert-rules", json={"name": "x", "url": "not a url", "min_severity": "loud"})
     assert response.status_code == 422
     assert {e["field"] for e in response.json()["errors"]} == {"url", "min_severity"}
@@ -169,3 +175,23 @@ async def _has_pipelines(client: httpx.AsyncClient) -> bool:
 async def _delivered(client: httpx.AsyncClient, drift_id: uuid.UUID | None) -> bool:
     alerts = (await client.get("/v1/alerts", params={"drift_id": str(drift_id)})).json()
     return any(a["delivery"] == "sent" for a in alerts)
+
+
+async def test_an_alert_whose_sender_died_mid_delivery_is_sent_again(impact: Impact) -> None:
+    client, _, app = impact
+    with webhook_receiver() as receiver:
+        rule = (await client.post("/v1/alert-rules", json={"name": "hook", "url": receiver.url})).json()
+        runtime = app.state.runtimes["impact"]
+        async with runtime.transaction() as session:
+            for age in (timedelta(hours=1), timedelta(seconds=5)):  # a dead sender's claim; a live one's
+                session.add(Alert(id=new_id(), rule="hook", severity="warning", title=f"claimed {age} ago",
+                                  subject_id="x", channel="webhook", rule_id=uuid.UUID(rule["id"]),
+                                  delivery="sending", attempts=0, claimed_at=utcnow() - age))
+        runtime.state.wakeup.set()
+
+        async def resent() -> bool:
+            return bool(receiver.received)
+
+        await until(resent)
+        await asyncio.sleep(0.5)
+        assert [r["title"] for r in receiver.received] == ["claimed 1:00:00 ago"]

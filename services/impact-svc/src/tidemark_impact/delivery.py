@@ -2,12 +2,14 @@
 backoff (tenacity), off the event path: a failing webhook delays nothing but its own alert.
 
 An alert waits as ``pending``; the sender claims it (``sending``, so two replicas never send it
-twice), posts it, and ends it ``sent`` (with ``alert.sent``) or ``failed`` with the last error."""
+twice), posts it, and ends it ``sent`` (with ``alert.sent``) or ``failed`` with the last error. A
+claim left behind by a sender that died is taken again once ``delivery_stale_seconds`` old."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -21,6 +23,7 @@ from tidemark.logs import fields
 from tidemark_impact.deps import ImpactRuntime
 from tidemark_impact.metrics import ALERT_DELIVERIES
 from tidemark_impact.models import Alert, AlertRule
+from tidemark_impact.settings import ImpactSettings
 
 log = logging.getLogger("tidemark.impact")
 
@@ -56,11 +59,17 @@ async def post(http: httpx.AsyncClient, url: str, payload: dict[str, Any], secon
         raise RefusedDeliveryError(f"the webhook answered {response.status_code}")
 
 
+def _deliverable(settings: ImpactSettings) -> sa.ColumnElement[bool]:
+    """Pending, or taken by a sender that never finished (it died): one replica takes it at a time."""
+    stale = utcnow() - timedelta(seconds=settings.delivery_stale_seconds)
+    return sa.or_(Alert.delivery == "pending", sa.and_(Alert.delivery == "sending", Alert.claimed_at < stale))
+
+
 async def deliver(runtime: ImpactRuntime, alert_id: Any) -> None:
     settings = runtime.settings
     async with runtime.transaction() as session:
-        claimed = await session.execute(sa.update(Alert).where(Alert.id == alert_id, Alert.delivery == "pending")
-                                        .values(delivery="sending"))
+        claimed = await session.execute(sa.update(Alert).where(Alert.id == alert_id, _deliverable(settings))
+                                        .values(delivery="sending", claimed_at=utcnow()))
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             return
         alert = await session.get(Alert, alert_id)
@@ -117,7 +126,7 @@ async def run_sender(runtime: ImpactRuntime) -> None:
     try:
         while True:
             async with runtime.sessions() as session:
-                pending = (await session.scalars(sa.select(Alert.id).where(Alert.delivery == "pending")
+                pending = (await session.scalars(sa.select(Alert.id).where(_deliverable(runtime.settings))
                                                   .order_by(Alert.created_at).limit(100))).all()
             for alert_id in pending:
                 if alert_id not in sending:

@@ -19,6 +19,10 @@ class ImpactSettings(ServiceSettings):
         default=1.0, gt=0, le=300, description="First wait before retrying a delivery; doubles each attempt.",
     )
     delivery_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="Timeout of one webhook call.")
+    delivery_stale_seconds: float = Field(
+        default=900.0, gt=0, le=86400,
+        description="An alert a sender took this long ago and never finished (its process died) is sent again.",
+    )
     delivery_poll_seconds: float = Field(
         default=2.0, gt=0, le=300, description="How often the sender looks for alerts still to deliver.",
     )

@@ -92,6 +92,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('attempts', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('last_error', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('delivered_at', tidemark.db.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('claimed_at', tidemark.db.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('acknowledged_at', tidemark.db.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('acknowledged_by', sa.String(length=200), nullable=True))
         batch_op.create_index(batch_op.f('ix_alerts_drift_id'), ['drift_id'], unique=False)
@@ -105,7 +106,7 @@ def downgrade() -> None:
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('uq_alerts_dedup_key'), type_='unique')
         batch_op.drop_index(batch_op.f('ix_alerts_drift_id'))
-        for column in ('acknowledged_by', 'acknowledged_at', 'delivered_at', 'last_error', 'attempts', 'delivery',
+        for column in ('acknowledged_by', 'acknowledged_at', 'claimed_at', 'delivered_at', 'last_error', 'attempts', 'delivery',
                        'detail', 'drift_id', 'rule_id', 'dedup_key'):
             batch_op.drop_column(column)
     with op.batch_alter_table('downstreams', schema=None) as batch_op:
