@@ -9,7 +9,7 @@ PORT ?= 8000
 # Azurite (Azure Blob emulator) for the lakehouse tests; tests/fixtures/storage.py looks here too.
 AZURITE_DIR ?= $(or $(TIDEMARK_TEST_AZURITE_DIR),$(HOME)/.cache/tidemark/azurite)
 
-.PHONY: help bootstrap run test test-unit test-integration test-e2e lint fmt contracts bench bench-files clean
+.PHONY: help bootstrap run test test-unit test-integration test-e2e lint fmt contracts bench bench-files bench-drift clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ bench: bootstrap ## Benchmark PostgreSQL → Iceberg vs the COPY ceiling and dlt
 
 bench-files: bootstrap ## Benchmark the S3 source on one CSV object of ~450 MB (BENCH_FILE_ROWS): time and peak RSS vs pyarrow
 	$(UV) run python bench/files.py
+
+bench-drift: bootstrap ## Time schema-svc's poll on 1,000 tables of 10 columns: unchanged (fingerprint only) and one column changed
+	$(UV) run python bench/drift.py
 
 clean: ## Remove local state (.tidemark) and caches
 	rm -rf .tidemark .pytest_cache .mypy_cache .ruff_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import sys
@@ -20,8 +21,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.e2e.processes import ServiceProcess, free_port, spawn, wait_healthy
+from tests.fixtures.drift import webhook_receiver
 from tests.fixtures.flaky_proxy import flaky_proxy
 from tests.fixtures.slow_source import add_rows, slow_items
+from tidemark.connectors.sql.sqlite.source import sample_database
 from tidemark.lakehouse import Lakehouse, LakehouseSettings
 from tidemark_cli.main import cli
 from tidemark_testing.fake_vendors.hubspot import FakeHubSpot, HubSpotObject, prop
@@ -601,6 +604,45 @@ def test_a_hubspot_pipeline_loads_what_the_account_holds_and_follows_its_changes
         # Incremental from the stored cursor: the boundary record, the updated one, the new one.
         assert (second["status"], second["rows_written"]) == ("succeeded", 3), second
         assert table_rows() == expected(("email", "score", "lastmodifieddate", "tier"))
+
+
+def test_a_schema_change_in_a_source_is_a_drift_event_and_one_alert(embedded: Embedded, tmp_path: Path) -> None:
+    """The walk-through of docs/drift.md on the embedded platform: alter a copy of the demo database,
+    watch the drift, its history and the alert reach a webhook, through the real broker."""
+    shop = tmp_path / "shop.db"
+    shutil.copy(sample_database("shop"), shop)
+    headers = {"Authorization": f"Bearer {embedded.token}"}
+    with httpx.Client(base_url=embedded.process.url, headers=headers, timeout=30) as api, \
+            webhook_receiver() as receiver:
+        connection = api.post("/v1/connections", json={"name": "shop-drift", "type": "sqlite",
+                                                         "config": {"path": str(shop)}}).json()["id"]
+        rule = api.post("/v1/alert-rules", json={"name": "shop-drift", "connection_id": connection,
+                                                  "min_severity": "info", "url": receiver.url})
+        assert rule.status_code == 201, rule.text
+        deadline = time.monotonic() + 30
+        while not api.get(f"/v1/schemas/connections/{connection}/history").json():  # the first snapshot
+            assert time.monotonic() < deadline, embedded.process.log_tail()
+            time.sleep(0.5)
+        patched = api.patch(f"/v1/schemas/connections/{connection}", json={"poll_interval_seconds": 5})
+        assert patched.status_code == 200, patched.text
+        time.sleep(1)
+        with sqlite3.connect(shop) as conn:
+            conn.execute("ALTER TABLE orders ADD COLUMN coupon TEXT")
+        deadline = time.monotonic() + 5 + 5
+        while not (drifts := api.get("/v1/drift", params={"connection_id": connection}).json()):
+            assert time.monotonic() < deadline, embedded.process.log_tail()
+            time.sleep(0.5)
+        [drift] = drifts
+        assert [(c["kind"], c["stream"], c["column"]) for c in drift["changes"]] == [
+            ("column_added", "main.orders", "coupon")]
+        deadline = time.monotonic() + 30
+        while not receiver.received:
+            assert time.monotonic() < deadline, embedded.process.log_tail()
+            time.sleep(0.5)
+        [alert] = receiver.received
+        assert alert["drift_id"] == drift["id"]
+        history = api.get(f"/v1/schemas/connections/{connection}/history").json()
+        assert [h["version"] for h in history] == [2, 1]
 
 
 # Keep this test last in the module: it stops the platform the tests above share.

@@ -26,7 +26,17 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidemark.events import ACTIVE, EventPayload, RunQueued, RunRequested, RunStatus, RunWaiting, Trigger
+from tidemark.events import (
+    ACTIVE,
+    EventPayload,
+    RunError,
+    RunFinished,
+    RunQueued,
+    RunRequested,
+    RunStatus,
+    RunWaiting,
+    Trigger,
+)
 from tidemark.ids import new_id
 from tidemark_orchestrator import repository
 from tidemark_orchestrator.deps import OrchestratorRuntime
@@ -63,6 +73,19 @@ def queued_event(pipeline: Pipeline, run: Run) -> RunQueued:
         run_id=run.id, pipeline_id=pipeline.id, pipeline_name=pipeline.name, connection_id=pipeline.connection_id,
         trigger=run.trigger, attempt=run.attempt, retry_of=run.retry_of, scheduled_for=run.scheduled_for,
         not_before=run.not_before, reason=run.waiting_reason)
+
+
+def _fail_for_drift(pipeline: Pipeline, run: Run, now: datetime, events: list[EventPayload]) -> None:
+    """A schema drift asked the pipeline's next run to fail (``drift_policy`` ``fail``, see
+    ``drift.py``): this one ends ``failed`` with the drift as its reason, kind ``config`` (never
+    retried: the source must be looked at), instead of starting."""
+    reason = pipeline.drift_failure
+    pipeline.drift_failure = None
+    run.status = RunStatus.FAILED
+    run.finished_at = now
+    run.error = reason
+    events.append(RunFinished(run_id=run.id, pipeline_id=pipeline.id, status=RunStatus.FAILED,
+                              error=RunError(message=str(reason), kind="config")))
 
 
 def _backoff(run: Run, now: datetime) -> str | None:
@@ -118,6 +141,9 @@ async def admit(runtime: OrchestratorRuntime, session: AsyncSession, now: dateti
                 events.append(RunWaiting(run_id=run.id, pipeline_id=run.pipeline_id, reason=reason))
             continue
         pipeline = pipelines[run.pipeline_id]
+        if pipeline.drift_failure:
+            _fail_for_drift(pipeline, run, now, events)
+            continue
         run.admitted_at = now
         run.waiting_reason = None
         busy[run.pipeline_id] = run.id

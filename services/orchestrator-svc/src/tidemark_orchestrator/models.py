@@ -39,6 +39,8 @@ class Pipeline(Base):
     overlap: Mapped[str] = mapped_column(sa.String(16), default="queue", server_default="queue")
     # {"max_attempts", "initial_delay_seconds", "max_delay_seconds"}; null: the documented defaults.
     retries: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    drift_policy: Mapped[dict[str, str] | None] = mapped_column(JSONType)  # see drift.py
+    drift_failure: Mapped[str | None] = mapped_column(sa.Text)  # the next run fails with it (drift.py)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

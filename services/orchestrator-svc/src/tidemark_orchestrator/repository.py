@@ -46,6 +46,7 @@ async def add_pipeline(session: AsyncSession, body: PipelineCreate) -> Pipeline:
         timeout_seconds=body.timeout_seconds,
         overlap=body.overlap,
         retries=body.retries.model_dump(mode="json"),
+        drift_policy=body.drift_policy.model_dump(exclude_none=True),
     )
     session.add(pipeline)
     try:

@@ -43,6 +43,10 @@ class ColumnInfo(BaseModel):
     type: str = Field(description="Arrow type, e.g. `int64`, `decimal128(12, 2)`, `timestamp[us, tz=UTC]`.")
     nullable: bool = True
     source_type: str = Field(description="The type as the source declares it.")
+    default: str | None = Field(
+        default=None, description="The column's default as the source declares it (SQL text); None: none, or the "
+                                  "source does not say.",
+    )
 
 
 class StreamInfo(BaseModel):
@@ -163,6 +167,11 @@ class Source(abc.ABC):
         """Like :meth:`read`, limited to the rows of ``partition``."""
         raise SourceError(f"stream {stream.name!r}: {self.title} sources cannot be read by key range",
                           FailureKind.CONFIG)
+
+    def fingerprint(self) -> str | None:
+        """A short hash of everything :meth:`discover` would report, from one cheap catalog query;
+        it changes when the catalog does. ``None``: the source cannot tell cheaply (callers discover)."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
