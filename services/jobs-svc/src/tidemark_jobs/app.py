@@ -22,7 +22,7 @@ from tidemark.events import (
     Topic,
 )
 from tidemark.service import EventHandler, ServiceDefinition
-from tidemark_jobs import projection
+from tidemark_jobs import metrics, projection
 from tidemark_jobs.deps import JobsRuntime
 from tidemark_jobs.models import TABLES, Base
 from tidemark_jobs.routes import router
@@ -45,6 +45,7 @@ HANDLERS: Mapping[type[Any], EventHandler[JobsSettings, None, Any]] = {
 
 async def _setup(runtime: JobsRuntime) -> None:
     runtime.consume("runs", [Topic.RUNS], HANDLERS)
+    runtime.spawn(metrics.refresh_forever(runtime.sessions, runtime.settings.metrics_refresh_seconds), "run-metrics")
 
 
 DEFINITION: ServiceDefinition[JobsSettings, None] = ServiceDefinition(

@@ -1,8 +1,9 @@
 """jobs-svc's read model of runs, built only from ``run.*`` events.
 
 ``run_views`` holds one row per run; ``run_transitions`` every change of a run's state (and of why
-a queued run waits) with its time and reason; ``run_totals`` the number of runs in each state, kept
-by the projection so the unfiltered counts never scan the runs; ``run_logs`` the worker's log
+a queued run waits) with its time and reason; ``run_totals`` the number of runs in each state (and
+trigger), kept by the projection so the unfiltered counts and the metrics never scan the runs;
+``pipeline_health`` each pipeline's last ending and last success; ``run_logs`` the worker's log
 records, a bounded number per run.
 """
 
@@ -82,10 +83,25 @@ class RunTransition(Base):
 
 
 class RunTotal(Base):
+    """Runs per status and trigger ('' while unknown); a row for each pair exists from the start."""
+
     __tablename__ = "run_totals"
 
     status: Mapped[str] = mapped_column(sa.String(24), primary_key=True)
+    trigger: Mapped[str] = mapped_column(sa.String(16), primary_key=True)
     runs: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+
+class PipelineHealth(Base):
+    """Per pipeline: its last ended run and its last success, for the time-since-success metric."""
+
+    __tablename__ = "pipeline_health"
+
+    pipeline_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid, primary_key=True)
+    last_status: Mapped[str] = mapped_column(sa.String(24))
+    last_finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    first_finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RunLog(Base):

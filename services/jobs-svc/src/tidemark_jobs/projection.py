@@ -39,14 +39,21 @@ from tidemark.events import (
     RunWaiting,
     may_move,
 )
-from tidemark_jobs import logstore
+from tidemark_jobs import logstore, metrics
 from tidemark_jobs.deps import JobsContext
-from tidemark_jobs.models import RunTotal, RunTransition, RunView
+from tidemark_jobs.models import PipelineHealth, RunTotal, RunTransition, RunView
 
 
-async def _count(session: AsyncSession, status: str, delta: int) -> None:
-    await session.execute(sa.update(RunTotal).where(RunTotal.status == status)
+async def _count(session: AsyncSession, status: str, trigger: str | None, delta: int) -> None:
+    await session.execute(sa.update(RunTotal).where(RunTotal.status == status, RunTotal.trigger == (trigger or ""))
                           .values(runs=RunTotal.runs + delta))
+
+
+async def _set_trigger(session: AsyncSession, view: RunView, trigger: str) -> None:
+    if view.trigger != trigger:
+        await _count(session, view.status, view.trigger, -1)
+        await _count(session, view.status, trigger, 1)
+        view.trigger = trigger
 
 
 async def _view(session: AsyncSession, envelope: Envelope, run_id: uuid.UUID, pipeline_id: uuid.UUID,
@@ -63,15 +70,15 @@ async def _view(session: AsyncSession, envelope: Envelope, run_id: uuid.UUID, pi
         view.queued_at = envelope.occurred_at
         view.list_order = list_order(view)
     session.add(view)
-    await _count(session, status, 1)
+    await _count(session, status, None, 1)
     return view, True
 
 
 async def _advance(session: AsyncSession, view: RunView, status: RunStatus, envelope: Envelope) -> bool:
     if not may_move(view.status, status):
         return False
-    await _count(session, view.status, -1)
-    await _count(session, status, 1)
+    await _count(session, view.status, view.trigger, -1)
+    await _count(session, status, view.trigger, 1)
     view.status = status
     view.updated_at = envelope.occurred_at
     return True
@@ -100,7 +107,7 @@ async def on_scheduled(ctx: JobsContext, event: RunScheduled) -> None:
     session, envelope = ctx.session, ctx.envelope
     view, made = await _view(session, envelope, event.run_id, event.pipeline_id, RunStatus.SCHEDULED)
     view.pipeline_name = view.pipeline_name or event.pipeline_name
-    view.trigger = view.trigger or event.trigger
+    await _set_trigger(session, view, view.trigger or event.trigger)
     view.scheduled_for = event.scheduled_for
     view.list_order = list_order(view)
     if made:
@@ -112,7 +119,7 @@ async def on_unscheduled(ctx: JobsContext, event: RunUnscheduled) -> None:
     view = await session.get(RunView, event.run_id)
     # Only a tick that is still upcoming is withdrawn; one that was queued stays a run.
     if view is not None and view.status == RunStatus.SCHEDULED:
-        await _count(session, view.status, -1)
+        await _count(session, view.status, view.trigger, -1)
         await session.execute(sa.delete(RunTransition).where(RunTransition.run_id == event.run_id))
         await session.delete(view)
 
@@ -131,7 +138,7 @@ async def on_queued(ctx: JobsContext, event: RunQueued) -> None:
     moved = await _advance(session, view, RunStatus.QUEUED, envelope)
     view.pipeline_name = event.pipeline_name
     view.connection_id = event.connection_id
-    view.trigger = event.trigger
+    await _set_trigger(session, view, event.trigger)
     view.attempt = event.attempt
     view.retry_of = event.retry_of
     view.scheduled_for = event.scheduled_for or view.scheduled_for
@@ -159,7 +166,7 @@ async def on_requested(ctx: JobsContext, event: RunRequested) -> None:
     moved = await _advance(session, view, RunStatus.QUEUED, envelope)  # an upcoming run is now queued
     view.pipeline_name = event.pipeline.name
     view.connection_id = event.pipeline.connection_id
-    view.trigger = event.trigger
+    await _set_trigger(session, view, event.trigger)
     view.attempt = event.attempt
     view.retry_of = event.retry_of
     view.scheduled_for = event.scheduled_for or view.scheduled_for
@@ -215,6 +222,22 @@ async def on_finished(ctx: JobsContext, event: RunFinished) -> None:
     view.error_stream = error.stream if error else None
     reason = error.message if error else f"{event.rows_written} rows written in {len(event.streams)} stream(s)"
     _note(session, view, envelope, reason)
+    await _health(session, view)
+    metrics.observe_finished(view)
+
+
+async def _health(session: AsyncSession, view: RunView) -> None:
+    assert view.finished_at is not None
+    health = await session.get(PipelineHealth, view.pipeline_id)
+    if health is None:
+        health = PipelineHealth(pipeline_id=view.pipeline_id, first_finished_at=view.finished_at,
+                                last_finished_at=view.finished_at, last_status=view.status)
+        session.add(health)
+    elif view.finished_at >= health.last_finished_at:
+        health.last_finished_at, health.last_status = view.finished_at, view.status
+    if view.status == RunStatus.SUCCEEDED and (health.last_success_at is None
+                                               or view.finished_at > health.last_success_at):
+        health.last_success_at = view.finished_at
 
 
 async def on_logged(ctx: JobsContext, event: RunLogged) -> None:

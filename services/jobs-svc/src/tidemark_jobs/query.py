@@ -179,5 +179,5 @@ async def totals(session: AsyncSession, where: RunFilter) -> dict[str, int]:
         query = where.without_status().apply(sa.select(RunView.status, sa.func.count()).group_by(RunView.status))
         rows = (await session.execute(query)).all()
     for status, runs in rows:
-        counts[status] = int(runs)
+        counts[status] += int(runs)
     return counts

@@ -18,6 +18,10 @@ class JobsSettings(ServiceSettings):
         default=2000, ge=10, le=100_000,
         description="Worker log records kept per run: the newest ones; older ones are dropped and counted.",
     )
+    metrics_refresh_seconds: float = Field(
+        default=15.0, gt=0, le=3600,
+        description="How often the run gauges (/metrics) are refreshed from the read model.",
+    )
     page_refresh_seconds: int = Field(
         default=5, ge=1, le=3600, description="How often the /jobs page refreshes itself while it is open.",
     )

@@ -1,8 +1,8 @@
-"""jobs view: timeline, totals, logs, filters
+"""jobs view: timeline, totals, logs, filters, pipeline health
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-12-05 20:52:45.926926
+Create Date: 2026-12-05 21:00:00.715313
 """
 from collections.abc import Sequence
 
@@ -16,11 +16,21 @@ down_revision: str | None = '0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Every status has a row in run_totals, which the projection only ever updates.
+# Every (status, trigger) pair has a row in run_totals ('' = trigger not known yet); the projection
+# only ever updates them.
 STATUSES = ("scheduled", "queued", "starting", "running", "succeeded", "partially_succeeded", "failed", "cancelled")
+TRIGGERS = ("", "manual", "schedule", "dependency", "retry")
 
 
 def upgrade() -> None:
+    op.create_table('pipeline_health',
+    sa.Column('pipeline_id', sa.Uuid(), nullable=False),
+    sa.Column('last_status', sa.String(length=24), nullable=False),
+    sa.Column('last_finished_at', tidemark.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('first_finished_at', tidemark.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_success_at', tidemark.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('pipeline_id')
+    )
     op.create_table('run_logs',
     sa.Column('run_id', sa.Uuid(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
@@ -33,8 +43,9 @@ def upgrade() -> None:
     )
     op.create_table('run_totals',
     sa.Column('status', sa.String(length=24), nullable=False),
+    sa.Column('trigger', sa.String(length=16), nullable=False),
     sa.Column('runs', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('status')
+    sa.PrimaryKeyConstraint('status', 'trigger')
     )
     op.create_table('run_transitions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -77,9 +88,15 @@ def upgrade() -> None:
         micros = "CAST(ROUND((julianday({0}) - 2440587.5) * 86400000000) AS INTEGER)"
     op.execute(f"UPDATE run_views SET list_order = CASE WHEN queued_at IS NOT NULL THEN {micros.format('queued_at')} "
                f"ELSE -{micros.format('scheduled_for')} END")
-    op.execute("INSERT INTO run_totals (status, runs) SELECT s.status, COUNT(v.run_id) FROM ("
-               + " UNION ALL ".join(f"SELECT '{s}' AS status" for s in STATUSES)
-               + ") s LEFT JOIN run_views v ON v.status = s.status GROUP BY s.status")
+    pairs = " UNION ALL ".join(f"SELECT '{s}' AS status, '{t}' AS tr" for s in STATUSES for t in TRIGGERS)
+    op.execute("INSERT INTO run_totals (status, \"trigger\", runs) SELECT p.status, p.tr, COUNT(v.run_id) "
+               f"FROM ({pairs}) p LEFT JOIN run_views v ON v.status = p.status AND COALESCE(v.\"trigger\", '') = p.tr "
+               "GROUP BY p.status, p.tr")
+    op.execute("INSERT INTO pipeline_health (pipeline_id, last_status, last_finished_at, first_finished_at, "
+               "last_success_at) SELECT v.pipeline_id, (SELECT w.status FROM run_views w WHERE w.pipeline_id = "
+               "v.pipeline_id AND w.finished_at IS NOT NULL ORDER BY w.finished_at DESC LIMIT 1), "
+               "MAX(v.finished_at), MIN(v.finished_at), MAX(CASE WHEN v.status = 'succeeded' THEN v.finished_at END) "
+               "FROM run_views v WHERE v.finished_at IS NOT NULL GROUP BY v.pipeline_id")
 
 
 def downgrade() -> None:
@@ -109,3 +126,4 @@ def downgrade() -> None:
     op.drop_table('run_transitions')
     op.drop_table('run_totals')
     op.drop_table('run_logs')
+    op.drop_table('pipeline_health')
