@@ -12,7 +12,7 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from tidemark.connectors import Source, StreamState, get_connector
-from tidemark.connectors.boundary import source_batches, source_call
+from tidemark.connectors.boundary import secret_values, source_batches, source_call
 from tidemark.connectors.client import fetch_connection_config
 from tidemark.errors import ConfigError, TidemarkError
 from tidemark.events import (
@@ -29,6 +29,7 @@ from tidemark.events.contracts import RunError
 from tidemark.lakehouse import Lakehouse, WriteRequest, table_identifier
 from tidemark.lakehouse.state import CONNECTION_ID, PIPELINE_ID, PIPELINE_NAME, SOURCE_STREAM
 from tidemark.logs import fields, log_context
+from tidemark.redact import REDACT
 from tidemark_ingest.settings import IngestSettings
 from tidemark_ingest.worker.checks import check_stream
 from tidemark_ingest.worker.prefetch import prefetched
@@ -101,6 +102,7 @@ def open_source(settings: IngestSettings, connection_id: uuid.UUID) -> Source:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
         )
         raise ConfigError(f"connection {connection_id} has an invalid {connector_type} config: {problems}") from exc
+    REDACT.remember(secret_values(parsed))  # the log this worker ships never holds them
     with source_call(parsed, connector_type):
         return source_type(parsed)
 
