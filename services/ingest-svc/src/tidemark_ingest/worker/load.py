@@ -190,10 +190,13 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
         duration = time.perf_counter() - started
         log.info("stream loaded", extra=fields(rows=result.rows_written, seconds=round(duration, 3),
                                                snapshot_id=result.snapshot_id))
+        before = None if state is None else state.cursor_value
+        after = result.cursor_value if result.cursor_value is not None else before  # no new rows: unchanged
         return StreamStats(
             stream=stream.name, table=identifier, status="succeeded", rows_read=progress.rows_read,
             rows_written=result.rows_written, bytes_written=result.bytes_written,
             duration_seconds=duration, snapshot_id=result.snapshot_id, warnings=_warnings(source, stream),
+            cursor_before=None if before is None else str(before), cursor_after=None if after is None else str(after),
         )
 
 
