@@ -22,7 +22,7 @@ from tidemark.events import (
     Topic,
 )
 from tidemark.service import EventHandler, ServiceDefinition
-from tidemark_jobs import metrics, projection
+from tidemark_jobs import metrics, pages, projection
 from tidemark_jobs.deps import JobsRuntime
 from tidemark_jobs.models import TABLES, Base
 from tidemark_jobs.routes import router
@@ -55,6 +55,7 @@ DEFINITION: ServiceDefinition[JobsSettings, None] = ServiceDefinition(
     tables=TABLES,
     migrations="tidemark_jobs:migrations",
     routers=[router],
+    pages=[pages.router],
     setup=_setup,
 )
 

@@ -86,11 +86,11 @@ async def _advance(session: AsyncSession, view: RunView, status: RunStatus, enve
 
 def list_order(view: RunView) -> int:
     if view.queued_at is not None:
-        return _micros(view.queued_at)
-    return -_micros(view.scheduled_for) if view.scheduled_for is not None else 0
+        return micros(view.queued_at)
+    return -micros(view.scheduled_for) if view.scheduled_for is not None else 0
 
 
-def _micros(at: datetime) -> int:
+def micros(at: datetime) -> int:
     return int(at.timestamp()) * 1_000_000 + at.microsecond
 
 
