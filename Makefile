@@ -56,5 +56,8 @@ contracts: bootstrap ## Export event contracts as JSON Schema into docs/contract
 bench: bootstrap ## Benchmark PostgreSQL → Iceberg vs the COPY ceiling and dlt (BENCH_ROWS, default 5M); writes docs/benchmarks.md
 	$(UV) run python bench/run.py
 
+bench-jobs: bootstrap ## jobs-svc with 1,000,000 runs on PostgreSQL: p95 of /v1/runs and /jobs (BENCH_JOBS_RUNS to change)
+	$(UV) run python bench/jobs.py
+
 clean: ## Remove local state (.tidemark) and caches
 	rm -rf .tidemark .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,8 @@ streams and error; the worker's log, bounded."""
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -114,7 +116,10 @@ async def test_filters_combine_and_totals_count_each_status_for_the_other_filter
     assert ids(mine) == [str(bad)]
     assert (mine["totals"]["failed"], mine["totals"]["succeeded"], mine["totals"]["scheduled"]) == (1, 1, 1)
     assert ids(await jobs.get("/v1/runs", connection_id=str(customers.connection_id))) == [str(other)]
-    assert ids(await jobs.get("/v1/runs", trigger="schedule")) == [str(bad), str(upcoming)]
+    scheduled = await jobs.get("/v1/runs", trigger="schedule")
+    assert ids(scheduled) == [str(bad), str(upcoming)]
+    assert (scheduled["totals"]["failed"], scheduled["totals"]["scheduled"], scheduled["totals"]["succeeded"]) == (
+        1, 1, 0)
     assert ids(await jobs.get("/v1/runs", q="CUSTOM")) == [str(other)]
     assert ids(await jobs.get("/v1/runs", q="%")) == []  # text, not a pattern
     window = await jobs.get("/v1/runs", started_after="2026-12-05T12:30:00Z", started_before="2026-12-05T13:30:00Z")
@@ -160,6 +165,14 @@ async def test_a_bad_cursor_or_filter_is_a_422_naming_the_field(jobs: Jobs) -> N
     cursor = (await jobs.get("/v1/runs", limit=1))["next_cursor"]
     other_sort = await jobs.client.get("/v1/runs", params={"cursor": cursor, "sort": "started_at"})
     assert other_sort.status_code == 422
+    forgeries = (["newest", 2**70, str(uuid.uuid4())], ["newest", 1, 5], ["started_at", {"t": "2026-12-01T00:00"}, 1])
+    for forged in forgeries:
+        raw = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+        answer = await jobs.client.get("/v1/runs", params={"cursor": raw, "sort": forged[0]})
+        assert answer.status_code == 422, (forged, answer.text)
+        assert answer.json()["errors"][0]["field"] == "cursor"
+    # A time without a zone is UTC.
+    assert len((await jobs.get("/v1/runs", started_after="2026-12-05T00:00:00"))["items"]) == 3
 
 
 def record(seq: int, message: str) -> LogRecord:

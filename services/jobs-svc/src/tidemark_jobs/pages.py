@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from tidemark.api.auth import TokenVerifier
+from tidemark.api.inputs import storable
 from tidemark.errors import ConfigError
 from tidemark.events import TRIGGERS, RunStatus
 from tidemark_jobs import logstore, query
@@ -26,7 +27,7 @@ from tidemark_jobs.deps import Runtime
 from tidemark_jobs.detail import run_detail
 from tidemark_jobs.models import RunView
 from tidemark_jobs.schemas import LogOut, RunOut
-from tidemark_jobs.timeline import picture
+from tidemark_jobs.timeline import picture, svg
 
 COOKIE = "tidemark_token"
 COOKIE_SECONDS = 8 * 3600
@@ -42,6 +43,13 @@ FILTERS = ("q", "trigger", "pipeline_id", "connection_id", "started_after", "sta
 router = APIRouter(prefix="/jobs")
 _templates = Environment(loader=PackageLoader("tidemark_jobs", "templates"), autoescape=select_autoescape(),
                          trim_blocks=True, lstrip_blocks=True)
+
+
+def _when(at: datetime | None) -> str:
+    return at.isoformat(" ", "seconds")[:19] if at is not None else "–"  # noqa: RUF001 - an en dash: no time
+
+
+_templates.filters["when"] = _when
 
 
 def _signed_in(request: Request) -> bool:
@@ -100,7 +108,8 @@ def _uuid(raw: str | None) -> uuid.UUID | None:
 def _filters(request: Request) -> tuple[dict[str, str], query.RunFilter, list[str]]:
     """The page's filters as given (for the form and links), as a query filter, and any errors."""
     given = {k: v for k in FILTERS if (v := request.query_params.get(k, "").strip())}
-    errors: list[str] = []
+    errors = [f"{k}: text with a NUL or a lone surrogate is ignored" for k, v in given.items() if not storable(v)]
+    given = {k: v for k, v in given.items() if storable(v)}
 
     def parse(name: str, convert: Any) -> Any:
         try:
@@ -133,6 +142,7 @@ async def jobs_page(request: Request, rt: Runtime) -> Response:
     section = section if section in SECTIONS else "all"
     given, where, errors = _filters(request)
     cursor = request.query_params.get("cursor") or None
+    cursor = cursor if cursor is None or storable(cursor) else None
     listed = query.RunFilter(SECTIONS[section], where.pipeline_ids, where.connection_ids, where.triggers,
                              where.text, where.ranges)
     now = datetime.now(UTC)
@@ -154,6 +164,7 @@ async def jobs_page(request: Request, rt: Runtime) -> Response:
         "jobs.html", runs=[RunOut.model_validate(r) for r in rows], section=section, sections=list(SECTIONS),
         counts=counts, totals=totals, filters=given, errors=errors, triggers=TRIGGERS, link=link,
         next_link=link(cursor=next_cursor) if next_cursor else None, picture=drawn, now=now,
+        svg=svg(drawn, lambda pipeline_id: link(pipeline_id=str(pipeline_id), cursor=None)),
         refresh=rt.settings.page_refresh_seconds, first_page=cursor is None,
     )
 

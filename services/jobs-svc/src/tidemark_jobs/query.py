@@ -58,8 +58,9 @@ class RunFilter:
     def without_status(self) -> RunFilter:
         return RunFilter((), self.pipeline_ids, self.connection_ids, self.triggers, self.text, self.ranges)
 
-    def only_status(self) -> bool:
-        return not (self.pipeline_ids or self.connection_ids or self.triggers or self.text
+    def kept_in_totals(self) -> bool:
+        """True when only statuses and triggers are filtered: the counts ``run_totals`` keeps."""
+        return not (self.pipeline_ids or self.connection_ids or self.text
                     or any(lo or hi for lo, hi in self.ranges.values()))
 
     def apply(self, query: SelectT) -> SelectT:
@@ -123,12 +124,15 @@ def _decode_value(name: str, raw: Any) -> Any:
     if raw is None:
         return None
     if name == "run_id":
-        return uuid.UUID(raw)
+        return uuid.UUID(str(raw))
     if name == "list_order":
-        if not isinstance(raw, int):
-            raise ValueError("not an integer")
+        if not isinstance(raw, int) or isinstance(raw, bool) or not -(2**63) <= raw < 2**63:
+            raise ValueError("not a 64-bit integer")
         return raw
-    return datetime.fromisoformat(raw["t"])
+    moment = datetime.fromisoformat(raw["t"])
+    if moment.tzinfo is None:
+        raise ValueError("a time without its zone")
+    return moment
 
 
 def encode_cursor(sort: Sort, row: RunView) -> str:
@@ -148,7 +152,7 @@ def decode_cursor(sort: Sort, cursor: str) -> list[Any]:
         if not isinstance(decoded, list) or decoded[0] != sort or len(decoded) != len(keys) + 1:
             raise problem
         return [_decode_value(name, raw) for (name, _), raw in zip(keys, decoded[1:], strict=True)]
-    except (ValueError, TypeError, KeyError, IndexError, binascii.Error) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, binascii.Error) as exc:
         raise problem from exc
 
 
@@ -161,7 +165,10 @@ async def page(session: AsyncSession, where: RunFilter, sort: Sort, limit: int,
     order = []
     for name, descending in keys:
         column = _column(name)
-        order.append((column.desc() if descending else column.asc()).nulls_last())
+        ordered = column.desc() if descending else column.asc()
+        # NULLS LAST only where NULLs can be: on the others the clause would keep PostgreSQL from
+        # reading the index backwards (it does not use the NOT NULL to see the orders agree).
+        order.append(ordered if name in _NOT_NULL else ordered.nulls_last())
     rows = list((await session.scalars(query.order_by(*order).limit(limit + 1))).all())
     more = len(rows) > limit
     rows = rows[:limit]
@@ -172,9 +179,12 @@ async def totals(session: AsyncSession, where: RunFilter) -> dict[str, int]:
     """Runs per status for the filter's other conditions (its statuses left out, so the counts say
     how many of each there are to choose from); every status is a key."""
     counts = dict.fromkeys((s.value for s in RunStatus), 0)
-    if where.only_status():
-        # Kept by the projection: the unfiltered counts never scan the runs.
-        rows = (await session.execute(sa.select(RunTotal.status, RunTotal.runs))).all()
+    if where.kept_in_totals():
+        # Kept by the projection: these counts never scan the runs.
+        kept = sa.select(RunTotal.status, RunTotal.runs)
+        if where.triggers:
+            kept = kept.where(RunTotal.trigger.in_(where.triggers))
+        rows = (await session.execute(kept)).all()
     else:
         query = where.without_status().apply(sa.select(RunView.status, sa.func.count()).group_by(RunView.status))
         rows = (await session.execute(query)).all()

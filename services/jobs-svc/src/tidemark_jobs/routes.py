@@ -7,7 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import sqlalchemy as sa
@@ -29,8 +29,8 @@ READ_API = (
 )
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
-Since = Annotated[datetime | None, Query(description="From this instant on (inclusive), ISO 8601 with a zone.")]
-Until = Annotated[datetime | None, Query(description="Before this instant (exclusive), ISO 8601 with a zone.")]
+Since = Annotated[datetime | None, Query(description="From this instant on (inclusive), ISO 8601; UTC without a zone.")]
+Until = Annotated[datetime | None, Query(description="Before this instant (exclusive), ISO 8601; UTC without a zone.")]
 
 
 def run_filter(
@@ -50,9 +50,15 @@ def run_filter(
     return query.RunFilter(
         statuses=status or (), pipeline_ids=pipeline_id or (), connection_ids=connection_id or (),
         triggers=trigger or (), text=q or None,
-        ranges={"scheduled_for": (scheduled_after, scheduled_before), "started_at": (started_after, started_before),
-                "finished_at": (finished_after, finished_before)},
+        ranges={"scheduled_for": (_utc(scheduled_after), _utc(scheduled_before)),
+                "started_at": (_utc(started_after), _utc(started_before)),
+                "finished_at": (_utc(finished_after), _utc(finished_before))},
     )
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # A time without a zone is read as UTC, as everywhere in Tidemark's output.
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 @router.get("", summary="Runs, filtered and sorted, a page at a time, with totals per status",
