@@ -12,7 +12,8 @@ Then it starts ``tidemark-jobs-svc serve`` and times, over HTTP with keep-alive,
 - ``GET /jobs`` and ``GET /jobs?section=failed`` (signed in)
 
 The last line printed: ``BENCH runs=N api_p95_ms=A page_p95_ms=B`` (A: the slower API p95, B: the
-slower page p95). ``BENCH_JOBS_KEEP=1`` keeps the database.
+slower page p95). ``BENCH_JOBS_KEEP=1`` keeps the database and prints its URL; ``BENCH_JOBS_URL=<it>``
+measures it again without filling.
 """
 
 from __future__ import annotations
@@ -159,24 +160,36 @@ def measure(base: str, requests: int) -> tuple[float, float]:
 def main() -> None:
     runs, pipelines = env_int("BENCH_JOBS_RUNS", 1_000_000), env_int("BENCH_JOBS_PIPELINES", 1000)
     requests = env_int("BENCH_JOBS_REQUESTS", 200)
-    with admin_dsn() as admin:
-        url = create_database(admin, "tidemark_bench_jobs")
-        try:
-            asyncio.run(_migrate(url))
-            started = time.perf_counter()
-            fill(url, runs, pipelines)
-            print(f"filled {runs} runs over {pipelines} pipelines in {time.perf_counter() - started:.0f} s")
-            port = free_port()
-            server = serve(url, port)
+    kept = os.environ.get("BENCH_JOBS_URL")  # a database an earlier BENCH_JOBS_KEEP=1 run filled
+    if kept:
+        with psycopg.connect(libpq(kept)) as conn:
+            runs = int(conn.execute("SELECT count(*) FROM run_views").fetchone()[0])  # type: ignore[index]
+        api, page = run_server(kept, requests)
+    else:
+        with admin_dsn() as admin:
+            url = create_database(admin, "tidemark_bench_jobs")
             try:
-                api, page = measure(f"http://127.0.0.1:{port}", requests)
+                asyncio.run(_migrate(url))
+                started = time.perf_counter()
+                fill(url, runs, pipelines)
+                print(f"filled {runs} runs over {pipelines} pipelines in {time.perf_counter() - started:.0f} s")
+                api, page = run_server(url, requests)
             finally:
-                server.terminate()
-                server.wait(timeout=30)
-        finally:
-            if os.environ.get("BENCH_JOBS_KEEP") != "1":
-                drop_database(admin, url)
+                if os.environ.get("BENCH_JOBS_KEEP") == "1":
+                    print(f"kept: BENCH_JOBS_URL={url}")
+                else:
+                    drop_database(admin, url)
     print(f"BENCH runs={runs} api_p95_ms={api:.1f} page_p95_ms={page:.1f}")
+
+
+def run_server(url: str, requests: int) -> tuple[float, float]:
+    port = free_port()
+    server = serve(url, port)
+    try:
+        return measure(f"http://127.0.0.1:{port}", requests)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 async def _migrate(url: str) -> None:
