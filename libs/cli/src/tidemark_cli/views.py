@@ -20,7 +20,8 @@ def _named(name: Any, ident: Any) -> str:
 
 
 def show_run(run: dict[str, Any], width: int | None = None) -> str:
-    """A run as jobs-svc reports it (``/v1/runs/{id}``): the run, its streams, their warnings."""
+    """A run as jobs-svc reports it (``/v1/runs/{id}``): the run, its streams, their warnings, then its
+    timeline and attempts."""
     trigger = run.get("trigger") or "-"
     if run.get("attempt", 1) > 1:
         trigger += f" (attempt {run['attempt']})"
@@ -42,15 +43,6 @@ def show_run(run: dict[str, Any], width: int | None = None) -> str:
     if run.get("scheduled_for"):
         facts.insert(4, ("scheduled for", when(run["scheduled_for"])))
     parts = [record([(k, v) for k, v in facts if v is not None or k in _ALWAYS], width)]
-    timeline = run.get("timeline") or []
-    if timeline:
-        steps = [{"at": when(t.get("at")), "status": t.get("status"), "reason": t.get("reason")} for t in timeline]
-        parts.append("Timeline\n" + table(steps, width=width))
-    attempts = run.get("attempts") or []
-    if attempts:
-        tries = [{"attempt": a.get("attempt"), "run": a.get("run_id"), "status": a.get("status"),
-                  "error": a.get("error")} for a in attempts]
-        parts.append("Attempts\n" + table(tries, width=width))
     streams = run.get("streams") or []
     if streams:
         rows = [{
@@ -65,6 +57,16 @@ def show_run(run: dict[str, Any], width: int | None = None) -> str:
     warnings = [{"stream": s.get("stream"), **w} for s in streams for w in (s.get("warnings") or [])]
     if warnings:
         parts.append("Warnings\n" + table(warnings, ["stream", "kind", "column", "count", "message"], width=width))
+    # The run's story last: a reader (or a script) finds the outcome, facts then streams, first.
+    timeline = run.get("timeline") or []
+    if timeline:
+        steps = [{"at": when(t.get("at")), "status": t.get("status"), "reason": t.get("reason")} for t in timeline]
+        parts.append("Timeline\n" + table(steps, width=width))
+    attempts = run.get("attempts") or []
+    if attempts:
+        tries = [{"attempt": a.get("attempt"), "run": a.get("run_id"), "status": a.get("status"),
+                  "error": a.get("error")} for a in attempts]
+        parts.append("Attempts\n" + table(tries, width=width))
     return "\n\n".join(parts)
 
 
