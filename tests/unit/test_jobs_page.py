@@ -147,6 +147,9 @@ def test_the_run_page_shows_timeline_streams_and_the_live_log(page: Any, server:
     server.deliver(RunLogged(run_id=run_id, pipeline_id=customers.pipeline_id, records=[
         LogRecord(seq=1, at=datetime.now(UTC), level="warning", logger="w", message="slow source: 2 s per batch")]))
     page.wait_for_function("document.getElementById('log').innerText.includes('slow source')")
+    shown = page.locator("#log").inner_text().strip().splitlines()
+    assert len(shown) == 2  # one line per record, the rendered one and the one that came live
+    assert shown[0].endswith("loading stream stream=main.customers")
     server.deliver(customers.finished(run_id))
     page.wait_for_function("document.getElementById('run-status').innerText === 'succeeded'")
     assert "tidemark.orders" in page.locator("#streams").inner_text()
