@@ -9,7 +9,7 @@ PORT ?= 8000
 # Azurite (Azure Blob emulator) for the lakehouse tests; tests/fixtures/storage.py looks here too.
 AZURITE_DIR ?= $(or $(TIDEMARK_TEST_AZURITE_DIR),$(HOME)/.cache/tidemark/azurite)
 
-.PHONY: help bootstrap browser run test test-unit test-integration test-e2e lint fmt contracts bench bench-jobs clean
+.PHONY: help bootstrap browser run test test-unit test-integration test-e2e lint fmt contracts bench bench-files bench-jobs clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ contracts: bootstrap ## Export event contracts as JSON Schema into docs/contract
 
 bench: bootstrap ## Benchmark PostgreSQL → Iceberg vs the COPY ceiling and dlt (BENCH_ROWS, default 5M); writes docs/benchmarks.md
 	$(UV) run python bench/run.py
+
+bench-files: bootstrap ## Benchmark the S3 source on one CSV object of ~450 MB (BENCH_FILE_ROWS): time and peak RSS vs pyarrow
+	$(UV) run python bench/files.py
 
 bench-jobs: bootstrap ## jobs-svc with 1,000,000 runs on PostgreSQL: p95 of /v1/runs and /jobs (BENCH_JOBS_RUNS to change)
 	$(UV) run python bench/jobs.py

@@ -8,18 +8,24 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from click.testing import CliRunner, Result
 
 from tests.e2e.processes import ServiceProcess, free_port, spawn, wait_healthy
+from tests.fixtures.flaky_proxy import flaky_proxy
 from tests.fixtures.slow_source import add_rows, slow_items
 from tidemark.lakehouse import Lakehouse, LakehouseSettings
 from tidemark_cli.main import cli
+from tidemark_testing.fake_vendors.hubspot import FakeHubSpot, HubSpotObject, prop
+from tidemark_testing.fake_vendors.server import serving
 from tidemark_testing.postgres import create_database, drop_database
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +49,8 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     argv = [sys.executable, "-c", "from tidemark_cli.main import cli; cli()",
             "up", "--port", str(port), "--home", str(home), "--demo"]
     # No KAFKA_BOOTSTRAP_SERVERS and no token: like a new user, it starts its own broker and makes a token.
-    process = spawn(argv, "embedded", port, {}, home / "logs")
+    # Scheduler passes every half second, so retries whose backoff ran out start without a 5 s wait.
+    process = spawn(argv, "embedded", port, {"TIDEMARK_ORCHESTRATOR__SCHEDULER_POLL_SECONDS": "0.5"}, home / "logs")
     try:
         wait_healthy(process, "/readyz")
         deadline = time.monotonic() + 120
@@ -461,6 +468,155 @@ def test_a_chain_of_pipelines_runs_in_order_with_real_workers(embedded: Embedded
     assert "chain-b" in refused.output
     ok(embedded.cli("pipelines", "update", "chain-b", "--no-upstreams"))
     ok(embedded.cli("pipelines", "delete", "chain-a", "--yes"))
+
+
+def test_a_diamond_runs_its_join_once_after_both_sides_and_a_failed_side_blocks_it(embedded: Embedded) -> None:
+    # dia-a → dia-b → dia-d and dia-a → dia-c → dia-d; dia-b first reads a table that does not exist.
+    for name, stream, upstreams in (("dia-a", "main.customers", ()), ("dia-b", "main.nowhere", ("dia-a",)),
+                                    ("dia-c", "main.customers", ("dia-a",)),
+                                    ("dia-d", "main.customers", ("dia-b", "dia-c"))):
+        ok(embedded.cli("pipelines", "create", "--name", name, "--connection", "demo-shop", "--stream", stream,
+                        "--namespace", name.replace("-", "_"), "--no-validate",
+                        *[arg for up in upstreams for arg in ("--upstream", up)]))
+    ok(embedded.cli("pipelines", "run", "dia-a", "--wait"))
+    [failed_b] = _orchestrator_runs(embedded, "dia-b", lambda rs: bool(rs) and rs[0]["finished_at"])
+    assert (failed_b["status"], failed_b["trigger"]) == ("failed", "dependency"), failed_b
+    _orchestrator_runs(embedded, "dia-c", lambda rs: bool(rs) and rs[0]["status"] == "succeeded")
+    shown = json.loads(ok(embedded.cli("--json", "pipelines", "show", "dia-d")).output)
+    assert [(b["upstream_name"], b["run_id"], b["status"]) for b in shown["blocked_by"]] == [
+        ("dia-b", failed_b["run_id"], "failed")]
+    assert _orchestrator_runs(embedded, "dia-d", lambda rs: True) == [], "a failed upstream must block the join"
+
+    ok(embedded.cli("pipelines", "update", "dia-b", "--stream", "main.orders"))
+    ok(embedded.cli("pipelines", "run", "dia-b", "--wait"))
+    [join] = _orchestrator_runs(embedded, "dia-d", lambda rs: bool(rs) and rs[0]["status"] == "succeeded")
+    assert join["trigger"] == "dependency"
+    b_ok, c_ok = (_orchestrator_runs(embedded, p, lambda rs: True)[0] for p in ("dia-b", "dia-c"))
+    assert join["admitted_at"] >= max(b_ok["finished_at"], c_ok["finished_at"])
+    time.sleep(1)
+    assert len(_orchestrator_runs(embedded, "dia-d", lambda rs: True)) == 1, "the join ran twice"
+    assert json.loads(ok(embedded.cli("--json", "pipelines", "show", "dia-d")).output)["blocked_by"] == []
+
+
+def _orchestrator_runs(embedded: Embedded, pipeline: str, done: Callable[[list[dict[str, Any]]], bool],
+                       timeout: float = 120) -> list[dict[str, Any]]:
+    """The orchestrator's record of the pipeline's runs (newest first, with attempts and retry links)
+    once ``done`` holds for them."""
+    headers = {"Authorization": f"Bearer {embedded.token}"}
+    pid = json.loads(ok(embedded.cli("--json", "pipelines", "show", pipeline)).output)["id"]
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = httpx.get(f"{embedded.process.url}/v1/pipelines/{pid}/runs", headers=headers, timeout=10).json()
+        if done(runs):
+            return list(runs)
+        assert time.monotonic() < deadline, (runs, embedded.process.log_tail())
+        time.sleep(0.3)
+
+
+def test_a_transient_failure_is_retried_until_it_succeeds_and_a_config_error_is_not(
+    embedded: Embedded, pg_admin_dsn: str
+) -> None:
+    url = create_database(pg_admin_dsn, "tidemark_e2e_retry")
+    try:
+        source = slow_items(url)
+        add_rows(source["conninfo"], 1, 50, delay=0)
+        config = source["config"]
+        with flaky_proxy(str(config["host"]), int(config["port"])) as proxy:
+            through = {**config, "host": "127.0.0.1", "port": proxy.port}
+            ok(embedded.cli("connections", "create", "--name", "flaky-pg", "--type", "postgres",
+                            *[f"--set={k}={v}" for k, v in through.items()]))
+            ok(embedded.cli("pipelines", "create", "--name", "flaky", "--connection", "flaky-pg",
+                            "--stream", "public.items", "--namespace", "flaky",
+                            "--max-attempts", "3", "--retry-delay", "1", "--retry-max-delay", "3"))
+            proxy.fail(True)  # the network drops every connection: attempts fail until it recovers
+            ok(embedded.cli("pipelines", "run", "flaky"))
+            # Attempt 3 waits at least 2 s (1 s doubled) after attempt 2 failed: time to recover.
+            _orchestrator_runs(embedded, "flaky", lambda rs: len(rs) == 3 and rs[1]["finished_at"])
+            proxy.fail(False)
+            runs = _orchestrator_runs(embedded, "flaky", lambda rs: len(rs) == 3 and rs[0]["finished_at"])
+        first, second, third = reversed(runs)
+        assert [(r["attempt"], r["trigger"], r["status"]) for r in (first, second, third)] == [
+            (1, "manual", "failed"), (2, "retry", "failed"), (3, "retry", "succeeded")]
+        assert (second["retry_of"], third["retry_of"]) == (first["run_id"], second["run_id"])
+        assert "is unavailable right now" in str(first["error"]), first
+        for failed, retry, least in ((first, second, 1.0), (second, third, 2.0)):  # each waited its backoff
+            assert _seconds(retry["admitted_at"]) - _seconds(failed["finished_at"]) >= least, (failed, retry)
+        assert proxy.dropped >= 2
+        shown = json.loads(ok(embedded.cli("--json", "runs", "show", third["run_id"])).output)
+        assert (shown["status"], shown["rows_written"]) == ("succeeded", 50)
+
+        # A config error (a role the server does not know) fails once and is not retried.
+        ok(embedded.cli("connections", "create", "--name", "nobody-pg", "--type", "postgres",
+                        *[f"--set={k}={v}" for k, v in {**config, "user": "nobody_here"}.items()]))
+        ok(embedded.cli("pipelines", "create", "--name", "nobody", "--connection", "nobody-pg", "--no-validate",
+                        "--stream", "public.items", "--namespace", "nobody", "--retry-delay", "0.5",
+                        "--retry-max-delay", "1"))
+        ok(embedded.cli("pipelines", "run", "nobody"))
+        [failed] = _orchestrator_runs(embedded, "nobody", lambda rs: bool(rs) and rs[0]["finished_at"])
+        time.sleep(3)  # longer than the backoff and a scheduler pass: a retry would exist by now
+        [still] = _orchestrator_runs(embedded, "nobody", lambda rs: True)
+        assert still == failed
+        assert (failed["status"], failed["attempt"]) == ("failed", 1)
+        assert "authentication failed for user 'nobody_here'" in str(failed["error"]), failed
+    finally:
+        drop_database(pg_admin_dsn, url)
+
+
+def _seconds(moment: str) -> float:
+    return datetime.fromisoformat(moment).timestamp()
+
+
+def test_a_hubspot_pipeline_loads_what_the_account_holds_and_follows_its_changes(embedded: Embedded) -> None:
+    """connection → check → discover → incremental pipeline → run → Iceberg table equal to the fake
+    HubSpot account; then a property added and records updated between runs."""
+    token = "pat-na1-e2e-0000-1111"
+    hub = FakeHubSpot(token)
+    hub.objects["contacts"] = HubSpotObject([prop("email", "string"), prop("score", "number"),
+                                             prop("lastmodifieddate", "datetime")])
+    start = datetime(2024, 7, 1, tzinfo=UTC)
+    for i in range(1, 251):  # more than one page of the list and of the search API
+        hub.put("contacts", i, email=f"c{i}@example.com", score=f"{i}.5", lastmodifieddate=start + timedelta(minutes=i))
+    with serving(hub.app) as uri:
+        ok(embedded.cli("connections", "create", "--name", "hubspot-e2e", "--type", "hubspot",
+                        f"--set=access_token={token}", f"--set=base_url={uri}", '--set=objects=["contacts"]'))
+        shown = json.loads(ok(embedded.cli("--json", "connections", "show", "hubspot-e2e")).output)
+        assert token not in json.dumps(shown)
+        assert "succeeded" in ok(embedded.cli("connections", "check", "hubspot-e2e")).output
+        discovered = json.loads(ok(embedded.cli("--json", "connections", "discover", "hubspot-e2e")).output)
+        [contacts] = discovered["streams"]
+        assert contacts["primary_key"] == ["id"]
+        ok(embedded.cli("pipelines", "create", "--name", "hubspot-e2e", "--connection", "hubspot-e2e",
+                        "--stream", "contacts", "--mode", "incremental", "--cursor-field", "lastmodifieddate",
+                        "--primary-key", "id", "--namespace", "hubspot"))
+        first = json.loads(ok(embedded.cli("--json", "pipelines", "run", "hubspot-e2e", "--wait")).output)
+        assert (first["status"], first["rows_written"]) == ("succeeded", 250), first
+        lake = Lakehouse(LakehouseSettings().resolve(embedded.home))
+
+        def table_rows() -> list[dict[str, object]]:
+            rows = lake.catalog.load_table(first["streams"][0]["table"]).scan().to_arrow().to_pylist()
+            return sorted(rows, key=lambda r: int(r["id"]))  # type: ignore[call-overload]
+
+        def expected(columns: tuple[str, ...]) -> list[dict[str, object]]:
+            out = []
+            for i, values in sorted(hub.objects["contacts"].records.items()):
+                row: dict[str, object] = {"id": i}
+                for name in columns:
+                    raw = values.get(name)
+                    row[name] = None if raw is None else (
+                        Decimal(raw) if name == "score" else
+                        datetime.fromisoformat(raw.replace("Z", "+00:00")) if name == "lastmodifieddate" else raw)
+                out.append(row)
+            return out
+
+        assert table_rows() == expected(("email", "score", "lastmodifieddate"))
+
+        hub.objects["contacts"].properties.append(prop("tier", "enumeration"))
+        hub.put("contacts", 7, tier="gold", score="99.5", lastmodifieddate=start + timedelta(days=1))
+        hub.put("contacts", 251, email="new@example.com", score="1", lastmodifieddate=start + timedelta(days=1))
+        second = json.loads(ok(embedded.cli("--json", "pipelines", "run", "hubspot-e2e", "--wait")).output)
+        # Incremental from the stored cursor: the boundary record, the updated one, the new one.
+        assert (second["status"], second["rows_written"]) == ("succeeded", 3), second
+        assert table_rows() == expected(("email", "score", "lastmodifieddate", "tier"))
 
 
 # Keep this test last in the module: it stops the platform the tests above share.

@@ -229,7 +229,9 @@ def test_cancel_and_timeout_stop_a_running_load_and_leave_the_table_as_it_was(
             assert (view["status"], view["error"]) == ("cancelled", "cancelled by user")
             assert table_now() == before
 
-            limited = orchestrator.patch(f"/v1/pipelines/{pid}", json={"timeout_seconds": 2})
+            # One attempt: a timeout counts as a failure, and this test wants the failure, not its retry.
+            limited = orchestrator.patch(f"/v1/pipelines/{pid}",
+                                         json={"timeout_seconds": 2, "retries": {"max_attempts": 1}})
             assert limited.status_code == 200, limited.text
             timed_out = run_now()
             view = ended(timed_out)

@@ -61,6 +61,7 @@ async def create_pipeline_and_run(client: httpx.AsyncClient) -> tuple[str, str]:
         "name": f"orders-{uuid.uuid4().hex[:6]}",
         "connection_id": str(uuid.uuid4()),
         "streams": [{"name": "main.orders"}],
+        "retries": {"max_attempts": 1},  # a failed run stays the pipeline's only run
     })
     assert created.status_code == 201, created.text
     pipeline_id = created.json()["id"]
@@ -97,7 +98,7 @@ async def test_a_run_requested_while_the_broker_is_down_is_published_when_it_ret
     pipeline_id, run_id = await create_pipeline_and_run(client)
     # Give the relay time to try (and fail) a few times.
     await asyncio.sleep(1.0)
-    assert await outbox_rows(app) == [("run.requested", None)]
+    assert await outbox_rows(app) == [("pipeline.changed", None), ("run.queued", None), ("run.requested", None)]
 
     private_broker.start()  # same port, empty: the topics are gone too
     await eventually(lambda: _published(app), "the relay to publish after the broker returned")
@@ -107,9 +108,11 @@ async def test_a_run_requested_while_the_broker_is_down_is_published_when_it_ret
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
+        queued = await asyncio.wait_for(consumer.getone(), timeout=WAIT)
         message = await asyncio.wait_for(consumer.getone(), timeout=WAIT)
     finally:
         await consumer.stop()
+    assert Envelope.from_bytes(queued.value).type == "run.queued"  # in the order they were stored
     envelope = Envelope.from_bytes(message.value)
     assert envelope.type == "run.requested"
     assert str(envelope.payload_as(RunRequested).run_id) == run_id

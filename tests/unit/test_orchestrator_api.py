@@ -61,18 +61,26 @@ async def test_trigger_run_emits_run_requested_once_committed(
     run = await client.post(f"/v1/pipelines/{pid}/runs")
     assert run.status_code == 202, run.text
     assert run.json()["status"] == "queued"
-    # A second trigger while the first is active is refused.
+    assert run.json()["admitted_at"] is not None
+    # A second trigger while the first is active waits for it (overlap: queue) ...
+    second = await client.post(f"/v1/pipelines/{pid}/runs")
+    assert second.status_code == 202, second.text
+    assert second.json()["admitted_at"] is None
+    assert second.json()["waiting_reason"] == f"waiting for run {run.json()['run_id']} of this pipeline to end"
+    # ... and a third is refused: one run waits at most.
     again = await client.post(f"/v1/pipelines/{pid}/runs")
     assert again.status_code == 409
     assert again.headers["content-type"] == "application/problem+json"
-    # The relay publishes the outbox row.
+    # The relay publishes the outbox rows: both runs queued, only the first sent to the workers.
     for _ in range(50):
-        if bus.published[Topic.RUNS]:
+        if len(bus.published[Topic.RUNS]) >= 4:
             break
         await asyncio.sleep(0.05)
-    [envelope] = bus.published[Topic.RUNS]
-    event = envelope.payload_as(RunRequested)
-    assert str(event.run_id) == run.json()["run_id"]
+    types = [(e.type, e.subject) for e in bus.published[Topic.RUNS]]
+    first_id, second_id = run.json()["run_id"], second.json()["run_id"]
+    assert types == [("run.queued", first_id), ("run.requested", first_id), ("run.queued", second_id),
+                     ("run.waiting", second_id)]
+    event = bus.published[Topic.RUNS][1].payload_as(RunRequested)
     assert event.pipeline.name == "orders"
 
 
@@ -127,17 +135,18 @@ async def test_resync_names_pipeline_streams_and_travels_in_the_event(
     accepted = await client.post(f"/v1/pipelines/{pid}/runs", json={"resync": ["main.orders"]})
     assert accepted.status_code == 202, accepted.text
     for _ in range(50):
-        if bus.published[Topic.RUNS]:
+        if len(bus.published[Topic.RUNS]) >= 2:
             break
         await asyncio.sleep(0.05)
-    [envelope] = bus.published[Topic.RUNS]
+    [envelope] = [e for e in bus.published[Topic.RUNS] if e.type == "run.requested"]
     assert envelope.payload_as(RunRequested).resync == ["main.orders"]
 
 
 async def test_a_late_or_repeated_run_event_never_moves_the_run_backwards(
     client: httpx.AsyncClient, bus: MemoryBus, pipeline_body: Callable[..., dict[str, object]]
 ) -> None:
-    pid = (await client.post("/v1/pipelines", json=pipeline_body(name="late"))).json()["id"]
+    body = pipeline_body(name="late", retries={"max_attempts": 1})
+    pid = (await client.post("/v1/pipelines", json=body)).json()["id"]
     run_id = uuid.UUID((await client.post(f"/v1/pipelines/{pid}/runs")).json()["run_id"])
 
     async def deliver(payload: EventPayload) -> dict[str, object]:
@@ -167,7 +176,8 @@ async def test_a_late_or_repeated_run_event_never_moves_the_run_backwards(
 async def test_a_run_finished_from_a_newer_producer_with_fields_added_is_applied(
     client: httpx.AsyncClient, bus: MemoryBus, pipeline_body: Callable[..., dict[str, object]]
 ) -> None:
-    pid = (await client.post("/v1/pipelines", json=pipeline_body(name="newer"))).json()["id"]
+    body = pipeline_body(name="newer", retries={"max_attempts": 1})
+    pid = (await client.post("/v1/pipelines", json=body)).json()["id"]
     run_id = uuid.UUID((await client.post(f"/v1/pipelines/{pid}/runs")).json()["run_id"])
     stats = StreamStats(stream="main.orders", table="tidemark.orders", status="failed",
                         error=RunError(message="gone", kind="transient"))

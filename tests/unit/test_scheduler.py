@@ -9,101 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from tests.fixtures.pipelines import API_TOKEN, orchestrator_settings
+from tests.fixtures.scheduling import START, Clock, Harness, harness
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
-from tidemark.events import (
-    Envelope,
-    EventPayload,
-    RunFinished,
-    RunRequested,
-    RunScheduled,
-    RunStatus,
-    RunUnscheduled,
-    Topic,
-)
+from tidemark.events import RunFinished, RunRequested, RunScheduled, RunStatus, RunUnscheduled
 from tidemark_orchestrator.app import definition
-from tidemark_orchestrator.deps import OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline, Run
-from tidemark_orchestrator.scheduler import Outcome, scheduler_pass
 from tidemark_testing.apps import running
 
+__all__ = ["harness"]  # the fixture
+
 pytestmark = pytest.mark.unit
-P = TypeVar("P", bound=EventPayload)
-START = datetime(2026, 12, 7, 9, 40, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
-@dataclass
-class Harness:
-    client: httpx.AsyncClient
-    runtime: OrchestratorRuntime
-    clock: Clock
-    bus: MemoryBus
-
-    async def create(self, cron: str | None = "0 * * * *", timezone: str = "UTC", **over: Any) -> str:
-        name = f"p{uuid.uuid4().hex[:8]}"
-        body: dict[str, Any] = {"name": name, "connection_id": str(uuid.uuid4()), "streams": [{"name": "main.orders"}],
-                                "destination": {"namespace": name}, **over}
-        if cron is not None:
-            body["schedule"] = {"cron": cron, "timezone": timezone}
-        created = await self.client.post("/v1/pipelines", json=body, params={"validate": "false"})
-        assert created.status_code == 201, created.text
-        return str(created.json()["id"])
-
-    async def tick(self) -> Outcome:
-        return await scheduler_pass(self.runtime, self.clock())
-
-    async def runs(self, pipeline_id: str, status: RunStatus | None = None) -> list[Run]:
-        async with self.runtime.sessions() as session:
-            query = sa.select(Run).where(Run.pipeline_id == uuid.UUID(pipeline_id)).order_by(Run.scheduled_for)
-            if status is not None:
-                query = query.where(Run.status == status.value)
-            return list((await session.scalars(query)).all())
-
-    async def events(self, model: type[P]) -> list[P]:
-        outbox = self.runtime.definition.tables.outbox
-        async with self.runtime.sessions() as session:
-            rows = (await session.execute(sa.select(outbox.c.envelope).order_by(outbox.c.seq))).scalars().all()
-        envelopes = [Envelope.model_validate_json(r) for r in rows]
-        return [e.payload_as(model) for e in envelopes if e.type == model.event_type]
-
-    async def finish(self, run: Run, status: RunStatus = RunStatus.SUCCEEDED) -> None:
-        """What ingest-svc does when a run ends: ``run.finished`` on the bus, consumed by the orchestrator."""
-        finished = RunFinished(run_id=run.id, pipeline_id=run.pipeline_id, status=status)
-        await self.bus.publish(Topic.RUNS, Envelope.wrap(finished, source="ingest-svc"))
-        await self.bus.drain()
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    clock = Clock(START)
-    settings = orchestrator_settings(tmp_path).model_copy(update={"scheduler_enabled": False})
-    bus = MemoryBus()
-    app = build_app([(definition(None, clock), settings)], title="orchestrator", bus=bus, migrate=True)
-    async with running(app, API_TOKEN) as client:
-        yield Harness(client, app.state.runtimes["orchestrator"], clock, bus)
 
 
 def at(hour: int, minute: int = 0) -> datetime:

@@ -34,6 +34,15 @@ def _schedule(pipeline: dict[str, Any]) -> str | None:
     return f"{found['cron']} ({found['timezone']})" if found else None
 
 
+def _retries(policy: dict[str, Any] | None) -> str:
+    if not policy:
+        return "default"
+    if policy["max_attempts"] <= 1:
+        return "none (1 attempt)"
+    return (f"{policy['max_attempts']} attempts, backoff from {policy['initial_delay_seconds']:g}s "
+            f"up to {policy['max_delay_seconds']:g}s")
+
+
 def schedule_options(for_update: bool) -> Callable[[F], F]:
     """--schedule, --timezone and --catchup (and --no-schedule on update)."""
 
@@ -54,6 +63,46 @@ def schedule_options(for_update: bool) -> Callable[[F], F]:
     return add
 
 
+def policy_options(for_update: bool) -> Callable[[F], F]:
+    """--timeout-seconds, --overlap and the retry policy (and --no-timeout on update)."""
+
+    def add(command: F) -> F:
+        options = [
+            click.option("--timeout-seconds", type=click.IntRange(min=1),
+                         help="Longest a run may run; over it the run is stopped and fails (retries apply)."),
+            click.option("--overlap", type=click.Choice(["queue", "skip", "cancel_previous"]),
+                         help="A new run while one is active: wait for it (default), refuse it, or cancel it."),
+            click.option("--max-attempts", type=click.IntRange(min=1, max=20),
+                         help="Attempts in all for a failed run, the first included (default 3; 1: no retries)."),
+            click.option("--retry-delay", type=click.FloatRange(min=0),
+                         help="Seconds before the first retry (default 30); doubles each time, with jitter."),
+            click.option("--retry-max-delay", type=click.FloatRange(min=0),
+                         help="Longest backoff between attempts, in seconds (default 900)."),
+        ]
+        if for_update:
+            options.append(click.option("--no-timeout", is_flag=True, help="Remove the timeout."))
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return add
+
+
+def policy_body(current: dict[str, Any] | None, timeout_seconds: int | None, overlap: str | None,
+                max_attempts: int | None, retry_delay: float | None, retry_max_delay: float | None) -> dict[str, Any]:
+    """The body fields the policy options give; retry options change the current policy's fields."""
+    body: dict[str, Any] = {}
+    if timeout_seconds is not None:
+        body["timeout_seconds"] = timeout_seconds
+    if overlap is not None:
+        body["overlap"] = overlap
+    retries = {k: v for k, v in (("max_attempts", max_attempts), ("initial_delay_seconds", retry_delay),
+                                 ("max_delay_seconds", retry_max_delay)) if v is not None}
+    if retries:
+        body["retries"] = {**(current or {}), **retries}
+    return body
+
+
 @pipelines.command("create")
 @click.option("--name", required=True)
 @click.option("--connection", required=True, help="Connection id or name.")
@@ -63,6 +112,7 @@ def schedule_options(for_update: bool) -> Callable[[F], F]:
 @click.option("--format", "kind", type=click.Choice(["iceberg", "parquet"]), default="iceberg",
               show_default=True)
 @schedule_options(for_update=False)
+@policy_options(for_update=False)
 @click.option("--upstream", "upstreams", multiple=True, metavar="PIPELINE", help=UPSTREAM_HELP)
 @click.option("--no-validate", is_flag=True,
               help="Save without checking the streams against the source's catalog (when it cannot be reached).")
@@ -71,6 +121,8 @@ def pipelines_create(ctx: Ctx, name: str, connection: str, streams: tuple[str, .
                      mode: str | None, cursor_field: str | None, primary_key: str | None, columns: str | None,
                      lookback: int | None, partition: tuple[str, ...], namespace: str, table_prefix: str,
                      kind: str, schedule: str | None, timezone: str | None, catchup: str | None,
+                     timeout_seconds: int | None, overlap: str | None, max_attempts: int | None,
+                     retry_delay: float | None, retry_max_delay: float | None,
                      upstreams: tuple[str, ...], no_validate: bool) -> None:
     """Create a pipeline of the --stream names (or --streams-file); the stream options apply to each."""
     if timezone is not None and schedule is None:
@@ -93,6 +145,7 @@ def pipelines_create(ctx: Ctx, name: str, connection: str, streams: tuple[str, .
         }
         if catchup is not None:
             body["catchup"] = catchup
+        body.update(policy_body(None, timeout_seconds, overlap, max_attempts, retry_delay, retry_max_delay))
         created = client.post("/v1/pipelines", json=body, params=_validate(no_validate))
     emit(created if ctx.as_json else _flat(created), ctx.as_json, COLUMNS)
 
@@ -121,7 +174,9 @@ def pipelines_show(ctx: Ctx, pipeline: str) -> None:
     click.echo(record([
         ("id", found["id"]), ("name", found["name"]), ("status", found["status"]),
         ("connection", found["connection_id"]), ("schedule", _schedule(found) or "manual only"),
-        ("catchup", found["catchup"]),
+        ("catchup", found["catchup"]), ("overlap", found.get("overlap", "queue")),
+        ("retries", _retries(found.get("retries"))),
+        ("timeout", f"{found['timeout_seconds']}s" if found.get("timeout_seconds") else "none"),
         ("destination", f"{dest['kind']} {dest['namespace']}"
                         + (f" (table prefix {dest['table_prefix']})" if dest.get("table_prefix") else "")),
         ("upstreams", ", ".join(names.get(i, i) for i in found["upstreams"]) or "none"),
@@ -142,6 +197,7 @@ def pipelines_show(ctx: Ctx, pipeline: str) -> None:
 @click.option("--table-prefix", help="Prefix added to every table name.")
 @click.option("--format", "kind", type=click.Choice(["iceberg", "parquet"]), help="Table format.")
 @schedule_options(for_update=True)
+@policy_options(for_update=True)
 @click.option("--upstream", "upstreams", multiple=True, metavar="PIPELINE",
               help=UPSTREAM_HELP + " The list given replaces the current one.")
 @click.option("--no-upstreams", is_flag=True, help="Remove every upstream: the pipeline waits for none.")
@@ -152,8 +208,9 @@ def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], streams_
                      mode: str | None, cursor_field: str | None, primary_key: str | None, columns: str | None,
                      lookback: int | None, partition: tuple[str, ...], unpartitioned: bool, namespace: str | None,
                      table_prefix: str | None, kind: str | None, schedule: str | None, timezone: str | None,
-                     catchup: str | None, no_schedule: bool, upstreams: tuple[str, ...], no_upstreams: bool,
-                     no_validate: bool) -> None:
+                     catchup: str | None, no_schedule: bool, timeout_seconds: int | None, overlap: str | None,
+                     max_attempts: int | None, retry_delay: float | None, retry_max_delay: float | None,
+                     no_timeout: bool, upstreams: tuple[str, ...], no_upstreams: bool, no_validate: bool) -> None:
     """Change a pipeline: only what the options name changes. The stream options apply to every stream
     of the new list (--stream or --streams-file), else of the current one."""
     if (schedule is not None or timezone is not None) and no_schedule:
@@ -162,6 +219,8 @@ def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], streams_
         raise click.UsageError("--stream and --streams-file exclude each other")
     if upstreams and no_upstreams:
         raise click.UsageError("--upstream and --no-upstreams exclude each other")
+    if timeout_seconds is not None and no_timeout:
+        raise click.UsageError("--timeout-seconds and --no-timeout exclude each other")
     from_file = read_streams_file(streams_file)
     options = StreamOptions.from_cli(mode, cursor_field, primary_key, columns, lookback, partition, unpartitioned)
     with ctx.client() as client:
@@ -185,9 +244,13 @@ def pipelines_update(ctx: Ctx, pipeline: str, streams: tuple[str, ...], streams_
             body["catchup"] = catchup
         if upstreams or no_upstreams:
             body["upstreams"] = list(upstreams)
+        body.update(policy_body(found.get("retries"), timeout_seconds, overlap, max_attempts, retry_delay,
+                                retry_max_delay))
+        if no_timeout:
+            body["timeout_seconds"] = None
         if not body:
-            raise click.UsageError("nothing to change: give a stream, destination, schedule or upstream option "
-                                   "(see --help)")
+            raise click.UsageError("nothing to change: give a stream, destination, schedule, policy or upstream "
+                                   "option (see --help)")
         _patch_and_emit(ctx, client, found, body, _validate(no_validate))
 
 
@@ -238,8 +301,9 @@ def _tree(nodes: list[dict[str, Any]], prefix: str) -> list[str]:
 @click.argument("pipeline")
 @pass_ctx
 def pipelines_pause(ctx: Ctx, pipeline: str) -> None:
-    """Pause a pipeline: no scheduled or manual runs until it is resumed. Its upcoming runs are
-    withdrawn; a run already queued or running goes on."""
+    """Pause a pipeline: no scheduled, dependency or manual runs until it is resumed. Its upcoming
+    runs are withdrawn, runs still waiting for a slot or a retry's backoff are cancelled; a run
+    already sent to the workers goes on."""
     with ctx.client() as client:
         found = client.resolve("pipelines", pipeline)
         answer = client.post(f"/v1/pipelines/{found['id']}/pause")
@@ -248,6 +312,8 @@ def pipelines_pause(ctx: Ctx, pipeline: str) -> None:
         return
     emit(_flat(answer["pipeline"]), False, COLUMNS)
     click.echo(f"\n{len(answer['unscheduled'])} upcoming run(s) withdrawn.")
+    for run in answer.get("cancelled", []):
+        click.echo(f"Run {run['run_id']} ({run['trigger']}, attempt {run['attempt']}) was waiting: cancelled.")
     if answer["active_run"]:
         active = answer["active_run"]
         click.echo(f"Run {active['run_id']} is {active['status']} and goes on (pausing does not stop it).")

@@ -103,6 +103,9 @@ class ServiceRuntime(Generic[SettingsT, StateT]):
     async def emit(self, session: AsyncSession, payload: EventPayload) -> Envelope:
         return await self.outbox.add(session, payload)
 
+    async def emit_many(self, session: AsyncSession, payloads: Sequence[EventPayload]) -> list[Envelope]:
+        return await self.outbox.add_many(session, payloads)
+
     def consume(self, purpose: str, topics: Sequence[Topic],
                 handlers: Mapping[type[Any], EventHandler[SettingsT, StateT, Any]]) -> None:
         """Apply each event of ``topics`` whose type ``handlers`` names, once (the consumer group
@@ -119,7 +122,8 @@ class ServiceRuntime(Generic[SettingsT, StateT]):
         self.bus.subscribe(
             group,
             topics,
-            IdempotentHandler(group, self.sessions, self.definition.tables.inbox, dispatch, self.outbox.notify),
+            IdempotentHandler(group, self.sessions, self.definition.tables.inbox, dispatch, self.outbox.notify,
+                              wants=lambda envelope: envelope.type in by_type),
         )
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

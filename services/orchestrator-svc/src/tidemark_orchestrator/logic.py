@@ -10,26 +10,21 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidemark.db import utcnow
-from tidemark.errors import ConfigError, ConflictError, NotFoundError
+from tidemark.errors import ConfigError, ConflictError
 from tidemark.events import (
     DestinationSpec,
-    RunCancelRequested,
-    RunError,
     RunFinished,
-    RunRequested,
     RunStarted,
     RunStatus,
     StreamSpec,
     Trigger,
     may_move,
 )
-from tidemark_orchestrator import dependencies, repository, scheduler
+from tidemark_orchestrator import admission, changes, dependencies, repository, retries, scheduler
+from tidemark_orchestrator.cancel import cancel_run
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.deps import OrchestratorContext, OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline, Run
-from tidemark_orchestrator.schemas import CancelOut
-from tidemark_orchestrator.specs import pipeline_spec
 from tidemark_orchestrator.validation import (
     Neighbour,
     catalog_issues,
@@ -72,9 +67,11 @@ async def request_run(
     trigger: Trigger = "manual",
     resync: Sequence[str] = (),
 ) -> Run:
-    """Store a queued run and its ``run.requested`` event in the caller's transaction.
+    """Queue a run (``run.queued``) in the caller's transaction and admit what may start now.
 
-    At most one run per pipeline is active: a second request is refused (overlap policy `skip`).
+    Another run of the pipeline active follows its ``overlap``: ``queue`` lets the new run wait for
+    it (409 when one already waits), ``skip`` refuses the new one (409), ``cancel_previous`` cancels
+    the active runs first. A retry still in its backoff gives way to a manual run whatever the policy.
     """
     known = {s["name"] for s in pipeline.streams}
     unknown = [name for name in resync if name not in known]
@@ -88,59 +85,45 @@ async def request_run(
     # Row-locked so two requests (a manual one and a dependency one, or two replicas) cannot both
     # find the pipeline idle.
     await dependencies.lock_pipelines(session, [pipeline.id])
-    current = await repository.active_run(session, pipeline.id)
-    if current is not None:
-        raise ConflictError(
-            f"pipeline {pipeline.name!r} already has an active run", run_id=str(current.id)
-        )
-    run = await repository.add_run(session, pipeline, trigger)
+    now = runtime.state.clock()
+    active = list(await repository.active_runs(session, pipeline.id))
+    for run in active:
+        if trigger == "manual" and run.trigger == "retry" and run.admitted_at is None:
+            await cancel_run(runtime, session, pipeline.id, run.id, "superseded by a manual run", admit=False)
+            active.remove(run)
+    if active and pipeline.overlap == "cancel_previous":
+        for run in active:
+            await cancel_run(runtime, session, pipeline.id, run.id,
+                             "superseded by a newer run (overlap: cancel_previous)", admit=False)
+    elif active and (pipeline.overlap == "skip" or any(r.admitted_at is None for r in active)):
+        current = active[0]
+        why = "overlap: skip" if pipeline.overlap == "skip" else "a run already waits for it"
+        raise ConflictError(f"pipeline {pipeline.name!r} already has an active run ({why})",
+                            run_id=str(current.id), run_status=current.status)
+    run = await admission.enqueue(runtime, session, pipeline, trigger, now, resync=resync)
     await dependencies.consume(session, pipeline.id)
-    await runtime.emit(
-        session,
-        RunRequested(run_id=run.id, pipeline=pipeline_spec(pipeline), trigger=trigger, attempt=run.attempt,
-                     resync=list(dict.fromkeys(resync)), timeout_seconds=pipeline.timeout_seconds),
-    )
+    await admission.admit(runtime, session, now)
     return run
 
 
-CANCELLED_BY_USER = "cancelled by user"
-
-
-async def cancel_run(runtime: OrchestratorRuntime, session: AsyncSession, pipeline_id: uuid.UUID,
-                     run_id: uuid.UUID, reason: str = CANCELLED_BY_USER) -> CancelOut:
-    """Cancel a run of ``pipeline_id`` in the caller's transaction.
-
-    A queued run ends ``cancelled`` at once with a ``run.finished`` (ingest-svc, seeing it, never
-    launches the run, or stops a worker it launched meanwhile). A starting or running run gets a
-    ``run.cancel_requested``: ingest-svc stops its worker and ends the run. 404 for an unknown run or
-    one of another pipeline; 409 for a run that already ended."""
-    await repository.get_pipeline(session, pipeline_id)
-    run = await repository.get_run(session, run_id)
-    if run is None or run.pipeline_id != pipeline_id:
-        raise NotFoundError(f"run {run_id} of pipeline {pipeline_id} does not exist")
-    if RunStatus(run.status).terminal:
-        raise ConflictError(f"run {run_id} already ended: {run.status}", run_id=str(run_id), run_status=run.status)
-    if run.status == RunStatus.QUEUED and may_move(run.status, RunStatus.CANCELLED):
-        run.status = RunStatus.CANCELLED
-        run.finished_at = utcnow()
-        run.error = reason
-        await runtime.emit(session, RunFinished(run_id=run.id, pipeline_id=pipeline_id, status=RunStatus.CANCELLED,
-                                                error=RunError(message=reason, kind="terminal")))
-        return CancelOut(run_id=run.id, pipeline_id=pipeline_id, outcome="cancelled", status=RunStatus.CANCELLED)
-    await runtime.emit(session, RunCancelRequested(run_id=run.id, pipeline_id=pipeline_id, reason=reason))
-    return CancelOut(run_id=run.id, pipeline_id=pipeline_id, outcome="cancel_requested",
-                     status=RunStatus(run.status))
+PAUSED = "pipeline paused"
 
 
 async def pause(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline,
-                now: datetime) -> list[Run]:
-    """Pause: no run starts until resumed. Upcoming runs are withdrawn (returned); an active run
-    goes on. Ticks missed from now on are caught up on resume by the pipeline's ``catchup``."""
+                now: datetime) -> tuple[list[Run], list[Run]]:
+    """Pause: no run starts until resumed. Upcoming runs are withdrawn and queued runs still waiting
+    for a slot are cancelled (both returned, in that order); a run already sent to the workers goes
+    on. Ticks missed from now on are caught up on resume by the pipeline's ``catchup``."""
     if pipeline.status == "paused":
-        return []
+        return [], []
     pipeline.status = "paused"
     pipeline.ticks_from = now
-    return await scheduler.withdraw(runtime, session, pipeline, "pipeline paused")
+    withdrawn = await scheduler.withdraw(runtime, session, pipeline, PAUSED)
+    waiting = [r for r in await repository.active_runs(session, pipeline.id) if r.admitted_at is None]
+    for run in waiting:
+        await cancel_run(runtime, session, pipeline.id, run.id, PAUSED, admit=False)
+    await changes.announce(runtime, session, pipeline, "paused")
+    return withdrawn, waiting
 
 
 async def resume(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline,
@@ -150,6 +133,7 @@ async def resume(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: 
     if pipeline.status == "active":
         return scheduler.Outcome()
     pipeline.status = "active"
+    await changes.announce(runtime, session, pipeline, "resumed")
     return await scheduler.sync_pipeline(runtime, session, pipeline, now)
 
 
@@ -177,14 +161,20 @@ async def on_run_started(ctx: OrchestratorContext, event: RunStarted) -> None:
 async def on_run_finished(ctx: OrchestratorContext, event: RunFinished) -> None:
     """Record how the run ended (a repeated or late ``run.finished`` keeps the first ending), then
     request the dependency runs it completes."""
-    session, envelope = ctx.session, ctx.envelope
-    run = await repository.get_run(session, event.run_id)
+    session, envelope, runtime = ctx.session, ctx.envelope, ctx.runtime
+    # Locked: a second delivery of this ending, on another replica, waits and then finds it ended.
+    run = await repository.get_run(session, event.run_id, lock=True)
     if run is None or not may_move(run.status, event.status):
         return
     run.status = event.status
     run.finished_at = envelope.occurred_at
     run.error = event.error.message if event.error else None
-    await request_dependency_runs(ctx.runtime, session, run)
+    pipeline = await repository.get_pipeline(session, run.pipeline_id)
+    now = runtime.state.clock()
+    pipeline.next_check_at = now  # a due tick may have waited for this run
+    await retries.retry_if_due(runtime, session, pipeline, run, event, now)
+    await request_dependency_runs(runtime, session, run)
+    await admission.admit(runtime, session, now)
 
     # A tick waiting for this run may fire now: wake the scheduler once this is committed.
     wakeup = ctx.runtime.state.scheduler_wakeup
@@ -208,7 +198,7 @@ async def request_dependency_runs(runtime: OrchestratorRuntime, session: AsyncSe
         if not await dependencies.all_upstreams_satisfied(session, pipeline_id):
             continue
         pipeline = await repository.get_pipeline(session, pipeline_id)
-        if pipeline.status != "active" or await repository.active_run(session, pipeline_id) is not None:
+        if pipeline.status != "active" or await repository.active_runs(session, pipeline_id):
             continue
         requested.append(await request_run(runtime, session, pipeline, "dependency"))
     return requested

@@ -32,7 +32,13 @@ class Pipeline(Base):
     # when it is paused (so resuming catches up from the pause). Null: from the scheduler's next pass.
     ticks_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    # The scheduler need not look at the pipeline before then (its next tick, or a recheck); null: now.
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     timeout_seconds: Mapped[int | None] = mapped_column(sa.Integer)
+    # What a new run does while another of the pipeline is active: queue, skip or cancel_previous.
+    overlap: Mapped[str] = mapped_column(sa.String(16), default="queue", server_default="queue")
+    # {"max_attempts", "initial_delay_seconds", "max_delay_seconds"}; null: the documented defaults.
+    retries: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -54,6 +60,14 @@ class Run(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    # The connection it reads, as it was when the run was queued: what the per-connection limit counts.
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid)
+    retry_of: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, doc="The failed run this attempt retries.")
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="A retry's backoff ends then.")
+    admitted_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, doc="When the run got a slot and its ``run.requested`` was sent; null while it waits.")
+    waiting_reason: Mapped[str | None] = mapped_column(sa.Text, doc="Why a queued run still waits.")
+    resync: Mapped[list[str] | None] = mapped_column(JSONType, doc="Streams a manual run resyncs.")
 
 
 class Dependency(Base):

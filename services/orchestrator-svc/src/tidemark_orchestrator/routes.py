@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from tidemark.api.openapi import problem_responses
-from tidemark_orchestrator import dependencies, logic, repository, scheduler
+from tidemark_orchestrator import cancel, changes, dependencies, logic, repository, scheduler
 from tidemark_orchestrator.deps import Runtime
 from tidemark_orchestrator.schemas import (
     CancelOut,
@@ -64,6 +64,7 @@ async def create_pipeline(body: PipelineCreate, rt: Runtime, validate: Validate 
         pipeline = await repository.add_pipeline(session, body)
         await dependencies.set_upstreams(session, pipeline, body.upstreams)
         # Its upcoming runs exist from the answer on (the scheduler tops them up later).
+        await changes.announce(rt, session, pipeline, "created")
         await scheduler.sync_pipeline(rt, session, pipeline, rt.state.clock())
         [out] = await dependencies.describe(session, [pipeline])
         return out
@@ -123,6 +124,9 @@ async def update_pipeline(
         if "schedule" in body.model_fields_set:
             schedule = body.schedule.model_dump(mode="json") if body.schedule else None
             await logic.change_schedule(rt, session, pipeline, schedule, now)
+        if body.model_fields_set - {"status"}:
+            await session.flush()
+            await changes.announce(rt, session, pipeline, "updated")
         if body.status == "paused":
             await logic.pause(rt, session, pipeline, now)
         elif body.status == "active" and pipeline.status == "paused":
@@ -143,23 +147,27 @@ async def delete_pipeline(pipeline_id: uuid.UUID, rt: Runtime) -> Response:
         pipeline = await repository.get_pipeline(session, pipeline_id, lock=True)
         await dependencies.refuse_delete_with_downstreams(session, pipeline)
         await scheduler.withdraw(rt, session, pipeline, "pipeline deleted")
+        await changes.announce(rt, session, pipeline, "deleted")
         await repository.delete_pipeline(session, pipeline)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{pipeline_id}/pause")
 async def pause_pipeline(pipeline_id: uuid.UUID, rt: Runtime) -> PauseOut:
-    """Pause a pipeline: neither its schedule nor a manual trigger starts a run until it is resumed.
-    Its upcoming (`scheduled`) runs are withdrawn and listed in `unscheduled`; a run already queued
-    or running is not stopped and is shown as `active_run`. Pausing a paused pipeline changes nothing."""
+    """Pause a pipeline: neither its schedule, its upstreams nor a manual trigger starts a run until
+    it is resumed. Its upcoming (`scheduled`) runs are withdrawn and listed in `unscheduled`; queued
+    runs still waiting for a slot (or a retry's backoff) end `cancelled` and are listed in
+    `cancelled`; a run already sent to the workers is not stopped and is shown as `active_run`.
+    Pausing a paused pipeline changes nothing."""
     async with rt.transaction() as session:
         pipeline = await repository.get_pipeline(session, pipeline_id, lock=True)
-        withdrawn = await logic.pause(rt, session, pipeline, rt.state.clock())
+        withdrawn, cancelled = await logic.pause(rt, session, pipeline, rt.state.clock())
         active = await repository.active_run(session, pipeline.id)
         await session.flush()
         [out] = await dependencies.describe(session, [pipeline])
         return PauseOut(pipeline=out,
                         unscheduled=[RunOut.model_validate(r) for r in withdrawn],
+                        cancelled=[RunOut.model_validate(r) for r in cancelled],
                         active_run=RunOut.model_validate(active) if active else None)
 
 
@@ -228,7 +236,7 @@ async def cancel_run(pipeline_id: uuid.UUID, run_id: uuid.UUID, rt: Runtime, res
 
     404 for an unknown run or a run of another pipeline; 409 for a run that already ended."""
     async with rt.transaction() as session:
-        answer = await logic.cancel_run(rt, session, pipeline_id, run_id)
+        answer = await cancel.cancel_run(rt, session, pipeline_id, run_id)
     if answer.outcome == "cancel_requested":
         response.status_code = status.HTTP_202_ACCEPTED
     return answer

@@ -62,6 +62,42 @@ CATCHUP_DOC = (
 )
 
 
+Overlap = Literal["queue", "skip", "cancel_previous"]
+OVERLAP_DOC = (
+    "A new run (manual or scheduled) while another run of this pipeline is active: `queue` (default) "
+    "waits for it to end (at most one run waits), `skip` is refused (a manual trigger gets a 409, a "
+    "tick ends `cancelled`), `cancel_previous` cancels the active run and then starts. Two runs of one "
+    "pipeline never run at once."
+)
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_INITIAL_DELAY_SECONDS = 30.0
+DEFAULT_MAX_DELAY_SECONDS = 900.0
+
+
+class RetrySpec(BaseModel):
+    """How a failed run is tried again: a new run (trigger `retry`, `attempt` + 1) after an exponential
+    backoff with jitter. A run that failed with an error of kind `config` is never retried."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, le=20,
+                              description="Attempts in all, the first included; 1: never retried.")
+    initial_delay_seconds: float = Field(
+        default=DEFAULT_INITIAL_DELAY_SECONDS, ge=0, le=86400,
+        description="Backoff before the first retry; it doubles for each further one, plus a random "
+                    "jitter of up to the same amount.")
+    max_delay_seconds: float = Field(default=DEFAULT_MAX_DELAY_SECONDS, ge=0, le=7 * 86400,
+                                     description="The backoff never exceeds this.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.max_delay_seconds < self.initial_delay_seconds:
+            raise field_errors(type(self).__name__, [FieldError(
+                ("max_delay_seconds",), "max_delay_seconds must be at least initial_delay_seconds",
+                "less_than_initial", self.max_delay_seconds)])
+        return self
+
+
 class ScheduleSpec(BaseModel):
     """When a pipeline runs by itself: a cron expression read in an IANA time zone."""
 
@@ -108,6 +144,8 @@ class PipelineCreate(BaseModel):
     catchup: Catchup = Field(default="last", description=CATCHUP_DOC)
     upstreams: list[UpstreamRef] = Field(default_factory=list, description=UPSTREAMS)
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS, description=TIMEOUT_DOC)
+    overlap: Overlap = Field(default="queue", description=OVERLAP_DOC)
+    retries: RetrySpec = Field(default_factory=RetrySpec, description=RetrySpec.__doc__)
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -132,6 +170,8 @@ class PipelineUpdate(BaseModel):
     timeout_seconds: int | None = Field(
         default=None, ge=1, le=MAX_TIMEOUT_SECONDS, description=TIMEOUT_DOC + " null removes the limit."
     )
+    overlap: Omittable[Overlap] = Field(default=None, description=OVERLAP_DOC)
+    retries: Omittable[RetrySpec] = Field(default=None, description=RetrySpec.__doc__)
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -178,12 +218,20 @@ class PipelineOut(BaseModel):
     catchup: Catchup
     status: str
     timeout_seconds: int | None = Field(description=TIMEOUT_DOC)
+    overlap: Overlap = Field(description=OVERLAP_DOC)
+    retries: RetrySpec = Field(description=RetrySpec.__doc__)
     created_at: datetime
     updated_at: datetime
     upstreams: list[uuid.UUID] = Field(default_factory=list, description="Ids of the pipelines this one waits for.")
     blocked_by: list[Blocked] = Field(
         default_factory=list,
         description="Upstreams whose latest run failed: no dependency run until each succeeds again.")
+
+
+    @field_validator("retries", mode="before")
+    @classmethod
+    def _default_retries(cls, value: object) -> object:
+        return RetrySpec() if value is None else value  # saved before retries existed
 
 
 class GraphNode(BaseModel):
@@ -217,8 +265,13 @@ class RunOut(BaseModel):
     trigger: str
     status: RunStatus
     attempt: int
+    retry_of: uuid.UUID | None = Field(description="The failed run this attempt retries.")
     scheduled_for: datetime | None
     requested_at: datetime
+    not_before: datetime | None = Field(description="A retry waits for its backoff until then.")
+    admitted_at: datetime | None = Field(
+        description="When the run got a slot and was sent to the workers; null while it waits.")
+    waiting_reason: str | None = Field(description="Why a queued run still waits, e.g. for a slot.")
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
@@ -241,6 +294,9 @@ class PauseOut(BaseModel):
     pipeline: PipelineOut
     unscheduled: list[RunOut] = Field(
         description="Upcoming (`scheduled`) runs withdrawn: they will not run (`run.unscheduled`).")
+    cancelled: list[RunOut] = Field(
+        default_factory=list,
+        description="Queued runs that were still waiting for a slot or a retry's backoff: ended `cancelled`.")
     active_run: RunOut | None = Field(
         description="The run that was queued or running, if any: pausing does not stop it.")
 

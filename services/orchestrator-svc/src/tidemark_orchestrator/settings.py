@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from typing import ClassVar
 
 from pydantic import Field
@@ -49,3 +50,23 @@ class OrchestratorSettings(ServiceSettings):
         description="With `catchup: none`, a tick that could not fire within this long after its time "
                     "(the orchestrator was down, or a run was still active) is skipped.",
     )
+    max_active_runs: int = Field(
+        default=16, ge=1, le=100_000,
+        description="At most this many runs are admitted (sent to the workers and not yet ended) at once, "
+                    "over every pipeline; more wait `queued`, first come first served, saying why.",
+    )
+    max_active_runs_per_connection: int = Field(
+        default=4, ge=1, le=10_000,
+        description="At most this many admitted runs read one connection at once, so one source database "
+                    "is not hammered; `connection_run_limits` sets it per connection.",
+    )
+    connection_run_limits: dict[uuid.UUID, int] = Field(
+        default_factory=dict,
+        description="Per-connection limits by connection id, instead of `max_active_runs_per_connection` "
+                    '(env: a JSON object, e.g. `{"0a1b…": 1}`).',
+    )
+
+    def connection_limit(self, connection_id: uuid.UUID | None) -> int:
+        if connection_id is None:
+            return self.max_active_runs_per_connection
+        return self.connection_run_limits.get(connection_id, self.max_active_runs_per_connection)

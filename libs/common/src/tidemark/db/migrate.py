@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zlib
+
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -23,4 +25,9 @@ async def upgrade(engine: AsyncEngine, script_location: str, revision: str = "he
         command.upgrade(cfg, revision)
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas starting together would otherwise race to create the same tables; the lock
+            # ends with this transaction, after which the next one finds the schema at head.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": zlib.crc32(script_location.encode())})
         await conn.run_sync(_run)

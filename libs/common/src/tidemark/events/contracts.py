@@ -99,7 +99,9 @@ class StreamWarning(_Model):
     kind: str = Field(
         description="`value_as_null` (a value with no Arrow form, e.g. a zero date or NaN, read as NULL), "
                     "`type_as_text` (a column whose type has no exact Arrow form, read as text), "
-                    "`text_replaced` (bytes that are not UTF-8 in a text column, invalid bytes replaced).",
+                    "`text_replaced` (bytes that are not UTF-8 in a text column, invalid bytes replaced), "
+                    "`file_skipped` (a file source skipped a bad file under `on_bad_file: skip`; one per file), "
+                    "`columns_ignored` (a file had columns the stream's schema does not have yet).",
     )
     column: str | None = Field(default=None, description="The column, when the conversion is a column's.")
     count: int = Field(default=0, ge=0, description="Values converted; 0 when it applies to the whole column.")

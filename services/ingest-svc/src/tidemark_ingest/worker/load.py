@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 from pydantic import ValidationError
@@ -165,8 +166,7 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
             check_stream(stream, schema)
             state = None if resync else _state(stream, lake.read_state(destination, identifier))
             mode = SyncMode.FULL_REFRESH if resync else stream.sync_mode
-            log.info("loading stream", extra=fields(mode=mode.value, resync=resync,
-                                                    cursor=None if state is None else str(state.cursor_value)))
+            log.info("loading stream", extra=fields(mode=mode.value, resync=resync, cursor=_shown(state)))
             # A full refresh copies the table as it is, so the source's own key holds in it too.
             with source_call(source.config, source.type_name):
                 key = stream.primary_key or (source.source_key(stream) if mode is SyncMode.FULL_REFRESH else [])
@@ -174,7 +174,7 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
             batches = progress.count(prefetched(read))
             request = WriteRequest(identifier, schema, mode, primary_key=key, run_id=run_id,
                                    cursor_field=stream.cursor_field, partition=stream.partition,
-                                   properties=properties or {})
+                                   properties=properties or {}, final_cursor=lambda: _final(source, stream))
             result = lake.write(destination, request, batches)
         except Stopped:
             raise
@@ -198,6 +198,23 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
             duration_seconds=duration, snapshot_id=result.snapshot_id, warnings=_warnings(source, stream),
             cursor_before=None if before is None else str(before), cursor_after=None if after is None else str(after),
         )
+
+
+def _shown(state: StreamState | None) -> str | None:
+    """The cursor for the log: a file source's ledger is long, so its newest time stands for it."""
+    if state is None:
+        return None
+    value = state.cursor_value
+    if isinstance(value, dict) and "modified_at" in value:
+        return f"ledger of files up to {value['modified_at']}"
+    return str(value)
+
+
+def _final(source: Source, stream: StreamSpec) -> Any:
+    """The cursor value a source that tracks its own state wants committed; None lets the writer's stand."""
+    with source_call(source.config, source.type_name):
+        state = source.final_state(stream)
+    return None if state is None else state.cursor_value
 
 
 def _warnings(source: Source, stream: StreamSpec) -> list[StreamWarning]:
