@@ -72,6 +72,22 @@ def test_demo_run_succeeds_and_says_where_to_look(embedded: Embedded) -> None:
     assert f"API token: {embedded.token}" in log
     assert (embedded.home / "token").stat().st_mode & 0o777 == 0o600
     assert (embedded.home / "warehouse").is_dir()
+    assert f"Jobs page: {embedded.process.url}/jobs" in log
+
+
+def test_the_demo_run_is_on_the_jobs_page_with_its_worker_log(embedded: Embedded) -> None:
+    [run] = json.loads(ok(embedded.cli("--json", "runs", "list", "--pipeline", "demo-shop")).output)
+    logs = ok(embedded.cli("runs", "logs", run["run_id"])).output  # shipped by the worker as run.log events
+    assert "run started" in logs
+    assert "stream loaded" in logs
+    with httpx.Client(base_url=embedded.process.url) as browser:
+        assert "demo-shop" not in browser.get("/jobs").text  # no token, no runs
+        browser.cookies.set("tidemark_token", embedded.token)
+        page = browser.get("/jobs", params={"q": "demo-shop"})
+        assert page.status_code == 200
+        assert run["run_id"] in page.text
+        detail = browser.get(f"/jobs/runs/{run['run_id']}")
+        assert "stream loaded" in detail.text
 
 
 def test_cli_drives_connections_pipelines_and_runs(embedded: Embedded) -> None:

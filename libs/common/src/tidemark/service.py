@@ -53,6 +53,10 @@ class ServiceDefinition(Generic[SettingsT, StateT]):
     migrations: str = field(metadata={"doc": "Alembic script location, e.g. `tidemark_jobs:migrations`"})
     routers: Sequence[APIRouter] = ()
     internal_routers: Sequence[APIRouter] = ()
+    pages: Sequence[APIRouter] = field(
+        default=(), metadata={"doc": "HTML pages for browsers: no bearer dependency (they check the token "
+                                     "themselves, from a cookie) and left out of the OpenAPI document"},
+    )
     setup: Callable[[ServiceRuntime[SettingsT, StateT]], Awaitable[StateT]] | None = None
     teardown: Callable[[ServiceRuntime[SettingsT, StateT]], Awaitable[None]] | None = None
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -120,6 +120,12 @@ class StreamStats(_Model):
     error: RunError | None = None
     warnings: list[StreamWarning] = Field(
         default_factory=list, description="Each kind of conversion the stream's values went through, with its count.",
+    )
+    cursor_before: str | None = Field(
+        default=None, description="Incremental state the run started from (the cursor value as text), when any.",
+    )
+    cursor_after: str | None = Field(
+        default=None, description="Incremental state the run committed with its data, when any.",
     )
 
 
@@ -260,6 +266,34 @@ class RunFinished(EventPayload):
     @property
     def rows_written(self) -> int:
         return sum(s.rows_written for s in self.streams)
+
+
+class LogRecord(_Model):
+    """One structured log record of a run's worker, secrets already scrubbed."""
+
+    seq: int = Field(description="Position in the run's log, from 0, numbered by the worker.")
+    at: datetime
+    level: str = Field(description="`debug`, `info`, `warning`, `error` or `critical`.")
+    logger: str
+    message: str
+    fields: dict[str, Any] = Field(default_factory=dict, description="Structured context (stream, rows, ...).")
+
+
+class RunLogged(EventPayload):
+    """A batch of the worker's log records, shipped with its heartbeat and at its end, so logs
+    reach jobs-svc from any launcher (a Kubernetes Job shares no disk with it). Bounded: a batch
+    holds at most a few hundred records, each message cut to a few kilobytes."""
+
+    event_type: ClassVar[str] = "run.log"
+    topic: ClassVar[Topic] = Topic.RUNS
+
+    run_id: UUID
+    pipeline_id: UUID
+    records: list[LogRecord] = Field(default_factory=list)
+    dropped: int = Field(default=0, description="Records the worker dropped since the last batch (buffer full).")
+
+    def subject(self) -> str:
+        return str(self.run_id)
 
 
 class RunCancelRequested(EventPayload):
@@ -448,7 +482,7 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
         RunScheduled, RunUnscheduled, RunQueued, RunWaiting, RunRequested, RunStarted, RunProgress, RunFinished,
-        RunCancelRequested,
+        RunCancelRequested, RunLogged,
         ConnectionChanged,
         SchemaDriftDetected, DriftActionRecorded, AlertSent,
         PipelineChanged, PipelinePauseRequested, PipelineDriftActionRequested,

@@ -13,7 +13,7 @@ import pyarrow as pa
 from pydantic import ValidationError
 
 from tidemark.connectors import Source, StreamState, get_connector
-from tidemark.connectors.boundary import source_batches, source_call
+from tidemark.connectors.boundary import secret_values, source_batches, source_call
 from tidemark.connectors.client import fetch_connection_config
 from tidemark.errors import ConfigError, TidemarkError
 from tidemark.events import (
@@ -30,6 +30,7 @@ from tidemark.events.contracts import RunError
 from tidemark.lakehouse import Lakehouse, WriteRequest, table_identifier
 from tidemark.lakehouse.state import CONNECTION_ID, PIPELINE_ID, PIPELINE_NAME, SOURCE_STREAM
 from tidemark.logs import fields, log_context
+from tidemark.redact import REDACT
 from tidemark_ingest.settings import IngestSettings
 from tidemark_ingest.worker.checks import check_stream
 from tidemark_ingest.worker.prefetch import prefetched
@@ -102,6 +103,7 @@ def open_source(settings: IngestSettings, connection_id: uuid.UUID) -> Source:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
         )
         raise ConfigError(f"connection {connection_id} has an invalid {connector_type} config: {problems}") from exc
+    REDACT.remember(secret_values(parsed))  # the log this worker ships never holds them
     with source_call(parsed, connector_type):
         return source_type(parsed)
 
@@ -188,10 +190,13 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
         duration = time.perf_counter() - started
         log.info("stream loaded", extra=fields(rows=result.rows_written, seconds=round(duration, 3),
                                                snapshot_id=result.snapshot_id))
+        before = None if state is None else state.cursor_value
+        after = result.cursor_value if result.cursor_value is not None else before  # no new rows: unchanged
         return StreamStats(
             stream=stream.name, table=identifier, status="succeeded", rows_read=progress.rows_read,
             rows_written=result.rows_written, bytes_written=result.bytes_written,
             duration_seconds=duration, snapshot_id=result.snapshot_id, warnings=_warnings(source, stream),
+            cursor_before=None if before is None else str(before), cursor_after=None if after is None else str(after),
         )
 
 
