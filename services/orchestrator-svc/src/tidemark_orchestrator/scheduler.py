@@ -238,6 +238,9 @@ async def scheduler_pass(runtime: OrchestratorRuntime, now: datetime) -> Outcome
     seen: set[uuid.UUID] = set()
     while True:
         pipelines: list[Pipeline] = []
+        # A long pass takes the time anew for each chunk: ticks coming due meanwhile fire in this
+        # pass, and a run's requested_at is when it was queued, not when the pass began.
+        now = max(now, runtime.state.clock())
         try:
             async with runtime.transaction() as session:
                 pipelines = [p for p in await repository.lock_due_pipelines(session, now, CHUNK) if p.id not in seen]
