@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_embedded_and_cli import Embedded, embedded, ok
+from tests.fixtures.embedded import Embedded, embedded, ok
 from tidemark.lakehouse import Lakehouse, LakehouseSettings
 from tidemark_testing.fake_vendors.jira import FakeJira, custom_field, system_field
 from tidemark_testing.fake_vendors.salesforce import STANDARD, FakeSalesforce, sf_field
