@@ -9,8 +9,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,52 +17,19 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
 
-from tests.e2e.processes import ServiceProcess, free_port, spawn, wait_healthy
 from tests.fixtures.drift import webhook_receiver
+from tests.fixtures.embedded import Embedded, embedded, ok
 from tests.fixtures.flaky_proxy import flaky_proxy
 from tests.fixtures.slow_source import add_rows, slow_items
 from tidemark.connectors.sql.sqlite.source import sample_database
 from tidemark.lakehouse import Lakehouse, LakehouseSettings
-from tidemark_cli.main import cli
 from tidemark_testing.fake_vendors.hubspot import FakeHubSpot, HubSpotObject, prop
 from tidemark_testing.fake_vendors.server import serving
 from tidemark_testing.postgres import create_database, drop_database
 
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class Embedded:
-    process: ServiceProcess
-    home: Path
-    token: str
-
-    def cli(self, *args: str, token: str | None = None, input: str | None = None) -> Result:
-        base = ["--url", self.process.url, "--token", self.token if token is None else token]
-        return CliRunner().invoke(cli, [*base, *args], input=input, catch_exceptions=False)
-
-
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
-    home = tmp_path_factory.mktemp("embedded-home")
-    port = free_port()
-    argv = [sys.executable, "-c", "from tidemark_cli.main import cli; cli()",
-            "up", "--port", str(port), "--home", str(home), "--demo"]
-    # No KAFKA_BOOTSTRAP_SERVERS and no token: like a new user, it starts its own broker and makes a token.
-    # Scheduler passes every half second, so retries whose backoff ran out start without a 5 s wait.
-    process = spawn(argv, "embedded", port, {"TIDEMARK_ORCHESTRATOR__SCHEDULER_POLL_SECONDS": "0.5"}, home / "logs")
-    try:
-        wait_healthy(process, "/readyz")
-        deadline = time.monotonic() + 120
-        while "Demo run" not in process.log.read_text(errors="replace"):
-            assert process.proc.poll() is None, process.log_tail()
-            assert time.monotonic() < deadline, process.log_tail()
-            time.sleep(0.5)
-        yield Embedded(process, home, (home / "token").read_text().strip())
-    finally:
-        process.stop()
+__all__ = ["embedded"]  # the platform fixture (tests/fixtures/embedded.py), one per module
 
 
 def test_demo_run_succeeds_and_says_where_to_look(embedded: Embedded) -> None:
@@ -133,11 +99,6 @@ def test_cli_reports_bad_input_by_field_and_missing_token(embedded: Embedded) ->
     assert "Missing bearer token" in anonymous.output
     wrong = embedded.cli("runs", "list", token="not-the-token")
     assert "Invalid bearer token" in wrong.output
-
-
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def test_cli_saves_a_pipeline_unvalidated_only_when_asked(embedded: Embedded) -> None:

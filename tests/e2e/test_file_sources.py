@@ -11,7 +11,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from tests.e2e.test_embedded_and_cli import Embedded, embedded, ok
+from tests.fixtures.embedded import Embedded, embedded, ok
 from tests.fixtures.storage import AZURITE_ACCOUNT
 from tests.integration.files_fixtures import Bucket, parquet_bytes
 from tests.integration.test_source_azure_blob import Container
@@ -19,7 +19,7 @@ from tidemark.lakehouse import Lakehouse, LakehouseSettings
 from tidemark.lakehouse.settings import AZURITE_ACCOUNT_KEY
 
 pytestmark = pytest.mark.e2e
-__all__ = ["embedded"]  # the platform fixture, shared with the CLI tests' module
+__all__ = ["embedded"]  # the platform fixture (tests/fixtures/embedded.py), one per module
 
 
 def test_connector_types_list_file_sources_with_write_only_secrets(embedded: Embedded) -> None:
