@@ -9,7 +9,7 @@ PORT ?= 8000
 # Azurite (Azure Blob emulator) for the lakehouse tests; tests/fixtures/storage.py looks here too.
 AZURITE_DIR ?= $(or $(TIDEMARK_TEST_AZURITE_DIR),$(HOME)/.cache/tidemark/azurite)
 
-.PHONY: help bootstrap run test test-unit test-integration test-e2e lint fmt contracts bench clean
+.PHONY: help bootstrap run test test-unit test-integration test-e2e lint fmt contracts bench bench-orchestrator clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ contracts: bootstrap ## Export event contracts as JSON Schema into docs/contract
 
 bench: bootstrap ## Benchmark PostgreSQL → Iceberg vs the COPY ceiling and dlt (BENCH_ROWS, default 5M); writes docs/benchmarks.md
 	$(UV) run python bench/run.py
+
+bench-orchestrator: bootstrap ## Scale-test the scheduler: BENCH_PIPELINES (10000) every-minute schedules on PostgreSQL, 1 then 2 orchestrators, BENCH_MINUTES (3) each
+	$(UV) run python bench/orchestrator.py
 
 clean: ## Remove local state (.tidemark) and caches
 	rm -rf .tidemark .pytest_cache .mypy_cache .ruff_cache
