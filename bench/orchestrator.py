@@ -235,6 +235,8 @@ class Phase:
     replicas: int
     ticks: list[datetime]
     statements: float = 0.0
+    span: tuple[datetime, datetime] | None = None  # when its statements were counted
+    queued_in_span: int = 0
     expected: int = 0
     fired: int = 0
     admitted: int = 0
@@ -249,6 +251,11 @@ class Phase:
     def queries_per_tick(self) -> float:
         return self.statements / self.fired if self.fired else math.nan
 
+    @property
+    def minutes(self) -> float:
+        assert self.span is not None
+        return (self.span[1] - self.span[0]).total_seconds() / 60
+
     def line(self) -> str:
         return (f"PHASE {self.name} replicas={self.replicas} ticks={self.expected} fired={self.fired} "
                 f"duplicates={self.duplicates} missed={self.missed} "
@@ -256,7 +263,8 @@ class Phase:
                 f"max_lateness_s={self.lateness['max']:.3f} within_2s={self.within_target} "
                 f"p50_admit_s={self.admit['p50']:.3f} p99_admit_s={self.admit['p99']:.3f} "
                 f"p50_written_s={self.written['p50']:.3f} p99_written_s={self.written['p99']:.3f} "
-                f"queries_per_tick={self.queries_per_tick:.1f}")
+                f"queries_per_tick={self.queries_per_tick:.1f} statements_per_min={self.statements / self.minutes:.0f} "
+                f"ticks_queued_per_min={self.queued_in_span / self.minutes:.0f}")
 
 
 LATENESS_SQL = """
@@ -292,6 +300,11 @@ FROM (SELECT extract(epoch FROM outbox.created_at - runs.scheduled_for) AS late 
       JOIN runs ON runs.id = (outbox.envelope::json -> 'data' ->> 'run_id')::uuid
       WHERE outbox.envelope::json ->> 'type' = 'run.queued' AND runs.scheduled_for = ANY(%(ticks)s)) AS queued
 """
+# Ticks of any minute that became queued while the phase ran: the scheduler's throughput.
+QUEUED_IN_SPAN_SQL = """
+SELECT count(*) FROM outbox WHERE envelope::json ->> 'type' = 'run.queued'
+  AND envelope::json -> 'data' ->> 'trigger' = 'schedule' AND created_at >= %(from)s AND created_at < %(to)s
+"""
 REQUESTED_TWICE_SQL = """
 SELECT coalesce(sum(n - 1), 0) FROM (
   SELECT (envelope::json -> 'data' ->> 'run_id')::uuid AS run_id, count(*) AS n FROM outbox
@@ -308,11 +321,15 @@ def judge(dsn: str, phase: Phase, pipelines: int) -> None:
         same_tick = conn.execute(SAME_TICK_SQL, params).fetchone()
         requested_twice = conn.execute(REQUESTED_TWICE_SQL, params).fetchone()
         written = conn.execute(WRITTEN_SQL, params).fetchone()
+        assert phase.span is not None
+        queued = conn.execute(QUEUED_IN_SPAN_SQL, {"from": phase.span[0], "to": phase.span[1]}).fetchone()
     assert row is not None
     assert fired is not None
     assert same_tick is not None
     assert requested_twice is not None
     assert written is not None
+    assert queued is not None
+    phase.queued_in_span = int(queued[0])
     nan = math.nan
 
     def number(value: Any) -> float:
@@ -344,12 +361,14 @@ async def sleep_until(moment: datetime) -> None:
 
 async def run_phase(phase: Phase, processes: list[ServiceProcess], start: datetime, minutes: int) -> None:
     """Count statements from just before the phase's first tick to just before the next phase's."""
-    await sleep_until(start - timedelta(seconds=2))
+    begin, end = start - timedelta(seconds=2), start + timedelta(minutes=minutes, seconds=-2)
+    await sleep_until(begin)
     before = await asyncio.to_thread(statements, processes)
     log(f"phase {phase.name}: {len(processes)} orchestrator process(es), ticks "
         f"{phase.ticks[0]:%H:%M} to {phase.ticks[-1]:%H:%M} UTC")
-    await sleep_until(start + timedelta(minutes=minutes, seconds=-2))
+    await sleep_until(end)
     phase.statements = await asyncio.to_thread(statements, processes) - before
+    phase.span = (begin, end)
 
 
 async def bench(config: Config, admin: str, work: Path) -> tuple[Phase, Phase, float]:
@@ -448,7 +467,9 @@ def main() -> None:
     # Overall percentiles are the worse phase's: the target holds only if it holds in both.
     p50 = max(p.lateness["p50"] for p in phases)
     p99 = max(p.lateness["p99"] for p in phases)
-    met = duplicates == 0 and missed == 0 and p99 <= TARGET_LATENESS_S
+    # requested_at is when the firing pass began; the run is written later, so both must hold.
+    written_p99 = max(p.written["p99"] for p in phases)
+    met = duplicates == 0 and missed == 0 and max(p99, written_p99) <= TARGET_LATENESS_S
     log(f"target: every tick within {TARGET_LATENESS_S:g} s, no duplicates, none missed: "
         f"{'met' if met else 'NOT met'}")
     print(f"BENCH pipelines={config.pipelines} ticks={ticks} duplicates={duplicates} missed={missed} "
@@ -456,8 +477,10 @@ def main() -> None:
           f"p99_lateness_1_s={one.lateness['p99']:.3f} p99_lateness_2_s={two.lateness['p99']:.3f} "
           f"p50_admit_s={max(p.admit['p50'] for p in phases):.3f} "
           f"p99_admit_s={max(p.admit['p99'] for p in phases):.3f} "
-          f"p99_written_s={max(p.written['p99'] for p in phases):.3f} "
+          f"p99_written_s={written_p99:.3f} "
           f"queries_per_tick_1={one.queries_per_tick:.1f} queries_per_tick_2={two.queries_per_tick:.1f} "
+          f"statements_per_min_1={one.statements / one.minutes:.0f} "
+          f"statements_per_min_2={two.statements / two.minutes:.0f} "
           f"create_s={created_s:.1f}", flush=True)
 
 
