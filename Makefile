@@ -9,7 +9,7 @@ PORT ?= 8000
 # Azurite (Azure Blob emulator) for the lakehouse tests; tests/fixtures/storage.py looks here too.
 AZURITE_DIR ?= $(or $(TIDEMARK_TEST_AZURITE_DIR),$(HOME)/.cache/tidemark/azurite)
 
-.PHONY: help bootstrap run test test-unit test-integration test-e2e lint fmt contracts bench bench-orchestrator clean
+.PHONY: help bootstrap browser run test test-unit test-integration test-e2e lint fmt contracts bench bench-files bench-drift bench-jobs bench-orchestrator clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -23,10 +23,18 @@ bootstrap: ## Install uv (if missing), every Python dependency into .venv, and A
 run: bootstrap ## Start the whole platform locally (embedded, PORT=8000) and run the demo pipeline; Ctrl-C or SIGTERM stops it
 	$(UV) run tidemark up --demo --port $(PORT)
 
-test: bootstrap ## Run every test: unit, integration and e2e (starts its own broker; uses PostgreSQL on 127.0.0.1:5432)
+browser: ## Debian's chromium for the Jobs page tests (Playwright drives it; no browser is downloaded)
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		test -n "$$TIDEMARK_TEST_CHROMIUM"; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	else echo "MISSING: chromium (the Jobs page tests need it): run 'sudo apt-get install -y chromium'," \
+		"or set TIDEMARK_TEST_CHROMIUM=/path/to/chromium"; fi
+
+test: bootstrap browser ## Run every test: unit, integration and e2e (starts its own broker; uses PostgreSQL on 127.0.0.1:5432)
 	$(UV) run pytest $(PYTEST_ARGS)
 
-test-unit: bootstrap ## Only the unit tests (nothing running needed)
+test-unit: bootstrap browser ## Only the unit tests (nothing running needed but Chromium for the Jobs page)
 	$(UV) run pytest -m unit $(PYTEST_ARGS)
 
 test-integration: bootstrap ## Only the integration tests
@@ -47,6 +55,15 @@ contracts: bootstrap ## Export event contracts as JSON Schema into docs/contract
 
 bench: bootstrap ## Benchmark PostgreSQL → Iceberg vs the COPY ceiling and dlt (BENCH_ROWS, default 5M); writes docs/benchmarks.md
 	$(UV) run python bench/run.py
+
+bench-files: bootstrap ## Benchmark the S3 source on one CSV object of ~450 MB (BENCH_FILE_ROWS): time and peak RSS vs pyarrow
+	$(UV) run python bench/files.py
+
+bench-drift: bootstrap ## Time schema-svc's poll on 1,000 tables of 10 columns: unchanged (fingerprint only) and one column changed
+	$(UV) run python bench/drift.py
+
+bench-jobs: bootstrap ## jobs-svc with 1,000,000 runs on PostgreSQL: p95 of /v1/runs and /jobs (BENCH_JOBS_RUNS to change)
+	$(UV) run python bench/jobs.py
 
 bench-orchestrator: bootstrap ## Scale-test the scheduler: BENCH_PIPELINES (10000) every-minute schedules on PostgreSQL, 1 then 2 orchestrators, BENCH_MINUTES (3) each
 	$(UV) run python bench/orchestrator.py

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.storage", "tests.fixtures.pipelines"]
+pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.storage", "tests.fixtures.pipelines", "tests.fixtures.drift"]
 
 
 @pytest.fixture(autouse=True)

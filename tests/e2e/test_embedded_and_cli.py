@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,14 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.e2e.processes import ServiceProcess, free_port, spawn, wait_healthy
+from tests.fixtures.drift import webhook_receiver
 from tests.fixtures.flaky_proxy import flaky_proxy
 from tests.fixtures.slow_source import add_rows, slow_items
+from tidemark.connectors.sql.sqlite.source import sample_database
 from tidemark.lakehouse import Lakehouse, LakehouseSettings
 from tidemark_cli.main import cli
+from tidemark_testing.fake_vendors.hubspot import FakeHubSpot, HubSpotObject, prop
+from tidemark_testing.fake_vendors.server import serving
 from tidemark_testing.postgres import create_database, drop_database
 
 pytestmark = pytest.mark.e2e
@@ -66,6 +72,22 @@ def test_demo_run_succeeds_and_says_where_to_look(embedded: Embedded) -> None:
     assert f"API token: {embedded.token}" in log
     assert (embedded.home / "token").stat().st_mode & 0o777 == 0o600
     assert (embedded.home / "warehouse").is_dir()
+    assert f"Jobs page: {embedded.process.url}/jobs" in log
+
+
+def test_the_demo_run_is_on_the_jobs_page_with_its_worker_log(embedded: Embedded) -> None:
+    [run] = json.loads(ok(embedded.cli("--json", "runs", "list", "--pipeline", "demo-shop")).output)
+    logs = ok(embedded.cli("runs", "logs", run["run_id"])).output  # shipped by the worker as run.log events
+    assert "run started" in logs
+    assert "stream loaded" in logs
+    with httpx.Client(base_url=embedded.process.url) as browser:
+        assert "demo-shop" not in browser.get("/jobs").text  # no token, no runs
+        browser.cookies.set("tidemark_token", embedded.token)
+        page = browser.get("/jobs", params={"q": "demo-shop"})
+        assert page.status_code == 200
+        assert run["run_id"] in page.text
+        detail = browser.get(f"/jobs/runs/{run['run_id']}")
+        assert "stream loaded" in detail.text
 
 
 def test_cli_drives_connections_pipelines_and_runs(embedded: Embedded) -> None:
@@ -545,6 +567,98 @@ def test_a_transient_failure_is_retried_until_it_succeeds_and_a_config_error_is_
 
 def _seconds(moment: str) -> float:
     return datetime.fromisoformat(moment).timestamp()
+
+
+def test_a_hubspot_pipeline_loads_what_the_account_holds_and_follows_its_changes(embedded: Embedded) -> None:
+    """connection → check → discover → incremental pipeline → run → Iceberg table equal to the fake
+    HubSpot account; then a property added and records updated between runs."""
+    token = "pat-na1-e2e-0000-1111"
+    hub = FakeHubSpot(token)
+    hub.objects["contacts"] = HubSpotObject([prop("email", "string"), prop("score", "number"),
+                                             prop("lastmodifieddate", "datetime")])
+    start = datetime(2024, 7, 1, tzinfo=UTC)
+    for i in range(1, 251):  # more than one page of the list and of the search API
+        hub.put("contacts", i, email=f"c{i}@example.com", score=f"{i}.5", lastmodifieddate=start + timedelta(minutes=i))
+    with serving(hub.app) as uri:
+        ok(embedded.cli("connections", "create", "--name", "hubspot-e2e", "--type", "hubspot",
+                        f"--set=access_token={token}", f"--set=base_url={uri}", '--set=objects=["contacts"]'))
+        shown = json.loads(ok(embedded.cli("--json", "connections", "show", "hubspot-e2e")).output)
+        assert token not in json.dumps(shown)
+        assert "succeeded" in ok(embedded.cli("connections", "check", "hubspot-e2e")).output
+        discovered = json.loads(ok(embedded.cli("--json", "connections", "discover", "hubspot-e2e")).output)
+        [contacts] = discovered["streams"]
+        assert contacts["primary_key"] == ["id"]
+        ok(embedded.cli("pipelines", "create", "--name", "hubspot-e2e", "--connection", "hubspot-e2e",
+                        "--stream", "contacts", "--mode", "incremental", "--cursor-field", "lastmodifieddate",
+                        "--primary-key", "id", "--namespace", "hubspot"))
+        first = json.loads(ok(embedded.cli("--json", "pipelines", "run", "hubspot-e2e", "--wait")).output)
+        assert (first["status"], first["rows_written"]) == ("succeeded", 250), first
+        lake = Lakehouse(LakehouseSettings().resolve(embedded.home))
+
+        def table_rows() -> list[dict[str, object]]:
+            rows = lake.catalog.load_table(first["streams"][0]["table"]).scan().to_arrow().to_pylist()
+            return sorted(rows, key=lambda r: int(r["id"]))  # type: ignore[call-overload]
+
+        def expected(columns: tuple[str, ...]) -> list[dict[str, object]]:
+            out = []
+            for i, values in sorted(hub.objects["contacts"].records.items()):
+                row: dict[str, object] = {"id": i}
+                for name in columns:
+                    raw = values.get(name)
+                    row[name] = None if raw is None else (
+                        Decimal(raw) if name == "score" else
+                        datetime.fromisoformat(raw.replace("Z", "+00:00")) if name == "lastmodifieddate" else raw)
+                out.append(row)
+            return out
+
+        assert table_rows() == expected(("email", "score", "lastmodifieddate"))
+
+        hub.objects["contacts"].properties.append(prop("tier", "enumeration"))
+        hub.put("contacts", 7, tier="gold", score="99.5", lastmodifieddate=start + timedelta(days=1))
+        hub.put("contacts", 251, email="new@example.com", score="1", lastmodifieddate=start + timedelta(days=1))
+        second = json.loads(ok(embedded.cli("--json", "pipelines", "run", "hubspot-e2e", "--wait")).output)
+        # Incremental from the stored cursor: the boundary record, the updated one, the new one.
+        assert (second["status"], second["rows_written"]) == ("succeeded", 3), second
+        assert table_rows() == expected(("email", "score", "lastmodifieddate", "tier"))
+
+
+def test_a_schema_change_in_a_source_is_a_drift_event_and_one_alert(embedded: Embedded, tmp_path: Path) -> None:
+    """The walk-through of docs/drift.md on the embedded platform: alter a copy of the demo database,
+    watch the drift, its history and the alert reach a webhook, through the real broker."""
+    shop = tmp_path / "shop.db"
+    shutil.copy(sample_database("shop"), shop)
+    headers = {"Authorization": f"Bearer {embedded.token}"}
+    with httpx.Client(base_url=embedded.process.url, headers=headers, timeout=30) as api, \
+            webhook_receiver() as receiver:
+        connection = api.post("/v1/connections", json={"name": "shop-drift", "type": "sqlite",
+                                                         "config": {"path": str(shop)}}).json()["id"]
+        rule = api.post("/v1/alert-rules", json={"name": "shop-drift", "connection_id": connection,
+                                                  "min_severity": "info", "url": receiver.url})
+        assert rule.status_code == 201, rule.text
+        deadline = time.monotonic() + 30
+        while not api.get(f"/v1/schemas/connections/{connection}/history").json():  # the first snapshot
+            assert time.monotonic() < deadline, embedded.process.log_tail()
+            time.sleep(0.5)
+        patched = api.patch(f"/v1/schemas/connections/{connection}", json={"poll_interval_seconds": 5})
+        assert patched.status_code == 200, patched.text
+        time.sleep(1)
+        with sqlite3.connect(shop) as conn:
+            conn.execute("ALTER TABLE orders ADD COLUMN coupon TEXT")
+        deadline = time.monotonic() + 5 + 5
+        while not (drifts := api.get("/v1/drift", params={"connection_id": connection}).json()):
+            assert time.monotonic() < deadline, embedded.process.log_tail()
+            time.sleep(0.5)
+        [drift] = drifts
+        assert [(c["kind"], c["stream"], c["column"]) for c in drift["changes"]] == [
+            ("column_added", "main.orders", "coupon")]
+        deadline = time.monotonic() + 30
+        while not receiver.received:
+            assert time.monotonic() < deadline, embedded.process.log_tail()
+            time.sleep(0.5)
+        [alert] = receiver.received
+        assert alert["drift_id"] == drift["id"]
+        history = api.get(f"/v1/schemas/connections/{connection}/history").json()
+        assert [h["version"] for h in history] == [2, 1]
 
 
 # Keep this test last in the module: it stops the platform the tests above share.

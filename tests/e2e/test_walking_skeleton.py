@@ -137,7 +137,7 @@ def test_skeleton_run_lands_in_iceberg_and_jobs(platform: Platform) -> None:
                         lambda rs: rs[0]["status"] == "succeeded", 30, "orchestrator run state")
         assert runs[0]["run_id"] == run_id
 
-        failed = jobs.get("/v1/runs", params={"status": "failed"}).json()
+        failed = jobs.get("/v1/runs", params={"status": "failed"}).json()["items"]
         assert run_id not in [r["run_id"] for r in failed]
 
     catalog = open_catalog(LakehouseSettings(catalog_uri=platform.catalog_uri, warehouse=platform.warehouse))

@@ -34,6 +34,7 @@ def test_resync_rewrites_the_table_and_resets_the_cursor(lake: Lakehouse, tmp_pa
     first = load_stream(lake, source, DEST, STREAM, "run-1", Progress())
     assert first.status == "succeeded", first.error
     assert first.rows_written == 1000
+    assert (first.cursor_before, first.cursor_after) == (None, "1000")  # what jobs-svc shows per stream
 
     # Rows change behind the cursor: append-only cannot see that, a resync must.
     with sqlite3.connect(db) as conn:
@@ -54,5 +55,6 @@ def test_resync_rewrites_the_table_and_resets_the_cursor(lake: Lakehouse, tmp_pa
                      "updated_at FROM orders WHERE id = 1")
     after = load_stream(lake, source, DEST, STREAM, "run-3", Progress())
     assert after.rows_written == 1
+    assert (after.cursor_before, after.cursor_after) == ("5005", "6000")
     assert rows(lake)[-1] == 6000
     assert len(rows(lake)) == 996

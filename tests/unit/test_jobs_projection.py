@@ -113,10 +113,10 @@ async def test_filter_by_status(setup: tuple[httpx.AsyncClient, MemoryBus]) -> N
     failure = RunFinished(run_id=bad, pipeline_id=pipeline_id, status=RunStatus.FAILED,
                           error=RunError(message="source unreachable", kind="transient"))
     await deliver(bus, requested(ok, pipeline_id), requested(bad, pipeline_id), finished(ok, pipeline_id, 1), failure)
-    failed = (await client.get("/v1/runs", params={"status": "failed"})).json()
+    failed = (await client.get("/v1/runs", params={"status": "failed"})).json()["items"]
     assert [r["run_id"] for r in failed] == [str(bad)]
     assert failed[0]["error"] == "source unreachable"
-    both = (await client.get("/v1/runs", params={"status": ["failed", "succeeded"]})).json()
+    both = (await client.get("/v1/runs", params={"status": ["failed", "succeeded"]})).json()["items"]
     assert {r["run_id"] for r in both} == {str(ok), str(bad)}
     bogus = await client.get("/v1/runs", params={"status": "exploded"})
     assert bogus.status_code == 422
@@ -134,7 +134,7 @@ async def test_an_upcoming_run_is_scheduled_then_queued_with_its_tick(
     earlier = uuid.uuid4()
     await deliver(bus, RunScheduled(run_id=earlier, pipeline_id=pipeline_id, pipeline_name="orders",
                                     scheduled_for=tick - timedelta(hours=1)))
-    upcoming = (await client.get("/v1/runs", params={"status": "scheduled"})).json()
+    upcoming = (await client.get("/v1/runs", params={"status": "scheduled"})).json()["items"]
     assert [(r["run_id"], r["scheduled_for"], r["trigger"]) for r in upcoming] == [  # soonest first
         (str(earlier), "2026-12-08T00:30:00Z", "schedule"), (str(run_id), "2026-12-08T01:30:00Z", "schedule")]
     due = requested(run_id, pipeline_id).model_copy(update={"trigger": "schedule", "scheduled_for": tick})

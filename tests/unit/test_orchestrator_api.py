@@ -73,7 +73,7 @@ async def test_trigger_run_emits_run_requested_once_committed(
     assert again.headers["content-type"] == "application/problem+json"
     # The relay publishes the outbox rows: both runs queued, only the first sent to the workers.
     for _ in range(50):
-        if len(bus.published[Topic.RUNS]) >= 3:
+        if len(bus.published[Topic.RUNS]) >= 4:
             break
         await asyncio.sleep(0.05)
     types = [(e.type, e.subject) for e in bus.published[Topic.RUNS]]
@@ -145,7 +145,8 @@ async def test_resync_names_pipeline_streams_and_travels_in_the_event(
 async def test_a_late_or_repeated_run_event_never_moves_the_run_backwards(
     client: httpx.AsyncClient, bus: MemoryBus, pipeline_body: Callable[..., dict[str, object]]
 ) -> None:
-    pid = (await client.post("/v1/pipelines", json=pipeline_body(name="late", retries={"max_attempts": 1}))).json()["id"]
+    body = pipeline_body(name="late", retries={"max_attempts": 1})
+    pid = (await client.post("/v1/pipelines", json=body)).json()["id"]
     run_id = uuid.UUID((await client.post(f"/v1/pipelines/{pid}/runs")).json()["run_id"])
 
     async def deliver(payload: EventPayload) -> dict[str, object]:
@@ -175,7 +176,8 @@ async def test_a_late_or_repeated_run_event_never_moves_the_run_backwards(
 async def test_a_run_finished_from_a_newer_producer_with_fields_added_is_applied(
     client: httpx.AsyncClient, bus: MemoryBus, pipeline_body: Callable[..., dict[str, object]]
 ) -> None:
-    pid = (await client.post("/v1/pipelines", json=pipeline_body(name="newer", retries={"max_attempts": 1}))).json()["id"]
+    body = pipeline_body(name="newer", retries={"max_attempts": 1})
+    pid = (await client.post("/v1/pipelines", json=body)).json()["id"]
     run_id = uuid.UUID((await client.post(f"/v1/pipelines/{pid}/runs")).json()["run_id"])
     stats = StreamStats(stream="main.orders", table="tidemark.orders", status="failed",
                         error=RunError(message="gone", kind="transient"))

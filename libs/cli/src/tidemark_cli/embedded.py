@@ -30,6 +30,7 @@ from tidemark_orchestrator.app import DEFINITION as ORCHESTRATOR
 from tidemark_orchestrator.app import definition as orchestrator_definition
 from tidemark_orchestrator.settings import OrchestratorSettings
 from tidemark_schema.app import DEFINITION as SCHEMA
+from tidemark_schema.app import definition as schema_definition
 from tidemark_schema.settings import SchemaSettings
 
 IN_PROCESS = "http://embedded"
@@ -110,7 +111,7 @@ def service_settings(env: Embedded) -> list[tuple[ServiceDefinition[Any, Any], A
         if definition is INGEST:
             # Workers are other processes: they reach this one's connector-svc over loopback.
             kwargs["connector_url"] = env.url
-        if definition is ORCHESTRATOR:
+        if definition is ORCHESTRATOR or definition is SCHEMA:
             kwargs["connector_url"] = IN_PROCESS  # see create_embedded_app
         built.append((definition, settings_type(**kwargs)))
     return built
@@ -129,9 +130,12 @@ class _Itself:
 def create_embedded_app(env: Embedded, bus: Bus | None = None) -> FastAPI:
     """The platform's one app. ``bus`` replaces the broker (tests fuzz the app on a memory bus)."""
     itself = _Itself()
-    # The orchestrator asks connector-svc for catalogs in-process: same app, no socket, no port to reach.
+    # The orchestrator and schema-svc ask connector-svc for catalogs and configs in-process: same app,
+    # no socket, no port to reach.
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=itself), base_url=IN_PROCESS)
-    services = [(orchestrator_definition(http) if definition is ORCHESTRATOR else definition, settings)
+    in_process: dict[str, ServiceDefinition[Any, Any]] = {
+        ORCHESTRATOR.name: orchestrator_definition(http), SCHEMA.name: schema_definition(http)}
+    services = [(in_process.get(definition.name, definition), settings)
                 for definition, settings in service_settings(env)]
     # One producer and one set of consumer groups for the whole process.
     shared = bus if bus is not None else KafkaBus(env.kafka, client_id="tidemark-embedded")

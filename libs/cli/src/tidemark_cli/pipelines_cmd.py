@@ -301,8 +301,9 @@ def _tree(nodes: list[dict[str, Any]], prefix: str) -> list[str]:
 @click.argument("pipeline")
 @pass_ctx
 def pipelines_pause(ctx: Ctx, pipeline: str) -> None:
-    """Pause a pipeline: no scheduled or manual runs until it is resumed. Its upcoming runs are
-    withdrawn; a run already queued or running goes on."""
+    """Pause a pipeline: no scheduled, dependency or manual runs until it is resumed. Its upcoming
+    runs are withdrawn, runs still waiting for a slot or a retry's backoff are cancelled; a run
+    already sent to the workers goes on."""
     with ctx.client() as client:
         found = client.resolve("pipelines", pipeline)
         answer = client.post(f"/v1/pipelines/{found['id']}/pause")
@@ -311,6 +312,8 @@ def pipelines_pause(ctx: Ctx, pipeline: str) -> None:
         return
     emit(_flat(answer["pipeline"]), False, COLUMNS)
     click.echo(f"\n{len(answer['unscheduled'])} upcoming run(s) withdrawn.")
+    for run in answer.get("cancelled", []):
+        click.echo(f"Run {run['run_id']} ({run['trigger']}, attempt {run['attempt']}) was waiting: cancelled.")
     if answer["active_run"]:
         active = answer["active_run"]
         click.echo(f"Run {active['run_id']} is {active['status']} and goes on (pausing does not stop it).")

@@ -51,6 +51,7 @@ def _run(host: str, port: int, home: Path, demo: bool, log_format: str) -> None:
         app = create_embedded_app(env)
         click.echo(f"Tidemark is starting on {env.url}  (home: {env.home}, broker: {bootstrap})")
         click.echo(f"  API docs:  {env.url}/docs")
+        click.echo(f"  Jobs page: {env.url}/jobs   (sign in with the API token)")
         click.echo(f"  API token: {env.api_token}   (saved in {env.home / 'token'})")
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None))
         if demo:

@@ -25,6 +25,11 @@ def log_context(**values: Any) -> Iterator[None]:
         _context.reset(token)
 
 
+def current_context() -> dict[str, Any]:
+    """The values :func:`log_context` attached here (a copy)."""
+    return dict(_context.get())
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {

@@ -53,6 +53,10 @@ class ServiceDefinition(Generic[SettingsT, StateT]):
     migrations: str = field(metadata={"doc": "Alembic script location, e.g. `tidemark_jobs:migrations`"})
     routers: Sequence[APIRouter] = ()
     internal_routers: Sequence[APIRouter] = ()
+    pages: Sequence[APIRouter] = field(
+        default=(), metadata={"doc": "HTML pages for browsers: no bearer dependency (they check the token "
+                                     "themselves, from a cookie) and left out of the OpenAPI document"},
+    )
     setup: Callable[[ServiceRuntime[SettingsT, StateT]], Awaitable[StateT]] | None = None
     teardown: Callable[[ServiceRuntime[SettingsT, StateT]], Awaitable[None]] | None = None
 
@@ -99,6 +103,9 @@ class ServiceRuntime(Generic[SettingsT, StateT]):
     async def emit(self, session: AsyncSession, payload: EventPayload) -> Envelope:
         return await self.outbox.add(session, payload)
 
+    async def emit_many(self, session: AsyncSession, payloads: Sequence[EventPayload]) -> list[Envelope]:
+        return await self.outbox.add_many(session, payloads)
+
     def consume(self, purpose: str, topics: Sequence[Topic],
                 handlers: Mapping[type[Any], EventHandler[SettingsT, StateT, Any]]) -> None:
         """Apply each event of ``topics`` whose type ``handlers`` names, once (the consumer group
@@ -115,7 +122,8 @@ class ServiceRuntime(Generic[SettingsT, StateT]):
         self.bus.subscribe(
             group,
             topics,
-            IdempotentHandler(group, self.sessions, self.definition.tables.inbox, dispatch, self.outbox.notify),
+            IdempotentHandler(group, self.sessions, self.definition.tables.inbox, dispatch, self.outbox.notify,
+                              wants=lambda envelope: envelope.type in by_type),
         )
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

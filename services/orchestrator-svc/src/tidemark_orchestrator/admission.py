@@ -26,7 +26,17 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tidemark.events import ACTIVE, RunQueued, RunRequested, RunStatus, RunWaiting, Trigger
+from tidemark.events import (
+    ACTIVE,
+    EventPayload,
+    RunError,
+    RunFinished,
+    RunQueued,
+    RunRequested,
+    RunStatus,
+    RunWaiting,
+    Trigger,
+)
 from tidemark.ids import new_id
 from tidemark_orchestrator import repository
 from tidemark_orchestrator.deps import OrchestratorRuntime
@@ -36,7 +46,7 @@ from tidemark_orchestrator.specs import pipeline_spec
 
 ADMISSION_LOCK = 0x7469646D61646D  # "tidmadm": any constant naming "who admits runs"
 # Waiting runs looked at per pass; the rest wait for the next one (they are behind these in line).
-BATCH = 500
+BATCH = 2_000
 
 
 async def enqueue(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline, trigger: Trigger,
@@ -54,12 +64,28 @@ async def enqueue(runtime: OrchestratorRuntime, session: AsyncSession, pipeline:
 
 
 async def announce(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline, run: Run) -> None:
-    """``run.queued`` for a run that just entered ``queued`` (new, or a schedule tick that became due)."""
-    run.connection_id = pipeline.connection_id
-    await runtime.emit(session, RunQueued(
+    """``run.queued`` for a run that just entered ``queued``."""
+    await runtime.emit(session, queued_event(pipeline, run))
+
+
+def queued_event(pipeline: Pipeline, run: Run) -> RunQueued:
+    return RunQueued(
         run_id=run.id, pipeline_id=pipeline.id, pipeline_name=pipeline.name, connection_id=pipeline.connection_id,
         trigger=run.trigger, attempt=run.attempt, retry_of=run.retry_of, scheduled_for=run.scheduled_for,
-        not_before=run.not_before, reason=run.waiting_reason))
+        not_before=run.not_before, reason=run.waiting_reason)
+
+
+def _fail_for_drift(pipeline: Pipeline, run: Run, now: datetime, events: list[EventPayload]) -> None:
+    """A schema drift asked the pipeline's next run to fail (``drift_policy`` ``fail``, see
+    ``drift.py``): this one ends ``failed`` with the drift as its reason, kind ``config`` (never
+    retried: the source must be looked at), instead of starting."""
+    reason = pipeline.drift_failure
+    pipeline.drift_failure = None
+    run.status = RunStatus.FAILED
+    run.finished_at = now
+    run.error = reason
+    events.append(RunFinished(run_id=run.id, pipeline_id=pipeline.id, status=RunStatus.FAILED,
+                              error=RunError(message=str(reason), kind="config")))
 
 
 def _backoff(run: Run, now: datetime) -> str | None:
@@ -104,24 +130,30 @@ async def admit(runtime: OrchestratorRuntime, session: AsyncSession, now: dateti
         sa.select(Run).where(Run.status == RunStatus.QUEUED.value, Run.admitted_at.is_(None))
         .order_by(Run.requested_at, Run.id).limit(BATCH)
     )).all()
+    pipelines = await repository.pipelines_by_id(session, {run.pipeline_id for run in waiting})
     admitted: list[Run] = []
+    events: list[EventPayload] = []
     for run in waiting:
         reason = _backoff(run, now) or _no_slot(run, busy, total, per_connection, settings)
         if reason is not None:
             if reason != run.waiting_reason:
                 run.waiting_reason = reason
-                await runtime.emit(session, RunWaiting(run_id=run.id, pipeline_id=run.pipeline_id, reason=reason))
+                events.append(RunWaiting(run_id=run.id, pipeline_id=run.pipeline_id, reason=reason))
             continue
-        pipeline = await repository.get_pipeline(session, run.pipeline_id)
+        pipeline = pipelines[run.pipeline_id]
+        if pipeline.drift_failure:
+            _fail_for_drift(pipeline, run, now, events)
+            continue
         run.admitted_at = now
         run.waiting_reason = None
         busy[run.pipeline_id] = run.id
         per_connection[run.connection_id] += 1
         total += 1
         admitted.append(run)
-        await runtime.emit(session, RunRequested(
+        events.append(RunRequested(
             run_id=run.id, pipeline=pipeline_spec(pipeline), trigger=run.trigger, scheduled_for=run.scheduled_for,
             attempt=run.attempt, retry_of=run.retry_of, resync=list(run.resync or []),
             timeout_seconds=pipeline.timeout_seconds))
+    await runtime.emit_many(session, events)
     await session.flush()
     return admitted

@@ -10,9 +10,9 @@ from fastapi import FastAPI
 
 from tidemark.api.app import build_app
 from tidemark.db import utcnow
-from tidemark.events import RunFinished, RunStarted, Topic
+from tidemark.events import PipelineDriftActionRequested, PipelinePauseRequested, RunFinished, RunStarted, Topic
 from tidemark.service import ServiceDefinition
-from tidemark_orchestrator import logic, scheduler
+from tidemark_orchestrator import drift, logic, scheduler
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.deps import OrchestratorRuntime, OrchestratorState
 from tidemark_orchestrator.models import TABLES, Base
@@ -33,6 +33,8 @@ def definition(http: httpx.AsyncClient | None = None,
         catalogs = Catalogs(settings.connector_url, token.get_secret_value() if token else None, client,
                             settings.discover_timeout_seconds)
         runtime.consume("runs", [Topic.RUNS], {RunStarted: logic.on_run_started, RunFinished: logic.on_run_finished})
+        runtime.consume("drift", [Topic.PIPELINES], {PipelinePauseRequested: drift.on_pause_requested,
+                                                     PipelineDriftActionRequested: drift.on_action_requested})
         state = OrchestratorState(catalogs=catalogs, owned_http=None if http is not None else client, clock=clock)
         if settings.scheduler_enabled:
             runtime.spawn(scheduler.run_scheduler(runtime, clock, state.scheduler_wakeup), "scheduler")

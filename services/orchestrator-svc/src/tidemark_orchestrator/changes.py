@@ -30,4 +30,4 @@ async def announce(runtime: OrchestratorRuntime, session: AsyncSession, pipeline
         if schedule else None,
         upstreams=list(upstreams), catchup=pipeline.catchup, overlap=pipeline.overlap,
         retries=RetryPolicy.model_validate(retries.policy(pipeline).model_dump()),
-        timeout_seconds=pipeline.timeout_seconds))
+        timeout_seconds=pipeline.timeout_seconds, drift_policy=dict(pipeline.drift_policy or {})))

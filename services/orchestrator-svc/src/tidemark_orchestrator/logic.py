@@ -170,9 +170,11 @@ async def on_run_finished(ctx: OrchestratorContext, event: RunFinished) -> None:
     run.finished_at = envelope.occurred_at
     run.error = event.error.message if event.error else None
     pipeline = await repository.get_pipeline(session, run.pipeline_id)
-    await retries.retry_if_due(runtime, session, pipeline, run, event, runtime.state.clock())
+    now = runtime.state.clock()
+    pipeline.next_check_at = now  # a due tick may have waited for this run
+    await retries.retry_if_due(runtime, session, pipeline, run, event, now)
     await request_dependency_runs(runtime, session, run)
-    await admission.admit(runtime, session, runtime.state.clock())
+    await admission.admit(runtime, session, now)
 
     # A tick waiting for this run may fire now: wake the scheduler once this is committed.
     wakeup = ctx.runtime.state.scheduler_wakeup

@@ -32,11 +32,15 @@ class Pipeline(Base):
     # when it is paused (so resuming catches up from the pause). Null: from the scheduler's next pass.
     ticks_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    # The scheduler need not look at the pipeline before then (its next tick, or a recheck); null: now.
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     timeout_seconds: Mapped[int | None] = mapped_column(sa.Integer)
     # What a new run does while another of the pipeline is active: queue, skip or cancel_previous.
     overlap: Mapped[str] = mapped_column(sa.String(16), default="queue", server_default="queue")
     # {"max_attempts", "initial_delay_seconds", "max_delay_seconds"}; null: the documented defaults.
     retries: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    drift_policy: Mapped[dict[str, str] | None] = mapped_column(JSONType)  # see drift.py
+    drift_failure: Mapped[str | None] = mapped_column(sa.Text)  # the next run fails with it (drift.py)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from tidemark.errors import ConflictError, NotFoundError
 from tidemark.events import ACTIVE, RunStatus
@@ -45,6 +46,7 @@ async def add_pipeline(session: AsyncSession, body: PipelineCreate) -> Pipeline:
         timeout_seconds=body.timeout_seconds,
         overlap=body.overlap,
         retries=body.retries.model_dump(mode="json"),
+        drift_policy=body.drift_policy.model_dump(exclude_none=True),
     )
     session.add(pipeline)
     try:
@@ -61,6 +63,21 @@ async def get_pipeline(session: AsyncSession, pipeline_id: uuid.UUID, lock: bool
     if pipeline is None:
         raise NotFoundError(f"pipeline {pipeline_id} does not exist")
     return pipeline
+
+
+async def pipelines_by_id(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Pipeline]:
+    """The pipelines, from the session when it holds them, else in one query."""
+    found: dict[uuid.UUID, Pipeline] = {}
+    missing = []
+    for pipeline_id in ids:
+        held = session.identity_map.get(session.sync_session.identity_key(Pipeline, pipeline_id))
+        if isinstance(held, Pipeline):
+            found[pipeline_id] = held
+        else:
+            missing.append(pipeline_id)
+    if missing:
+        found.update((p.id, p) for p in (await session.scalars(sa.select(Pipeline).where(Pipeline.id.in_(missing)))))
+    return found
 
 
 async def list_pipelines(session: AsyncSession) -> Sequence[Pipeline]:
@@ -114,9 +131,76 @@ async def lock_scheduled_pipeline(session: AsyncSession, pipeline_id: uuid.UUID)
     return (await session.scalars(query.execution_options(populate_existing=True))).first()
 
 
-async def scheduled_pipeline_ids(session: AsyncSession) -> Sequence[uuid.UUID]:
-    query = sa.select(Pipeline.id).where(Pipeline.status == "active", Pipeline.schedule.is_not(None))
-    return (await session.scalars(query.order_by(Pipeline.id))).all()
+async def lock_due_pipelines(session: AsyncSession, now: datetime, limit: int) -> list[Pipeline]:
+    """Up to ``limit`` scheduled pipelines whose ``next_check_at`` has come, their rows locked;
+    rows another transaction holds (a replica's pass, a change) are left for later."""
+    query = (sa.select(Pipeline)
+             .where(Pipeline.status == "active", Pipeline.schedule.is_not(None),
+                    sa.or_(Pipeline.next_check_at.is_(None), Pipeline.next_check_at <= now))
+             .order_by(Pipeline.next_check_at.is_not(None), Pipeline.next_check_at, Pipeline.id)
+             .limit(limit).with_for_update(skip_locked=True))
+    return list((await session.scalars(query.execution_options(populate_existing=True))).all())
+
+
+def _by_pipeline(ids: Sequence[uuid.UUID], runs: Sequence[Run]) -> dict[uuid.UUID, list[Run]]:
+    grouped: dict[uuid.UUID, list[Run]] = {pid: [] for pid in ids}
+    for run in runs:
+        grouped[run.pipeline_id].append(run)
+    return grouped
+
+
+async def scheduled_runs_of(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Run]]:
+    """Each pipeline's upcoming runs, earliest first."""
+    query = (sa.select(Run).where(Run.pipeline_id.in_(ids), Run.status == RunStatus.SCHEDULED.value)
+             .order_by(Run.scheduled_for))
+    return _by_pipeline(ids, (await session.scalars(query)).all())
+
+
+async def active_runs_of(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[Run]]:
+    """Each pipeline's queued, starting and running runs, the one holding a slot first."""
+    query = (sa.select(Run).where(Run.pipeline_id.in_(ids), Run.status.in_([s.value for s in ACTIVE]))
+             .order_by(Run.admitted_at.is_(None), Run.requested_at))
+    return _by_pipeline(ids, (await session.scalars(query)).all())
+
+
+async def latest_ticks(session: AsyncSession, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime]:
+    """The latest tick each pipeline has a run for, whatever became of it."""
+    query = (sa.select(Run.pipeline_id, sa.func.max(Run.scheduled_for))
+             .where(Run.pipeline_id.in_(ids), Run.scheduled_for.is_not(None)).group_by(Run.pipeline_id))
+    return {pid: tick for pid, tick in (await session.execute(query)).all() if tick is not None}
+
+
+async def add_ticks(session: AsyncSession, ticks: Sequence[tuple[uuid.UUID, datetime]], now: datetime) -> list[Run]:
+    """Store an upcoming run for each (pipeline, tick) unless the pipeline has one for it already:
+    the unique ``(pipeline_id, scheduled_for)`` makes a tick one run, however many replicas add it.
+    Returns the runs this call stored."""
+    if not ticks:
+        return []
+    dialect = (await session.connection()).dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = [{"id": new_id(), "pipeline_id": pid, "trigger": "schedule", "status": RunStatus.SCHEDULED.value,
+             "attempt": 1, "scheduled_for": tick, "requested_at": now} for pid, tick in ticks]
+    # One compiled statement sent in batches (SQLAlchemy's insertmanyvalues): a pass stores thousands.
+    statement = insert(Run).on_conflict_do_nothing(index_elements=["pipeline_id", "scheduled_for"]).returning(Run)
+    return list((await session.scalars(statement, rows)).all())
+
+
+async def fire_ticks(session: AsyncSession, runs: Sequence[Run], now: datetime) -> set[uuid.UUID]:
+    """Move upcoming runs to ``queued`` in one statement, only those still ``scheduled`` (their ids
+    are returned): two replicas firing the same tick both try, one wins."""
+    if not runs:
+        return set()
+    connection = sa.select(Pipeline.connection_id).where(Pipeline.id == Run.pipeline_id).scalar_subquery()
+    statement = (sa.update(Run).where(Run.id.in_([r.id for r in runs]), Run.status == RunStatus.SCHEDULED.value)
+                 .values(status=RunStatus.QUEUED.value, requested_at=now, connection_id=connection)
+                 .returning(Run.id, Run.connection_id).execution_options(synchronize_session=False))
+    moved = dict((await session.execute(statement)).all())
+    for run in runs:
+        if run.id in moved:
+            set_committed_value(run, "status", RunStatus.QUEUED.value)
+            set_committed_value(run, "requested_at", now)
+            set_committed_value(run, "connection_id", moved[run.id])
+    return set(moved)
 
 
 async def stray_ticks(session: AsyncSession) -> Sequence[uuid.UUID]:
@@ -135,32 +219,6 @@ async def scheduled_runs(session: AsyncSession, pipeline_id: uuid.UUID,
     if due_by is not None:
         query = query.where(Run.scheduled_for <= due_by)
     return (await session.scalars(query.order_by(Run.scheduled_for))).all()
-
-
-async def latest_tick(session: AsyncSession, pipeline_id: uuid.UUID) -> datetime | None:
-    """The latest tick the pipeline has a run for, whatever became of it."""
-    query = sa.select(sa.func.max(Run.scheduled_for)).where(Run.pipeline_id == pipeline_id)
-    found: datetime | None = (await session.execute(query)).scalar_one_or_none()
-    return found
-
-
-async def add_tick(session: AsyncSession, pipeline_id: uuid.UUID, scheduled_for: datetime,
-                   now: datetime) -> Run | None:
-    """Store an upcoming run for the tick unless the pipeline has one for it already (then None):
-    the unique ``(pipeline_id, scheduled_for)`` makes a tick one run, however many replicas add it."""
-    dialect = (await session.connection()).dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    run_id = new_id()
-    statement = (
-        insert(Run)
-        .values(id=run_id, pipeline_id=pipeline_id, trigger="schedule", status=RunStatus.SCHEDULED.value,
-                attempt=1, scheduled_for=scheduled_for, requested_at=now)
-        .on_conflict_do_nothing(index_elements=["pipeline_id", "scheduled_for"])
-        .returning(Run.id)
-    )
-    if (await session.execute(statement)).scalar_one_or_none() is None:
-        return None
-    return await session.get(Run, run_id)
 
 
 async def move_scheduled(session: AsyncSession, run: Run, status: RunStatus, at: datetime,

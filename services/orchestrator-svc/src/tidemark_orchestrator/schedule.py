@@ -19,6 +19,7 @@ Expressions have five fields (minute hour day month weekday) or six, the sixth b
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class ScheduleError(ValueError):
         self.field = field
 
 
+@functools.lru_cache(maxsize=4096)  # a scheduler pass checks every due pipeline's expression
 def cron_problem(cron: str) -> str | None:
     """Why ``cron`` is not a usable expression, or None."""
     text = cron.strip()
@@ -100,6 +102,20 @@ def instant(wall: datetime, tz: ZoneInfo) -> datetime:
     return high
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(cron: str) -> croniter:
+    return croniter(cron, datetime(2000, 1, 1))
+
+
+def _walker(cron: str, wall: datetime) -> croniter:
+    """A croniter at ``wall``. Parsing an expression costs more than walking it, and a scheduler
+    pass walks thousands of pipelines' schedules: each expression is parsed once, then copied (the
+    parsed fields are only read)."""
+    walker = copy.copy(_parsed(cron.strip()))
+    walker.set_current(wall, force=True)
+    return walker
+
+
 @dataclass(frozen=True)
 class Schedule:
     cron: str
@@ -119,7 +135,7 @@ class Schedule:
         """Fire times strictly after ``start``, ascending, as UTC instants (endless: bound it)."""
         tz = self.tz
         wall = start.astimezone(tz).replace(tzinfo=None)
-        walker = croniter(self.cron.strip(), wall)
+        walker = _walker(self.cron, wall)
         last: datetime | None = None
         while True:
             fire = instant(walker.get_next(datetime), tz)
@@ -138,7 +154,7 @@ class Schedule:
             repeat = local.replace(fold=0).utcoffset() - local.utcoffset()  # type: ignore[operator]
             wall += repeat
         # croniter's get_prev is strict; one second later makes ``end`` itself a candidate.
-        walker = croniter(self.cron.strip(), wall + timedelta(seconds=1))
+        walker = _walker(self.cron, wall + timedelta(seconds=1))
         last: datetime | None = None
         while True:
             fire = instant(walker.get_prev(datetime), tz)

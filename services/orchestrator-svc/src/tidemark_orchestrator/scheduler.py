@@ -1,8 +1,11 @@
-"""The scheduler: schedule ticks become upcoming runs, and due ones are requested, each exactly once.
+"""The scheduler: schedule ticks become upcoming runs, and due ones are queued, each exactly once.
 
-One pass over a pipeline (:func:`sync_pipeline`), in one transaction holding the pipeline's row:
+A pass (:func:`scheduler_pass`) looks only at pipelines whose ``next_check_at`` has come (their
+next stored tick, or a recheck), a chunk of :data:`CHUNK` pipelines per transaction holding their
+rows. For the chunk (:func:`sync_pipelines`), with a fixed number of statements however many
+pipelines it holds:
 
-1. **Materialise**: the ticks from where the pipeline left off up to ``now + horizon`` (at most
+1. **Materialise**: the ticks from where each pipeline left off up to ``now + horizon`` (at most
    ``max_scheduled_per_pipeline`` upcoming at a time) are stored as runs in status ``scheduled``,
    each with ``run.scheduled``. Ticks already past when first seen (the orchestrator was down, or the
    pipeline paused) follow the pipeline's ``catchup``: ``last`` keeps the latest, ``all`` the most
@@ -10,13 +13,14 @@ One pass over a pipeline (:func:`sync_pipeline`), in one transaction holding the
 2. **Prune** due ticks by ``catchup``: ``last`` skips all but the latest due tick, ``none`` skips
    ticks more than ``misfire_grace_seconds`` late; a skipped tick ends ``cancelled`` with its reason
    (``run.finished``).
-3. **Fire** the earliest remaining due tick when the pipeline has no active run: ``scheduled →
-   queued`` and ``run.requested`` (trigger ``schedule``, the same run id). With an active run, due
-   ticks wait for it to end (one active run per pipeline, as for manual runs).
+3. **Fire** the earliest remaining due tick, by the pipeline's ``overlap`` when a run of it is still
+   active (``queue``: wait for it, ``skip``: the tick ends ``cancelled``, ``cancel_previous``: cancel
+   it): ``scheduled → queued`` with ``run.queued`` (trigger ``schedule``, the same run id). Then
+   :mod:`tidemark_orchestrator.admission` sends what may start to the workers (``run.requested``).
 
 Exactly once across replicas and restarts: a tick is one row (unique ``(pipeline_id,
 scheduled_for)``, inserted only if absent) and it moves on only through ``UPDATE … WHERE
-status = 'scheduled'``; the row lock (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) keeps two replicas
+status = 'scheduled'``; the row locks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) keep two replicas
 from working on one pipeline at once, so the one-active-run check holds too.
 """
 
@@ -24,7 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice, takewhile
@@ -34,15 +39,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.aio import wait_for_event
 from tidemark.errors import TidemarkError
-from tidemark.events import RunError, RunFinished, RunScheduled, RunStatus, RunUnscheduled
+from tidemark.events import EventPayload, RunError, RunFinished, RunScheduled, RunStatus, RunUnscheduled
 from tidemark.logs import fields
 from tidemark_orchestrator import admission, repository
 from tidemark_orchestrator.cancel import cancel_run
 from tidemark_orchestrator.deps import OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline, Run
 from tidemark_orchestrator.schedule import Schedule, ScheduleError
+from tidemark_orchestrator.settings import OrchestratorSettings
 
 log = logging.getLogger(__name__)
+
+
+CHUNK = 500  # pipelines per transaction of a pass
+RECHECK_SECONDS = 60.0  # a due tick waiting for its pipeline's active run is looked at again this late at most
 
 
 @dataclass
@@ -52,6 +62,11 @@ class Outcome:
     scheduled: list[Run] = field(default_factory=list)
     queued: list[Run] = field(default_factory=list)
     skipped: list[Run] = field(default_factory=list)
+
+    def add(self, other: Outcome) -> None:
+        self.scheduled += other.scheduled
+        self.queued += other.queued
+        self.skipped += other.skipped
 
 
 def schedule_of(pipeline: Pipeline) -> Schedule | None:
@@ -82,91 +97,137 @@ async def withdraw(runtime: OrchestratorRuntime, session: AsyncSession, pipeline
 async def sync_pipeline(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline,
                         now: datetime) -> Outcome:
     """One pass over one pipeline whose row the caller holds (see the module's docstring)."""
+    return await sync_pipelines(runtime, session, [pipeline], now)
+
+
+async def sync_pipelines(runtime: OrchestratorRuntime, session: AsyncSession, pipelines: Sequence[Pipeline],
+                         now: datetime) -> Outcome:
+    """One pass over pipelines whose rows the caller holds, with a fixed number of statements
+    whatever their number: thousands of ticks due at one minute fire in a few round trips."""
     outcome = Outcome()
-    schedule = schedule_of(pipeline) if pipeline.status == "active" else None
-    if schedule is None:
+    settings = runtime.settings
+    recheck = now + timedelta(seconds=RECHECK_SECONDS)
+    schedules: dict[uuid.UUID, tuple[Pipeline, Schedule]] = {}
+    for pipeline in pipelines:
+        schedule = schedule_of(pipeline) if pipeline.status == "active" else None
+        if schedule is None:
+            pipeline.next_check_at = recheck if pipeline.status == "active" and pipeline.schedule else None
+            continue
+        if pipeline.ticks_from is None:
+            pipeline.ticks_from = now
+        schedules[pipeline.id] = (pipeline, schedule)
+    if not schedules:
         return outcome
-    if pipeline.ticks_from is None:
-        pipeline.ticks_from = now
-    await _materialise(runtime, session, pipeline, schedule, now, outcome)
-    await _fire(runtime, session, pipeline, now, outcome)
+    ids = list(schedules)
+    upcoming = await repository.scheduled_runs_of(session, ids)
+    latest = await repository.latest_ticks(session, ids)
+    wanted = [(pid, tick) for pid, (pipeline, schedule) in schedules.items()
+              for tick in _ticks_to_store(pipeline, schedule, len(upcoming[pid]), latest.get(pid), now, settings)]
+    events: list[EventPayload] = []
+    for run in await repository.add_ticks(session, wanted, now):
+        upcoming[run.pipeline_id].append(run)
+        outcome.scheduled.append(run)
+        pipeline = schedules[run.pipeline_id][0]
+        assert run.scheduled_for is not None
+        events.append(RunScheduled(run_id=run.id, pipeline_id=run.pipeline_id, pipeline_name=pipeline.name,
+                                   scheduled_for=run.scheduled_for))
+    active = await repository.active_runs_of(session, ids)
+    to_fire: list[tuple[Pipeline, Run]] = []
+    for pid, (pipeline, schedule) in schedules.items():
+        runs = sorted(upcoming[pid], key=_tick)
+        due = [r for r in runs if _tick(r) <= now]
+        waiting = await _prune(runtime, session, pipeline, due, now, outcome, events)
+        pipeline.next_check_at = _next_check(schedule, [r for r in runs if _tick(r) > now], now, settings)
+        if not waiting:
+            continue
+        if active[pid] and pipeline.overlap == "skip":
+            current = active[pid][0]
+            reason = f"skipped: run {current.id} of this pipeline was still {current.status} (overlap: skip)"
+            for run in waiting:
+                await _skip(runtime, session, pipeline, run, now, reason, outcome, events)
+        elif active[pid] and pipeline.overlap == "queue":
+            pipeline.next_check_at = recheck  # the active run's end wakes it sooner
+        else:
+            for previous in active[pid]:  # overlap: cancel_previous
+                await cancel_run(runtime, session, pipeline.id, previous.id,
+                                 "superseded by a newer run (overlap: cancel_previous)", admit=False)
+            to_fire.append((pipeline, waiting[0]))
+    fired = await repository.fire_ticks(session, [run for _, run in to_fire], now)
+    for pipeline, run in to_fire:
+        if run.id in fired:
+            outcome.queued.append(run)
+            events.append(admission.queued_event(pipeline, run))
+    await runtime.emit_many(session, events)
+    if fired:
+        await admission.admit(runtime, session, now)
     return outcome
 
 
-async def _materialise(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline,
-                       schedule: Schedule, now: datetime, outcome: Outcome) -> None:
-    settings = runtime.settings
+def _tick(run: Run) -> datetime:
+    assert run.scheduled_for is not None
+    return run.scheduled_for
+
+
+def _ticks_to_store(pipeline: Pipeline, schedule: Schedule, stored: int, latest: datetime | None,
+                    now: datetime, settings: OrchestratorSettings) -> list[datetime]:
+    """Ticks to store as upcoming runs: missed ones by ``catchup``, then those up to the horizon,
+    at most ``max_scheduled_per_pipeline`` upcoming in all."""
     assert pipeline.ticks_from is not None
-    latest = await repository.latest_tick(session, pipeline.id)
     start = max(pipeline.ticks_from, latest) if latest is not None else pipeline.ticks_from
-    room = settings.max_scheduled_per_pipeline - len(await repository.scheduled_runs(session, pipeline.id))
+    room = settings.max_scheduled_per_pipeline - stored
     missed_limit = {"last": 1, "all": room, "none": 0}.get(pipeline.catchup, 1)
-    missed = list(islice(takewhile(lambda t: t > start, schedule.until(now)), max(0, missed_limit)))
+    # Usually every tick up to now is stored already (start > now): nothing was missed.
+    missed = [] if start >= now else list(
+        islice(takewhile(lambda t: t > start, schedule.until(now)), max(0, missed_limit)))
     missed.reverse()
     horizon = now + timedelta(seconds=settings.schedule_horizon_seconds)
     upcoming = islice(takewhile(lambda t: t <= horizon, schedule.after(max(start, now))),
                       max(0, room - len(missed)))
-    for tick in [*missed, *upcoming]:
-        run = await repository.add_tick(session, pipeline.id, tick, now)
-        if run is None:
-            continue
-        outcome.scheduled.append(run)
-        await runtime.emit(session, RunScheduled(run_id=run.id, pipeline_id=pipeline.id,
-                                                 pipeline_name=pipeline.name, scheduled_for=tick))
+    return [*missed, *upcoming]
 
 
-async def _fire(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline, now: datetime,
-                outcome: Outcome) -> None:
-    due = list(await repository.scheduled_runs(session, pipeline.id, due_by=now))
+def _next_check(schedule: Schedule, later: Sequence[Run], now: datetime, settings: OrchestratorSettings) -> datetime:
+    """When the pipeline next needs a pass: its next stored tick, else when the schedule's next tick
+    comes within the horizon (never sooner than the next poll)."""
+    soonest = now + timedelta(seconds=settings.scheduler_poll_seconds)
+    if later:
+        return max(_tick(later[0]), soonest)
+    horizon = timedelta(seconds=settings.schedule_horizon_seconds)
+    return max(schedule.next_after(now) - horizon, soonest)
+
+
+async def _prune(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline, due: list[Run],
+                 now: datetime, outcome: Outcome, events: list[EventPayload]) -> list[Run]:
+    """Skip due ticks ``catchup`` says to skip; returns those left to fire, earliest first."""
     grace = timedelta(seconds=runtime.settings.misfire_grace_seconds)
     waiting: list[Run] = []
     for i, run in enumerate(due):
-        assert run.scheduled_for is not None
         reason = None
         if pipeline.catchup == "last" and i < len(due) - 1:
-            later = due[-1].scheduled_for
-            assert later is not None
-            reason = f"skipped: superseded by the tick at {later.isoformat()} (catchup: last)"
-        elif pipeline.catchup == "none" and now - run.scheduled_for > grace:
+            reason = f"skipped: superseded by the tick at {_tick(due[-1]).isoformat()} (catchup: last)"
+        elif pipeline.catchup == "none" and now - _tick(run) > grace:
             reason = f"skipped: could not fire within {grace.total_seconds():g}s of its time (catchup: none)"
         if reason is None:
             waiting.append(run)
         else:
-            await _skip(runtime, session, pipeline, run, now, reason, outcome)
-    if not waiting:
-        return
-    active = await repository.active_runs(session, pipeline.id)
-    if active and pipeline.overlap == "skip":
-        reason = f"skipped: run {active[0].id} of this pipeline was still {active[0].status} (overlap: skip)"
-        for run in waiting:
-            await _skip(runtime, session, pipeline, run, now, reason, outcome)
-        return
-    if active and pipeline.overlap == "queue":
-        return  # waiting ticks fire once the active run ends
-    for previous in active:  # overlap: cancel_previous
-        await cancel_run(runtime, session, pipeline.id, previous.id,
-                         "superseded by a newer run (overlap: cancel_previous)", admit=False)
-    run = waiting[0]
-    if await repository.move_scheduled(session, run, RunStatus.QUEUED, now):
-        outcome.queued.append(run)
-        await admission.announce(runtime, session, pipeline, run)
-        await admission.admit(runtime, session, now)
+            await _skip(runtime, session, pipeline, run, now, reason, outcome, events)
+    return waiting
 
 
 async def _skip(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline, run: Run, now: datetime,
-                reason: str, outcome: Outcome) -> None:
+                reason: str, outcome: Outcome, events: list[EventPayload]) -> None:
     if await repository.move_scheduled(session, run, RunStatus.CANCELLED, now, reason):
         outcome.skipped.append(run)
-        await runtime.emit(session, RunFinished(run_id=run.id, pipeline_id=pipeline.id, status=RunStatus.CANCELLED,
-                                                error=RunError(message=reason, kind="terminal")))
+        events.append(RunFinished(run_id=run.id, pipeline_id=pipeline.id, status=RunStatus.CANCELLED,
+                                  error=RunError(message=reason, kind="terminal")))
 
 
 async def scheduler_pass(runtime: OrchestratorRuntime, now: datetime) -> Outcome:
-    """One pass over every pipeline, each in its own short transaction."""
+    """One pass: every pipeline whose ``next_check_at`` has come, in chunks of :data:`CHUNK`, each
+    chunk in one transaction holding its pipelines' rows (a replica's pass takes other chunks)."""
     total = Outcome()
     async with runtime.sessions() as session:
         stray = await repository.stray_ticks(session)
-        ids = await repository.scheduled_pipeline_ids(session)
     for pipeline_id in stray:
         # Normally withdrawn by the change itself; this catches a change made some other way.
         async with runtime.transaction() as session:
@@ -174,24 +235,46 @@ async def scheduler_pass(runtime: OrchestratorRuntime, now: datetime) -> Outcome
             if pipeline is not None and (pipeline.status != "active" or not pipeline.schedule):
                 await withdraw(runtime, session, pipeline, f"pipeline {pipeline.status}"
                                if pipeline.status != "active" else "schedule removed")
+    seen: set[uuid.UUID] = set()
+    while True:
+        pipelines: list[Pipeline] = []
+        try:
+            async with runtime.transaction() as session:
+                pipelines = [p for p in await repository.lock_due_pipelines(session, now, CHUNK) if p.id not in seen]
+                seen.update(p.id for p in pipelines)
+                if pipelines:
+                    total.add(await sync_pipelines(runtime, session, pipelines, now))
+        except (TidemarkError, DBAPIError, OSError):
+            raise  # the database is away: the whole pass waits for the next poll
+        except Exception:
+            log.exception("scheduler pass failed for a chunk of pipelines; going over them one by one")
+            total.add(await _one_by_one(runtime, [p.id for p in pipelines], now))
+        if len(pipelines) < CHUNK:
+            break
+    async with runtime.transaction() as session:
+        await admission.admit(runtime, session, now)  # retries whose backoff ran out
+    return total
+
+
+async def _one_by_one(runtime: OrchestratorRuntime, ids: Sequence[uuid.UUID], now: datetime) -> Outcome:
+    """A chunk that failed, each pipeline in its own transaction: one pipeline's failure (a bug, odd
+    stored data) must not stop every other schedule; the failing one is looked at again later."""
+    total = Outcome()
     for pipeline_id in ids:
         try:
             async with runtime.transaction() as session:
                 pipeline = await repository.lock_scheduled_pipeline(session, pipeline_id)
-                if pipeline is None:
-                    continue  # locked by a replica's pass or a change: next pass
-                done = await sync_pipeline(runtime, session, pipeline, now)
+                if pipeline is not None:
+                    total.add(await sync_pipeline(runtime, session, pipeline, now))
         except (TidemarkError, DBAPIError, OSError):
-            raise  # the database is away: the whole pass waits for the next poll
+            raise
         except Exception:
-            # One pipeline's failure (a bug, odd stored data) must not stop every other schedule.
-            log.exception("scheduler pass failed for pipeline %s", pipeline_id)
-            continue
-        total.scheduled += done.scheduled
-        total.queued += done.queued
-        total.skipped += done.skipped
-    async with runtime.transaction() as session:
-        await admission.admit(runtime, session, now)  # retries whose backoff ran out
+            log.exception("scheduler pass failed for pipeline %s", pipeline_id,
+                          extra=fields(pipeline_id=str(pipeline_id)))
+            async with runtime.transaction() as session:
+                pipeline = await repository.lock_scheduled_pipeline(session, pipeline_id)
+                if pipeline is not None:
+                    pipeline.next_check_at = now + timedelta(seconds=RECHECK_SECONDS)
     return total
 
 

@@ -56,6 +56,29 @@ def check_streams(model: BaseModel, streams: Sequence[StreamSpec]) -> None:
 
 
 Catchup = Literal["last", "all", "none"]
+
+ColumnResponse = Literal["propagate", "ignore", "pause", "fail"]
+RemovalResponse = Literal["ignore", "pause", "fail"]
+
+
+class DriftPolicy(BaseModel):
+    """What a schema change of the pipeline's source does to it, per change kind; a kind left out
+    only alerts. impact-svc carries it out when schema-svc reports the change."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=drop_null_defaults)
+
+    column_added: ColumnResponse | None = Field(
+        default=None, description="`propagate`: the table gets the column; `ignore`: it does not.")
+    column_removed: RemovalResponse | None = Field(default=None, description="A column the source dropped.")
+    column_renamed: RemovalResponse | None = Field(
+        default=None, description="A probable rename; when left out, `column_removed` applies.")
+    type_changed: ColumnResponse | None = Field(
+        default=None, description="`propagate` widens the table's column (int→long, float→double, decimal up).")
+    table_added: Literal["add_stream", "create_pipeline", "ignore", "pause"] | None = Field(
+        default=None, description="`add_stream`: a pipeline selecting a whole schema (`public.*`) loads it.")
+    table_removed: RemovalResponse | None = Field(default=None, description="A table the pipeline loads is gone.")
+
+
 CATCHUP_DOC = (
     "Ticks missed while the orchestrator was down or the pipeline paused: `last` (default) runs the "
     "latest one, `all` runs each of them in order (the 100 most recent), `none` runs none."
@@ -146,6 +169,7 @@ class PipelineCreate(BaseModel):
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS, description=TIMEOUT_DOC)
     overlap: Overlap = Field(default="queue", description=OVERLAP_DOC)
     retries: RetrySpec = Field(default_factory=RetrySpec, description=RetrySpec.__doc__)
+    drift_policy: DriftPolicy = Field(default_factory=DriftPolicy, description="Responses to schema changes.")
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -172,6 +196,7 @@ class PipelineUpdate(BaseModel):
     )
     overlap: Omittable[Overlap] = Field(default=None, description=OVERLAP_DOC)
     retries: Omittable[RetrySpec] = Field(default=None, description=RetrySpec.__doc__)
+    drift_policy: Omittable[DriftPolicy] = Field(default=None, description="Responses to schema changes (replaced).")
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -220,7 +245,14 @@ class PipelineOut(BaseModel):
     timeout_seconds: int | None = Field(description=TIMEOUT_DOC)
     overlap: Overlap = Field(description=OVERLAP_DOC)
     retries: RetrySpec = Field(description=RetrySpec.__doc__)
+    drift_policy: dict[str, str] = Field(default_factory=dict, description="Responses to schema changes.")
     created_at: datetime
+
+    @field_validator("drift_policy", mode="before")
+    @classmethod
+    def _no_policy(cls, value: object) -> object:
+        # Pipelines stored before policies existed have none; an explicit null in a policy is no response.
+        return {k: v for k, v in value.items() if v is not None} if isinstance(value, dict) else {}
     updated_at: datetime
     upstreams: list[uuid.UUID] = Field(default_factory=list, description="Ids of the pipelines this one waits for.")
     blocked_by: list[Blocked] = Field(

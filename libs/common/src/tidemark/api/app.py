@@ -70,6 +70,8 @@ def build_app(
             app.include_router(router, dependencies=[Depends(require_token), *body_checks])
         for router in definition.internal_routers:
             app.include_router(router, dependencies=[Depends(require_internal_token), *body_checks])
+        for router in definition.pages:
+            app.include_router(router, include_in_schema=False)
     _install_health(app, [d.name for d, _ in services])
     install_openapi(app)
     return app

@@ -1,10 +1,11 @@
-"""The command line every service shares: ``tidemark-<svc>-svc serve|migrate``."""
+"""The command line every service shares: ``tidemark-<svc>-svc serve|migrate``, plus a service's own
+commands (jobs-svc's ``rebuild``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 import uvicorn
@@ -20,7 +21,9 @@ def service_main(
     load_settings: Callable[[], Any],
     create_app: Callable[[Any], FastAPI],
     argv: list[str] | None = None,
+    commands: Mapping[str, tuple[str, Callable[[Any], Coroutine[Any, Any, object]]]] | None = None,
 ) -> None:
+    """``commands``: name → (help, coroutine function of the settings) run after migrating."""
     parser = argparse.ArgumentParser(prog=f"tidemark-{definition.name}-svc", description=definition.title)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve the HTTP API and run the service's consumers")
@@ -28,10 +31,15 @@ def service_main(
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--migrate", action="store_true", help="apply migrations before serving")
     sub.add_parser("migrate", help="apply the database migrations and exit")
+    for name, (help_text, _) in (commands or {}).items():
+        sub.add_parser(name, help=help_text)
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "migrate" or args.migrate:
         asyncio.run(_migrate(definition, settings))
+    if args.command in (commands or {}):
+        asyncio.run(_migrate(definition, settings))
+        asyncio.run((commands or {})[args.command][1](settings))
     if args.command == "serve":
         uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None)
 

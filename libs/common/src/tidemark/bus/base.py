@@ -32,6 +32,13 @@ class Bus(abc.ABC):
     async def publish(self, topic: Topic, envelope: Envelope) -> None:
         """Returns once the broker acknowledged the event (acks=all)."""
 
+    async def publish_many(self, events: Sequence[tuple[Topic, Envelope]]) -> None:
+        """Publish several, in order per key; returns once all were acknowledged. A bus that can
+        have many in flight at once (Kafka) overrides this; a failure may leave some published,
+        which at-least-once delivery allows."""
+        for topic, envelope in events:
+            await self.publish(topic, envelope)
+
     @abc.abstractmethod
     async def ready(self) -> bool:
         """Whether the broker answers now (for /readyz)."""

@@ -39,14 +39,21 @@ class IdempotentHandler:
         inbox: sa.Table,
         handler: SessionHandler,
         after_commit: Callable[[], None] | None = None,
+        wants: Callable[[Envelope], bool] | None = None,
     ) -> None:
         self._consumer = consumer
+        self._wants = wants
         self._sessions = sessions
         self._inbox = inbox
         self._handler = handler
         self._after_commit = after_commit
 
     async def __call__(self, envelope: Envelope) -> None:
+        if self._wants is not None and not self._wants(envelope):
+            # Nothing to apply, so nothing to remember: no transaction for the many events of a
+            # topic this consumer ignores (a scheduler pass emits thousands it never reads).
+            EVENTS_CONSUMED.labels(self._consumer, envelope.type, "ignored").inc()
+            return
         async with self._sessions() as session, session.begin():
             fresh = await insert_ignore(
                 session,

@@ -7,7 +7,7 @@ EVENTS_PUBLISHED = Counter(
 )
 EVENTS_CONSUMED = Counter(
     "tidemark_events_consumed_total",
-    "Events handled by a consumer group, by outcome (ok, duplicate, failed, retried).",
+    "Events handled by a consumer group, by outcome (ok, duplicate, failed, retried; ignored: not a type it applies).",
     ["group", "type", "outcome"],
 )
 OUTBOX_PENDING = Gauge("tidemark_outbox_pending_events", "Events written but not yet published.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -79,6 +80,15 @@ class Outbox:
         )
         return envelope
 
+    async def add_many(self, session: AsyncSession, payloads: Sequence[EventPayload]) -> list[Envelope]:
+        """Record ``payloads`` in order, in one statement (a scheduler pass emits thousands)."""
+        envelopes = [Envelope.wrap(p, source=self._source) for p in payloads]
+        if envelopes:
+            await session.execute(sa.insert(self._table), [
+                {"event_id": e.id, "topic": p.topic.value, "envelope": e.model_dump_json(), "created_at": e.occurred_at}
+                for e, p in zip(envelopes, payloads, strict=True)])
+        return envelopes
+
     def notify(self) -> None:
         """Wake the relay now instead of at its next poll."""
         if self._wakeup is not None:
@@ -92,7 +102,7 @@ class OutboxRelay:
         table: sa.Table,
         bus: Bus,
         poll_seconds: float = 1.0,
-        batch_size: int = 100,
+        batch_size: int = 500,
         retention: timedelta = timedelta(days=1),
     ) -> None:
         self._sessions = sessions
@@ -121,12 +131,12 @@ class OutboxRelay:
             rows = (await session.execute(query)).all()
             started = time.perf_counter()
             try:
-                for seq, topic, raw in rows:
-                    await self._bus.publish(Topic(topic), Envelope.model_validate_json(raw))
+                if rows:
+                    await self._bus.publish_many([(Topic(topic), Envelope.model_validate_json(raw))
+                                                  for _, topic, raw in rows])
                     await session.execute(
-                        sa.update(t).where(t.c.seq == seq).values(published_at=utcnow())
-                    )
-                    sent += 1
+                        sa.update(t).where(t.c.seq.in_([seq for seq, _, _ in rows])).values(published_at=utcnow()))
+                    sent = len(rows)
             finally:
                 if rows:
                     OUTBOX_PUBLISH_SECONDS.observe(time.perf_counter() - started)

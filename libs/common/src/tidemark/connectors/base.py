@@ -43,6 +43,10 @@ class ColumnInfo(BaseModel):
     type: str = Field(description="Arrow type, e.g. `int64`, `decimal128(12, 2)`, `timestamp[us, tz=UTC]`.")
     nullable: bool = True
     source_type: str = Field(description="The type as the source declares it.")
+    default: str | None = Field(
+        default=None, description="The column's default as the source declares it (SQL text); None: none, or the "
+                                  "source does not say.",
+    )
 
 
 class StreamInfo(BaseModel):
@@ -92,11 +96,13 @@ class ReadWarnings:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[tuple[str, str, str | None], tuple[int, str]] = {}
+        self._counts: dict[tuple[str, str, str | None, str | None], tuple[int, str]] = {}
 
-    def add(self, stream: str, kind: str, column: str | None, message: str, count: int = 1) -> None:
-        """Count ``count`` more values of ``kind``; ``count=0`` records a column-wide conversion once."""
-        key = (stream, kind, column)
+    def add(self, stream: str, kind: str, column: str | None, message: str, count: int = 1,
+            subject: str | None = None) -> None:
+        """Count ``count`` more values of ``kind``; ``count=0`` records a column-wide conversion once.
+        ``subject`` keeps warnings of one kind apart that are not a column's (a file source's skipped files)."""
+        key = (stream, kind, column, subject)
         with self._lock:
             seen, _ = self._counts.get(key, (0, message))
             self._counts[key] = (seen + count, message)
@@ -107,7 +113,7 @@ class ReadWarnings:
             keys = [k for k in self._counts if k[0] == stream]
             found = [(k, self._counts.pop(k)) for k in keys]
         return [StreamWarning(kind=kind, column=column, count=count, message=message)
-                for (_, kind, column), (count, message) in found]
+                for (_, kind, column, _), (count, message) in found]
 
 
 class Source(abc.ABC):
@@ -140,6 +146,12 @@ class Source(abc.ABC):
         key = self.declared_key(stream)
         return key if stream.columns is None or set(key) <= set(stream.columns) else []
 
+    def final_state(self, stream: StreamSpec) -> StreamState | None:
+        """The state to commit once ``read`` of ``stream`` has yielded its last batch, for a source that
+        tracks its own (a file source's ledger of files read); None: the writer commits the largest
+        value of the cursor column, as for SQL sources."""
+        return None
+
     def declared_key(self, stream: StreamSpec) -> list[str]:
         """The primary key the source declares for ``stream``; ``[]`` when it declares none."""
         return []
@@ -155,6 +167,11 @@ class Source(abc.ABC):
         """Like :meth:`read`, limited to the rows of ``partition``."""
         raise SourceError(f"stream {stream.name!r}: {self.title} sources cannot be read by key range",
                           FailureKind.CONFIG)
+
+    def fingerprint(self) -> str | None:
+        """A short hash of everything :meth:`discover` would report, from one cheap catalog query;
+        it changes when the catalog does. ``None``: the source cannot tell cheaply (callers discover)."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -18,6 +18,11 @@ BUILTIN: dict[str, str] = {
     "mariadb": "tidemark.connectors.sql.mysql:MySQLSource",
     "mssql": "tidemark.connectors.sql.mssql:MssqlSource",
     "redshift": "tidemark.connectors.sql.redshift:RedshiftSource",
+    "s3": "tidemark.connectors.files.s3:S3Source",
+    "azure_blob": "tidemark.connectors.files.azure_blob:AzureBlobSource",
+    "hubspot": "tidemark.connectors.rest.hubspot:HubSpotSource",
+    "jira": "tidemark.connectors.rest.jira:JiraSource",
+    "salesforce": "tidemark.connectors.rest.salesforce:SalesforceSource",
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -99,7 +99,9 @@ class StreamWarning(_Model):
     kind: str = Field(
         description="`value_as_null` (a value with no Arrow form, e.g. a zero date or NaN, read as NULL), "
                     "`type_as_text` (a column whose type has no exact Arrow form, read as text), "
-                    "`text_replaced` (bytes that are not UTF-8 in a text column, invalid bytes replaced).",
+                    "`text_replaced` (bytes that are not UTF-8 in a text column, invalid bytes replaced), "
+                    "`file_skipped` (a file source skipped a bad file under `on_bad_file: skip`; one per file), "
+                    "`columns_ignored` (a file had columns the stream's schema does not have yet).",
     )
     column: str | None = Field(default=None, description="The column, when the conversion is a column's.")
     count: int = Field(default=0, ge=0, description="Values converted; 0 when it applies to the whole column.")
@@ -118,6 +120,12 @@ class StreamStats(_Model):
     error: RunError | None = None
     warnings: list[StreamWarning] = Field(
         default_factory=list, description="Each kind of conversion the stream's values went through, with its count.",
+    )
+    cursor_before: str | None = Field(
+        default=None, description="Incremental state the run started from (the cursor value as text), when any.",
+    )
+    cursor_after: str | None = Field(
+        default=None, description="Incremental state the run committed with its data, when any.",
     )
 
 
@@ -260,6 +268,34 @@ class RunFinished(EventPayload):
         return sum(s.rows_written for s in self.streams)
 
 
+class LogRecord(_Model):
+    """One structured log record of a run's worker, secrets already scrubbed."""
+
+    seq: int = Field(description="Position in the run's log, from 0, numbered by the worker.")
+    at: datetime
+    level: str = Field(description="`debug`, `info`, `warning`, `error` or `critical`.")
+    logger: str
+    message: str
+    fields: dict[str, Any] = Field(default_factory=dict, description="Structured context (stream, rows, ...).")
+
+
+class RunLogged(EventPayload):
+    """A batch of the worker's log records, shipped with its heartbeat and at its end, so logs
+    reach jobs-svc from any launcher (a Kubernetes Job shares no disk with it). Bounded: a batch
+    holds at most a few hundred records, each message cut to a few kilobytes."""
+
+    event_type: ClassVar[str] = "run.log"
+    topic: ClassVar[Topic] = Topic.RUNS
+
+    run_id: UUID
+    pipeline_id: UUID
+    records: list[LogRecord] = Field(default_factory=list)
+    dropped: int = Field(default=0, description="Records the worker dropped since the last batch (buffer full).")
+
+    def subject(self) -> str:
+        return str(self.run_id)
+
+
 class RunCancelRequested(EventPayload):
     """A user (or a rule) asked to stop a run that is starting or running. The service that runs
     workers stops it and ends the run ``cancelled`` with a ``run.finished``; a run that ended first
@@ -291,14 +327,29 @@ class ConnectionChanged(EventPayload):
 
 class SchemaChange(_Model):
     kind: Literal[
-        "stream_added", "stream_removed", "column_added", "column_removed",
-        "type_changed", "nullability_changed", "primary_key_changed",
+        "stream_added", "stream_removed", "column_added", "column_removed", "column_renamed",
+        "type_changed", "nullability_changed", "primary_key_changed", "default_changed",
     ]
     stream: str
-    column: str | None = None
+    column: str | None = Field(default=None, description="The column; for `column_renamed`, its new name.")
     before: str | None = None
     after: str | None = None
-    breaking: bool = False
+    breaking: bool = Field(
+        default=False,
+        description="The change can break a reader whatever it reads: a stream or column removed or renamed, "
+                    "a type narrowed or changed incompatibly, a key changed. impact-svc refines it per pipeline.",
+    )
+    type_change: Literal["widening", "narrowing", "incompatible"] | None = Field(
+        default=None, description="For `type_changed`: whether the old values fit the new type.",
+    )
+    stream_columns: list[str] | None = Field(
+        default=None, description="For column changes: the stream's columns before the change, in order.",
+    )
+    probable: bool = Field(
+        default=False,
+        description="An inference, not a fact the catalog states (a rename: a column dropped and one of the "
+                    "same type added at the same position).",
+    )
 
 
 class SchemaDriftDetected(EventPayload):
@@ -308,6 +359,32 @@ class SchemaDriftDetected(EventPayload):
     connection_id: UUID
     snapshot_id: UUID
     changes: list[SchemaChange]
+    drift_id: UUID | None = Field(default=None, description="The drift event's id in schema-svc (`/v1/drift/{id}`).")
+    version: int | None = Field(default=None, description="Version of the snapshot that shows the change.")
+    detected_at: datetime | None = None
+    connection_name: str | None = None
+
+    def subject(self) -> str:
+        return str(self.connection_id)
+
+
+class DriftActionRecorded(EventPayload):
+    """impact-svc answered a drift by a pipeline's policy (or asked orchestrator-svc to): schema-svc
+    shows it with the drift (``GET /v1/drift/{id}``)."""
+
+    event_type: ClassVar[str] = "schema.drift_action"
+    topic: ClassVar[Topic] = Topic.SCHEMA
+
+    action_id: UUID
+    drift_id: UUID
+    connection_id: UUID
+    pipeline_id: UUID
+    action: str = Field(description="`propagate`, `ignore`, `pause`, `fail`, `add_stream` or `create_pipeline`.")
+    change_kind: str
+    stream: str
+    column: str | None = None
+    detail: str = Field(description="What was done, in words.")
+    at: datetime
 
     def subject(self) -> str:
         return str(self.connection_id)
@@ -357,6 +434,12 @@ class PipelineChanged(EventPayload):
     overlap: str = "queue"
     retries: RetryPolicy | None = None
     timeout_seconds: int | None = None
+    drift_policy: dict[str, str] = Field(
+        default_factory=dict,
+        description="What a schema change does to the pipeline, per change kind (`column_added`, "
+                    "`column_removed`, `column_renamed`, `type_changed`, `table_added`, `table_removed`): "
+                    "`propagate`, `ignore`, `pause`, `fail`, `add_stream` or `create_pipeline`.",
+    )
 
     def subject(self) -> str:
         return str(self.pipeline_id)
@@ -374,12 +457,34 @@ class PipelinePauseRequested(EventPayload):
         return str(self.pipeline_id)
 
 
+class PipelineDriftActionRequested(EventPayload):
+    """impact-svc asks orchestrator-svc to answer a schema drift by a pipeline's ``drift_policy``:
+    ``fail`` (the next run fails with ``reason``), ``ignore`` (the stream keeps loading ``columns``,
+    the ones it had before), ``add_stream`` (the pipeline loads ``stream`` too) or ``create_pipeline``
+    (a new pipeline loads ``stream`` with this one's settings). A pause is ``pipeline.pause_requested``."""
+
+    event_type: ClassVar[str] = "pipeline.drift_action_requested"
+    topic: ClassVar[Topic] = Topic.PIPELINES
+
+    pipeline_id: UUID
+    action: Literal["fail", "ignore", "add_stream", "create_pipeline"]
+    reason: str
+    stream: str | None = Field(default=None, description="The stream the change is about.")
+    columns: list[str] | None = Field(default=None, description="For `ignore`: the columns to keep loading.")
+    cause_event_id: UUID | None = Field(default=None, description="The `schema.drift` event.")
+    drift_id: UUID | None = None
+
+    def subject(self) -> str:
+        return str(self.pipeline_id)
+
+
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
         RunScheduled, RunUnscheduled, RunQueued, RunWaiting, RunRequested, RunStarted, RunProgress, RunFinished,
-        RunCancelRequested,
+        RunCancelRequested, RunLogged,
         ConnectionChanged,
-        SchemaDriftDetected, AlertSent, PipelineChanged, PipelinePauseRequested,
+        SchemaDriftDetected, DriftActionRecorded, AlertSent,
+        PipelineChanged, PipelinePauseRequested, PipelineDriftActionRequested,
     )
 }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 
@@ -37,13 +38,16 @@ def check_columns(schema: pa.Schema, identifier: str, primary_key: Sequence[str]
 
 
 class Feed:
-    """Iterates the source's batches once, cast to ``schema``, counting rows and tracking the cursor."""
+    """Iterates the source's batches once, cast to ``schema``, counting rows and tracking the cursor;
+    ``final_cursor``, when given, may supply the cursor value once the batches are all seen."""
 
-    def __init__(self, batches: Iterable[pa.RecordBatch], schema: pa.Schema, cursor_field: str | None) -> None:
+    def __init__(self, batches: Iterable[pa.RecordBatch], schema: pa.Schema, cursor_field: str | None,
+                 final_cursor: Callable[[], Any] | None = None) -> None:
         self._batches = batches
         self.schema = schema
         self.rows = 0
         self.cursor = CursorTracker(cursor_field, schema)
+        self._final_cursor = final_cursor
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         required = [f.name for f in self.schema if not f.nullable]
@@ -65,6 +69,10 @@ class Feed:
             self.rows += batch.num_rows
             self.cursor.observe(batch)
             yield batch
+        if self._final_cursor is not None and self.cursor.field is not None:
+            final = self._final_cursor()
+            if final is not None:
+                self.cursor.value = final
 
 
 def chunks(batches: Iterable[pa.RecordBatch], max_bytes: int,

@@ -105,7 +105,7 @@ def _write(table: Table, request: WriteRequest, target: pa.Schema, batches: Iter
     _check_owner(table, identifier, request.properties)
     target = required_as_in(target, table.schema())
     before = table.current_snapshot()
-    feed = Feed(batches, target, request.cursor_field)
+    feed = Feed(batches, target, request.cursor_field, request.final_cursor)
     txn = table.transaction()
     evolve(txn, target, identifier)
     if request.partition is not None:

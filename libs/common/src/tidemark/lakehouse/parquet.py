@@ -109,7 +109,7 @@ def write_parquet_stream(settings: LakehouseSettings, request: WriteRequest, bat
         check_compatible(iceberg_schema(previous, identifier), iceberg_schema(_stored(target, items), identifier),
                          identifier)
     staging = f"{loc.staging_root}/{loc.name}-{run_id or 'run'}"
-    feed = Feed(batches, target, request.cursor_field)
+    feed = Feed(batches, target, request.cursor_field, request.final_cursor)
     files: list[str] = []
     try:
         size = _write_files(loc, staging, feed, chunk_bytes, run_id, items, files, identifier)

@@ -7,8 +7,9 @@ batches. The batches travel beside the request because they are a one-shot itera
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -26,7 +27,9 @@ class WriteRequest:
     ``mode``: ``full_refresh`` replaces the table, ``incremental_append`` appends, ``incremental``
     upserts on ``primary_key``. ``partition`` None keeps the table's layout. ``properties`` are set on
     the table (Iceberg only): its source stream and pipeline; a table holding another stream's rows is
-    refused. ``run_id`` and the largest ``cursor_field`` value are committed with the data.
+    refused. ``run_id`` and the largest ``cursor_field`` value are committed with the data; a source
+    that tracks its own state (a file source's ledger) gives ``final_cursor``, called once the batches
+    are consumed, whose value is committed instead.
     """
 
     identifier: str
@@ -37,6 +40,7 @@ class WriteRequest:
     cursor_field: str | None = None
     partition: Sequence[PartitionField] | None = None
     properties: Mapping[str, str] = field(default_factory=dict)
+    final_cursor: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)

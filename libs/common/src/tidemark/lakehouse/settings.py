@@ -103,7 +103,8 @@ class AzureSettings(BaseModel):
         if key:
             props["adls.account-key"] = key
         if sas:
-            props["adls.sas-token"] = sas.lstrip("?")
+            # pyarrow's AzureFileSystem appends the token to each URL as given, so it needs its "?".
+            props["adls.sas-token"] = "?" + sas.lstrip("?")
         if endpoint:
             url = urlsplit(endpoint)
             # Azurite and other emulators answer blob and DFS calls on the same host.

@@ -7,12 +7,13 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 from pydantic import ValidationError
 
 from tidemark.connectors import Source, StreamState, get_connector
-from tidemark.connectors.boundary import source_batches, source_call
+from tidemark.connectors.boundary import secret_values, source_batches, source_call
 from tidemark.connectors.client import fetch_connection_config
 from tidemark.errors import ConfigError, TidemarkError
 from tidemark.events import (
@@ -29,6 +30,7 @@ from tidemark.events.contracts import RunError
 from tidemark.lakehouse import Lakehouse, WriteRequest, table_identifier
 from tidemark.lakehouse.state import CONNECTION_ID, PIPELINE_ID, PIPELINE_NAME, SOURCE_STREAM
 from tidemark.logs import fields, log_context
+from tidemark.redact import REDACT
 from tidemark_ingest.settings import IngestSettings
 from tidemark_ingest.worker.checks import check_stream
 from tidemark_ingest.worker.prefetch import prefetched
@@ -101,6 +103,7 @@ def open_source(settings: IngestSettings, connection_id: uuid.UUID) -> Source:
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_input=False)
         )
         raise ConfigError(f"connection {connection_id} has an invalid {connector_type} config: {problems}") from exc
+    REDACT.remember(secret_values(parsed))  # the log this worker ships never holds them
     with source_call(parsed, connector_type):
         return source_type(parsed)
 
@@ -163,8 +166,7 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
             check_stream(stream, schema)
             state = None if resync else _state(stream, lake.read_state(destination, identifier))
             mode = SyncMode.FULL_REFRESH if resync else stream.sync_mode
-            log.info("loading stream", extra=fields(mode=mode.value, resync=resync,
-                                                    cursor=None if state is None else str(state.cursor_value)))
+            log.info("loading stream", extra=fields(mode=mode.value, resync=resync, cursor=_shown(state)))
             # A full refresh copies the table as it is, so the source's own key holds in it too.
             with source_call(source.config, source.type_name):
                 key = stream.primary_key or (source.source_key(stream) if mode is SyncMode.FULL_REFRESH else [])
@@ -172,7 +174,7 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
             batches = progress.count(prefetched(read))
             request = WriteRequest(identifier, schema, mode, primary_key=key, run_id=run_id,
                                    cursor_field=stream.cursor_field, partition=stream.partition,
-                                   properties=properties or {})
+                                   properties=properties or {}, final_cursor=lambda: _final(source, stream))
             result = lake.write(destination, request, batches)
         except Stopped:
             raise
@@ -188,11 +190,31 @@ def load_stream(lake: Lakehouse, source: Source, destination: DestinationSpec, s
         duration = time.perf_counter() - started
         log.info("stream loaded", extra=fields(rows=result.rows_written, seconds=round(duration, 3),
                                                snapshot_id=result.snapshot_id))
+        before = None if state is None else state.cursor_value
+        after = result.cursor_value if result.cursor_value is not None else before  # no new rows: unchanged
         return StreamStats(
             stream=stream.name, table=identifier, status="succeeded", rows_read=progress.rows_read,
             rows_written=result.rows_written, bytes_written=result.bytes_written,
             duration_seconds=duration, snapshot_id=result.snapshot_id, warnings=_warnings(source, stream),
+            cursor_before=None if before is None else str(before), cursor_after=None if after is None else str(after),
         )
+
+
+def _shown(state: StreamState | None) -> str | None:
+    """The cursor for the log: a file source's ledger is long, so its newest time stands for it."""
+    if state is None:
+        return None
+    value = state.cursor_value
+    if isinstance(value, dict) and "modified_at" in value:
+        return f"ledger of files up to {value['modified_at']}"
+    return str(value)
+
+
+def _final(source: Source, stream: StreamSpec) -> Any:
+    """The cursor value a source that tracks its own state wants committed; None lets the writer's stand."""
+    with source_call(source.config, source.type_name):
+        state = source.final_state(stream)
+    return None if state is None else state.cursor_value
 
 
 def _warnings(source: Source, stream: StreamSpec) -> list[StreamWarning]:

@@ -25,6 +25,7 @@ from tidemark_ingest.models import TABLES
 from tidemark_ingest.settings import IngestSettings
 from tidemark_ingest.stopping import ending
 from tidemark_ingest.worker.load import INTERNAL_ERROR, Outcome, Progress, ingest
+from tidemark_ingest.worker.logship import LogShipper
 
 STOPPED_BY_SIGTERM = "worker was stopped by SIGTERM"
 
@@ -38,8 +39,10 @@ async def run_worker(settings: IngestSettings, run_id: uuid.UUID) -> int:
     with log_context(run_id=str(run_id)):
         engine = create_engine(settings.database)
         try:
-            worker = _Worker(settings, session_factory(engine), Outbox(TABLES.outbox, source=SOURCE), run_id)
-            return await worker.run()
+            with LogShipper(run_id) as logs:
+                worker = _Worker(settings, session_factory(engine), Outbox(TABLES.outbox, source=SOURCE), run_id)
+                worker.logs = logs
+                return await worker.run()
         finally:
             await engine.dispose()
 
@@ -52,6 +55,7 @@ class _Worker:
         self.outbox = outbox
         self.run_id = run_id
         self.progress = Progress()
+        self.logs = LogShipper(run_id)  # run_worker installs the one that hears the process's log
 
     async def run(self) -> int:
         request = await self._start()
@@ -117,6 +121,7 @@ class _Worker:
                             stream=current[0], rows_read=current[1],
                         ))
                         reported = current
+                    await self.logs.ship(session, self.outbox, request.pipeline.pipeline_id)
             except Exception:
                 # A missed beat is survivable (the timeout allows several); a dead heartbeat is not.
                 log.exception("heartbeat failed; will retry")
@@ -135,6 +140,7 @@ class _Worker:
             run.finished_at = utcnow()
             run.error = outcome.error.message if outcome.error else None
             run.stats = [s.model_dump(mode="json") for s in outcome.streams]
+            await self.logs.ship(session, self.outbox, request.pipeline.pipeline_id, everything=True)
             await self.outbox.add(session, RunFinished(
                 run_id=self.run_id, pipeline_id=request.pipeline.pipeline_id, status=outcome.status,
                 streams=outcome.streams, error=outcome.error,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -19,6 +19,7 @@ import pyarrow as pa
 from tidemark.connectors.base import Catalog, ConnectorConfig, KeyRange, Source, StreamState
 from tidemark.connectors.sql.config import SqlConfig
 from tidemark.connectors.sql.cursor import cursor_filter
+from tidemark.connectors.sql.fingerprint import digest
 from tidemark.connectors.sql.plan import Dialect, ReadPlan
 from tidemark.connectors.sql.tables import SqlColumn, SqlTable, is_cursor_type, split_stream, stream_info
 from tidemark.errors import FailureKind, SourceError
@@ -63,7 +64,25 @@ class SqlSource(Source):
     def execute(self, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
         """Run ``plan`` and yield its batches of ``plan.schema``."""
 
+    def fingerprint_query(self) -> tuple[str, Sequence[Any]] | None:
+        """One catalog query answering one row that changes when the catalog does (see
+        :mod:`tidemark.connectors.sql.fingerprint`); ``None`` when the database has none."""
+        return None
+
     # -- protocol ----------------------------------------------------------
+
+    def fingerprint(self) -> str | None:
+        query = self.fingerprint_query()
+        if query is None:
+            return None
+        sql, params = query
+        with self.connect() as conn:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, tuple(params) or None)
+                return digest(cur.fetchone())
+            finally:
+                cur.close()
 
     def check(self) -> None:
         with self.connect() as conn:

@@ -21,6 +21,7 @@ class SqlColumn:
     nullable: bool = True
     select: str = "{}"
     warning: str | None = None
+    default: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ def is_cursor_type(typ: pa.DataType) -> bool:
 def stream_info(table: SqlTable) -> StreamInfo:
     return StreamInfo(
         name=table.stream,
-        columns=[ColumnInfo(name=c.name, type=str(c.arrow_type), nullable=c.nullable, source_type=c.source_type)
+        columns=[ColumnInfo(name=c.name, type=str(c.arrow_type), nullable=c.nullable, source_type=c.source_type,
+                            default=c.default)
                  for c in table.columns],
         primary_key=list(table.primary_key),
         cursor_candidates=[c.name for c in table.columns if is_cursor_type(c.arrow_type)],

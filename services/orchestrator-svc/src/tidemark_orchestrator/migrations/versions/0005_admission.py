@@ -1,4 +1,4 @@
-"""admission: overlap and retry policies on pipelines; runs wait for a slot (admitted_at, waiting_reason)
+"""admission: overlap and retry policies on pipelines; runs wait for a slot (admitted_at, waiting_reason); next_check_at
 
 Revision ID: 0005
 Revises: 0004
@@ -22,6 +22,8 @@ def upgrade() -> None:
     with op.batch_alter_table('pipelines', schema=None) as batch_op:
         batch_op.add_column(sa.Column('overlap', sa.String(length=16), server_default='queue', nullable=False))
         batch_op.add_column(sa.Column('retries', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True))
+        batch_op.add_column(sa.Column('next_check_at', tidemark.db.types.UTCDateTime(), nullable=True))
+        batch_op.create_index(batch_op.f('ix_pipelines_next_check_at'), ['next_check_at'], unique=False)
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('connection_id', sa.Uuid(), nullable=True))
         batch_op.add_column(sa.Column('retry_of', sa.Uuid(), nullable=True))
@@ -42,5 +44,7 @@ def downgrade() -> None:
         batch_op.drop_column('retry_of')
         batch_op.drop_column('connection_id')
     with op.batch_alter_table('pipelines', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pipelines_next_check_at'))
+        batch_op.drop_column('next_check_at')
         batch_op.drop_column('retries')
         batch_op.drop_column('overlap')

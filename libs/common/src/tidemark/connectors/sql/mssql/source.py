@@ -19,6 +19,7 @@ from pydantic import Field
 
 from tidemark.connectors.base import ConnectorConfig
 from tidemark.connectors.boundary import scrub, secret_values
+from tidemark.connectors.sql import fingerprint
 from tidemark.connectors.sql.arrow import default_converter, rows_to_batch
 from tidemark.connectors.sql.config import SqlConfig
 from tidemark.connectors.sql.errors import ErrorRule, classify
@@ -200,6 +201,9 @@ class MssqlSource(SqlSource):
         tables = [(SqlTable(namespace=s, name=n, columns=tuple(cols), primary_key=tuple(keys.get((s, n), ())),
                             is_view=is_view), readable) for (s, n), (is_view, readable, cols) in found.items()]
         return [(t, r) for t, r in tables if not self.config.tables or t.stream in self.config.tables]
+
+    def fingerprint_query(self) -> tuple[str, list[Any]]:
+        return fingerprint.mssql(self.config.schemas)
 
     def list_tables(self, conn: Any, stream: str | None = None) -> list[SqlTable]:
         return [t for t, readable in self._relations(conn, stream) if readable]

@@ -14,6 +14,7 @@ import pymysql.cursors  # type: ignore[import-untyped]
 
 from tidemark.connectors.base import ConnectorConfig, KeyRange
 from tidemark.connectors.boundary import scrub, secret_values
+from tidemark.connectors.sql import fingerprint
 from tidemark.connectors.sql.config import SqlConfig
 from tidemark.connectors.sql.errors import ErrorRule, classify
 from tidemark.connectors.sql.mysql.config import MySQLConfig, connect_args
@@ -42,7 +43,7 @@ def _in(values: Sequence[str]) -> str:
 def columns_sql(databases: Sequence[str], stream: bool) -> str:
     return f"""
 SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.IS_NULLABLE, c.DATA_TYPE, c.COLUMN_TYPE,
-       c.NUMERIC_PRECISION, c.NUMERIC_SCALE
+       c.NUMERIC_PRECISION, c.NUMERIC_SCALE, c.COLUMN_DEFAULT
 FROM information_schema.COLUMNS c
 JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
 WHERE c.TABLE_SCHEMA IN ({_in(databases)}) {"AND CONCAT(c.TABLE_SCHEMA, '.', c.TABLE_NAME) = %s" if stream else ""}
@@ -136,6 +137,9 @@ class MySQLSource(SqlSource):
     def connect(self) -> Any:
         return self._connection(pymysql.cursors.Cursor)
 
+    def fingerprint_query(self) -> tuple[str, list[Any]]:
+        return fingerprint.mysql(self._databases(), self.config.tables)
+
     def list_tables(self, conn: Any, stream: str | None = None) -> list[SqlTable]:
         databases = self._databases()
         params: list[Any] = list(databases) + ([stream] if stream is not None else [])
@@ -143,11 +147,12 @@ class MySQLSource(SqlSource):
         keys: dict[tuple[str, str], list[str]] = {}
         with conn.cursor() as cur:
             cur.execute(columns_sql(databases, stream is not None), params)
-            for db, name, kind, col, nullable, data_type, column_type, precision, scale in cur.fetchall():
+            for db, name, kind, col, nullable, data_type, column_type, precision, scale, default in cur.fetchall():
                 arrow, select, warning = map_type(data_type, column_type, _int(precision), _int(scale))
                 entry = tables.setdefault((db, name), ("VIEW" in str(kind).upper(), []))
                 entry[1].append(SqlColumn(name=col, source_type=column_type, arrow_type=arrow,
-                                          nullable=nullable == "YES", select=select, warning=warning))
+                                          nullable=nullable == "YES", select=select, warning=warning,
+                                          default=_text(default)))
             cur.execute(keys_sql(databases), databases)
             for db, name, col in cur.fetchall():
                 keys.setdefault((db, name), []).append(col)
@@ -208,6 +213,13 @@ class MySQLSource(SqlSource):
         if low is None:
             return []
         return integer_ranges(key.name, int(low), int(high), count)
+
+
+def _text(value: Any) -> str | None:
+    """A catalog value as text (the source's connections hand back raw bytes)."""
+    if value is None:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
 
 
 def _int(value: Any) -> int | None:

@@ -17,13 +17,15 @@ SELECT n.nspname, c.relname, c.relkind,
        has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') AS readable,
        a.attname, a.attnotnull, format_type(a.atttypid, a.atttypmod) AS declared,
        bt.typname, bt.typtype, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod,
-       et.typname AS elem_typname, et.typtype AS elem_typtype, a.attndims
+       et.typname AS elem_typname, et.typtype AS elem_typtype, a.attndims,
+       pg_catalog.pg_get_expr(ad.adbin, ad.adrelid) AS column_default
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
 JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
 LEFT JOIN pg_catalog.pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
   AND left(n.nspname, 8) <> 'pg_temp_' AND left(n.nspname, 14) <> 'pg_toast_temp_'
@@ -82,7 +84,7 @@ def fetch_relations(conn: Any, scope: Scope) -> list[tuple[SqlTable, bool]]:
     with conn.cursor() as cur:
         cur.execute(COLUMNS_SQL.format(filters=filters), params)
         for (nsp, rel, kind, readable, attname, notnull, declared, typname, typtype, typmod,
-             elem_typname, elem_typtype, ndims) in cur.fetchall():
+             elem_typname, elem_typtype, ndims, column_default) in cur.fetchall():
             entry = relations.setdefault(
                 (nsp, rel), _Relation(nsp, rel, kind in ("v", "m"), bool(readable), [])
             )
@@ -91,7 +93,7 @@ def fetch_relations(conn: Any, scope: Scope) -> list[tuple[SqlTable, bool]]:
             mapped = map_type(pg_type, declared)
             entry.columns.append(SqlColumn(
                 name=attname, source_type=declared, arrow_type=mapped.arrow_type, nullable=not notnull,
-                select=mapped.select, warning=mapped.warning,
+                select=mapped.select, warning=mapped.warning, default=column_default,
             ))
         keys: dict[tuple[str, str], list[str]] = {}
         cur.execute(KEYS_SQL.format(filters=filters), params)

@@ -14,6 +14,7 @@ import psycopg
 import pyarrow as pa
 
 from tidemark.connectors.base import ConnectorConfig, KeyRange
+from tidemark.connectors.sql import fingerprint
 from tidemark.connectors.sql.plan import Dialect, ReadPlan, quote_with
 from tidemark.connectors.sql.postgres.catalog import Scope, fetch_relations, in_scope, schema_access
 from tidemark.connectors.sql.postgres.config import PostgresConfig, libpq_params, libpq_uri
@@ -102,6 +103,9 @@ class PostgresSource(SqlSource):
             raise translate(exc, self.config, "reading") from exc
         finally:
             conn.close()
+
+    def fingerprint_query(self) -> tuple[str, list[Any]]:
+        return fingerprint.postgres(self.config.schemas, self.config.tables)
 
     def _relations(self, conn: Any, stream: str | None) -> list[tuple[SqlTable, bool]]:
         return [(t, readable) for t, readable in fetch_relations(conn, Scope(self.config.schemas, stream))

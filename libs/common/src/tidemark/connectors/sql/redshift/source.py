@@ -20,6 +20,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from tidemark.connectors.base import ConnectorConfig, KeyRange
+from tidemark.connectors.sql import fingerprint
 from tidemark.connectors.sql.arrow import default_converter, rows_to_batch
 from tidemark.connectors.sql.config import SqlConfig, TlsMode
 from tidemark.connectors.sql.plan import Dialect, ReadPlan, integer_ranges
@@ -143,6 +144,9 @@ class RedshiftSource(SqlSource):
             raise translate(exc, self.config, "reading") from exc
         finally:
             conn.close()
+
+    def fingerprint_query(self) -> tuple[str, list[Any]]:
+        return fingerprint.redshift(self.config.schemas)
 
     def list_tables(self, conn: Any, stream: str | None = None) -> list[SqlTable]:
         filters, params = catalog_filters(self.config, stream)

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from tidemark.connectors.base import Catalog, ColumnInfo, ConnectorConfig, Source, StreamInfo, StreamState
 from tidemark.connectors.sql.cursor import cursor_bound
+from tidemark.connectors.sql.fingerprint import digest
 from tidemark.errors import FailureKind, SourceError
 from tidemark.events import StreamSpec
 
@@ -124,7 +125,7 @@ class SQLiteSource(Source):
                 info = conn.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
                 columns = [
                     ColumnInfo(name=c[1], type=str(arrow_type(c[2])), nullable=not c[3] and not c[5],
-                               source_type=c[2] or "")
+                               source_type=c[2] or "", default=None if c[4] is None else str(c[4]))
                     for c in info
                 ]
                 key = [c[1] for c in sorted((c for c in info if c[5]), key=lambda c: c[5])]
@@ -133,6 +134,14 @@ class SQLiteSource(Source):
                 streams.append(StreamInfo(name=f"main.{table}", columns=columns, primary_key=key,
                                           cursor_candidates=cursors))
         return Catalog(streams=streams)
+
+    def fingerprint(self) -> str | None:
+        # The schema table holds each table's whole CREATE statement: columns, types, keys, defaults.
+        with self._connect() as conn:
+            row = conn.execute("SELECT count(*), group_concat(entry, char(10)) FROM (SELECT type || '|' || name || "
+                               "'|' || coalesce(sql, '') AS entry FROM sqlite_master "
+                               "WHERE name NOT LIKE 'sqlite_%' ORDER BY name)").fetchone()
+        return digest(row)
 
     def _table(self, stream: StreamSpec) -> str:
         schema, _, table = stream.name.partition(".")
