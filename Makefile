@@ -9,7 +9,7 @@ PORT ?= 8000
 # Azurite (Azure Blob emulator) for the lakehouse tests; tests/fixtures/storage.py looks here too.
 AZURITE_DIR ?= $(or $(TIDEMARK_TEST_AZURITE_DIR),$(HOME)/.cache/tidemark/azurite)
 
-.PHONY: help bootstrap browser run test test-unit test-integration test-e2e lint fmt contracts bench bench-files bench-drift bench-jobs clean
+.PHONY: help bootstrap browser run test test-unit test-integration test-e2e lint fmt contracts bench bench-files bench-drift bench-jobs bench-orchestrator clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench-drift: bootstrap ## Time schema-svc's poll on 1,000 tables of 10 columns: 
 
 bench-jobs: bootstrap ## jobs-svc with 1,000,000 runs on PostgreSQL: p95 of /v1/runs and /jobs (BENCH_JOBS_RUNS to change)
 	$(UV) run python bench/jobs.py
+
+bench-orchestrator: bootstrap ## Scale-test the scheduler: BENCH_PIPELINES (10000) every-minute schedules on PostgreSQL, 1 then 2 orchestrators, BENCH_MINUTES (3) each
+	$(UV) run python bench/orchestrator.py
 
 clean: ## Remove local state (.tidemark) and caches
 	rm -rf .tidemark .pytest_cache .mypy_cache .ruff_cache
