@@ -174,7 +174,10 @@ async def on_run_finished(ctx: OrchestratorContext, event: RunFinished) -> None:
     pipeline.next_check_at = now  # a due tick may have waited for this run
     await retries.retry_if_due(runtime, session, pipeline, run, event, now)
     await request_dependency_runs(runtime, session, run)
-    await admission.admit(runtime, session, now)
+    if await repository.any_waiting(session):
+        # The slot this run held may be another's now. Most endings find nobody waiting, and skip
+        # admission's lock and its count of every active run: a busy platform ends runs by thousands.
+        await admission.admit(runtime, session, now)
 
     # A tick waiting for this run may fire now: wake the scheduler once this is committed.
     wakeup = ctx.runtime.state.scheduler_wakeup

@@ -112,6 +112,12 @@ async def active_run(session: AsyncSession, pipeline_id: uuid.UUID) -> Run | Non
     return found[0] if found else None
 
 
+async def any_waiting(session: AsyncSession) -> bool:
+    """Whether any queued run waits to be admitted (one indexed probe)."""
+    query = sa.select(Run.id).where(Run.status == RunStatus.QUEUED.value, Run.admitted_at.is_(None)).limit(1)
+    return (await session.scalars(query)).first() is not None
+
+
 async def get_run(session: AsyncSession, run_id: uuid.UUID, lock: bool = False) -> Run | None:
     return await session.get(Run, run_id, with_for_update=lock or None, populate_existing=lock)
 
