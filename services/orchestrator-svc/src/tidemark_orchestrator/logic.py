@@ -87,10 +87,11 @@ async def request_run(
     await dependencies.lock_pipelines(session, [pipeline.id])
     now = runtime.state.clock()
     active = list(await repository.active_runs(session, pipeline.id))
-    for run in active:
-        if trigger == "manual" and run.trigger == "retry" and run.admitted_at is None:
+    if trigger == "manual":
+        backing_off = [r for r in active if r.trigger == "retry" and r.admitted_at is None]
+        for run in backing_off:
             await cancel_run(runtime, session, pipeline.id, run.id, "superseded by a manual run", admit=False)
-            active.remove(run)
+        active = [r for r in active if r not in backing_off]
     if active and pipeline.overlap == "cancel_previous":
         for run in active:
             await cancel_run(runtime, session, pipeline.id, run.id,

@@ -100,11 +100,9 @@ async def delete_pipeline(session: AsyncSession, pipeline: Pipeline) -> None:
     await session.flush()
 
 
-async def active_runs(session: AsyncSession, pipeline_id: uuid.UUID) -> Sequence[Run]:
+async def active_runs(session: AsyncSession, pipeline_id: uuid.UUID) -> list[Run]:
     """The pipeline's queued, starting and running runs, the one holding a slot first."""
-    query = (sa.select(Run).where(Run.pipeline_id == pipeline_id, Run.status.in_([s.value for s in ACTIVE]))
-             .order_by(Run.admitted_at.is_(None), Run.requested_at))
-    return (await session.scalars(query)).all()
+    return (await active_runs_of(session, [pipeline_id]))[pipeline_id]
 
 
 async def active_run(session: AsyncSession, pipeline_id: uuid.UUID) -> Run | None:
@@ -218,26 +216,17 @@ async def stray_ticks(session: AsyncSession) -> Sequence[uuid.UUID]:
     return (await session.scalars(query)).all()
 
 
-async def scheduled_runs(session: AsyncSession, pipeline_id: uuid.UUID,
-                         due_by: datetime | None = None) -> Sequence[Run]:
-    """The pipeline's upcoming runs, earliest first; with ``due_by``, only those due by then."""
-    query = sa.select(Run).where(Run.pipeline_id == pipeline_id, Run.status == RunStatus.SCHEDULED)
-    if due_by is not None:
-        query = query.where(Run.scheduled_for <= due_by)
-    return (await session.scalars(query.order_by(Run.scheduled_for))).all()
+async def scheduled_runs(session: AsyncSession, pipeline_id: uuid.UUID) -> list[Run]:
+    """The pipeline's upcoming runs, earliest first."""
+    return (await scheduled_runs_of(session, [pipeline_id]))[pipeline_id]
 
 
-async def move_scheduled(session: AsyncSession, run: Run, status: RunStatus, at: datetime,
-                         error: str | None = None) -> bool:
-    """Move an upcoming run on, only if it is still ``scheduled`` (True when this call moved it): two
-    replicas firing the same tick both try, one wins."""
-    values: dict[str, object] = {"status": status.value}
-    if status is RunStatus.QUEUED:
-        values["requested_at"] = at
-    else:
-        values.update(finished_at=at, error=error)
+async def skip_scheduled(session: AsyncSession, run: Run, at: datetime, reason: str) -> bool:
+    """End an upcoming run ``cancelled`` with ``reason``, only if it is still ``scheduled`` (True when
+    this call ended it): a replica firing the same tick at once makes the other's move a no-op."""
     statement = (sa.update(Run).where(Run.id == run.id, Run.status == RunStatus.SCHEDULED.value)
-                 .values(**values).execution_options(synchronize_session=False))
+                 .values(status=RunStatus.CANCELLED.value, finished_at=at, error=reason)
+                 .execution_options(synchronize_session=False))
     result = cast("CursorResult[Any]", await session.execute(statement))
     moved = result.rowcount == 1
     if moved:

@@ -216,7 +216,7 @@ async def _prune(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: 
 
 async def _skip(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline, run: Run, now: datetime,
                 reason: str, outcome: Outcome, events: list[EventPayload]) -> None:
-    if await repository.move_scheduled(session, run, RunStatus.CANCELLED, now, reason):
+    if await repository.skip_scheduled(session, run, now, reason):
         outcome.skipped.append(run)
         events.append(RunFinished(run_id=run.id, pipeline_id=pipeline.id, status=RunStatus.CANCELLED,
                                   error=RunError(message=reason, kind="terminal")))
