@@ -3,8 +3,8 @@
 dlt's ``sql_database`` source with the given backend writes Parquet files to a local
 ``filesystem`` destination: its fastest path here (its Iceberg table format adds a
 pyiceberg commit on top of the same files). Argument: a JSON object with ``url``,
-``table``, ``backend``, ``chunk_size`` and ``out``. Prints one JSON line with the rows
-the destination really holds, counted from the files.
+``table``, ``backend``, ``chunk_size``, ``out`` and optionally ``conn`` (connectorx's URL).
+Prints one JSON line with the rows the destination really holds, counted from the files.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ def main() -> None:
     if args["backend"] == "connectorx":
         # Streaming Arrow batches keeps its memory bounded (without it, connectorx reads the whole table).
         backend_kwargs = {"return_type": "arrow_stream", "batch_size": args["chunk_size"]}
+        if args.get("conn"):
+            backend_kwargs["conn"] = args["conn"]  # connectorx's own URL where SQLAlchemy's differs (MySQL)
     source = sql_database(args["url"], table_names=[args["table"]], backend=args["backend"],
                           chunk_size=args["chunk_size"], backend_kwargs=backend_kwargs,
                           reflection_level="full_with_precision")
@@ -49,6 +51,8 @@ def main() -> None:
     pipeline.run(source, loader_file_format="parquet", write_disposition="replace")
     seconds = time.perf_counter() - started
     files = sorted((out / "data" / "bench" / args["table"]).rglob("*.parquet"))
+    if not files:
+        raise SystemExit(f"dlt wrote no Parquet files for {args['table']}")
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     print(json.dumps({"seconds": seconds, "table_rows": rows, "files": len(files), "peak_rss_mb": peak_rss_mb()}))
 

@@ -18,7 +18,8 @@ def main() -> None:
     args = json.loads(sys.argv[1])
     bars = args["bars"]
     labels = [b["label"] for b in bars]
-    fig, (speed, memory) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (speed, memory) = plt.subplots(1, 2, figsize=(11, max(4.0, 0.3 * len(bars))),
+                                        gridspec_kw={"width_ratios": [3, 2]})
     colors = ["#9e9e9e" if "ceiling" in lbl else "#1f77b4" if lbl.startswith("Tidemark") else "#ff7f0e"
               for lbl in labels]
     speed.barh(labels, [b["rows_per_s"] / 1000 for b in bars], color=colors)

@@ -6,7 +6,10 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.storage", "tests.fixtures.pipelines", "tests.fixtures.drift"]
+from tests.fixtures.egress import TEST_EGRESS_ALLOW
+
+pytest_plugins = ["tests.fixtures.infra", "tests.fixtures.storage", "tests.fixtures.pipelines", "tests.fixtures.drift",
+                  "tests.fixtures.password_pg"]
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +18,4 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
         if key.startswith("TIDEMARK_") and not key.startswith("TIDEMARK_TEST_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("TIDEMARK_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.setenv("TIDEMARK_EGRESS_ALLOW", TEST_EGRESS_ALLOW)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.fixtures.egress import TEST_EGRESS_ALLOW
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -50,6 +52,8 @@ def spawn(argv: list[str], name: str, port: int, env: dict[str, str], logs: Path
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{name}.log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEMARK_")}
+    # A module-scoped platform starts before the per-test environment is set: the allow-list comes from here.
+    full_env["TIDEMARK_EGRESS_ALLOW"] = TEST_EGRESS_ALLOW
     full_env.update(env)
     with log.open("wb") as handle:  # the child keeps its own descriptor
         proc = subprocess.Popen(argv, env=full_env, stdout=handle, stderr=subprocess.STDOUT)

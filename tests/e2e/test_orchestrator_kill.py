@@ -110,6 +110,10 @@ def test_every_tick_fires_once_while_an_orchestrator_is_killed_mid_tick(
         b = start("orchestrator", services.orchestrator_env, tmp_path / "logs", f"orchestrator-b-{kills}")
         started[f"b{kills}"] = b
         wait_healthy(b)
+    # Quick restarts can fit every kill into one or two ticks: keep both replicas going until the
+    # window holds a tick per kill at least.
+    long_enough = began + timedelta(seconds=(KILLS + 0.5) * EVERY)
+    time.sleep(max(0.0, (long_enough - datetime.now().astimezone()).total_seconds()))
     ended = datetime.now().astimezone()
 
     engine = sa.create_engine(sync_url(services.orchestrator_db))

@@ -82,8 +82,9 @@ def test_a_salesforce_pipeline_loads_what_the_org_holds_and_follows_its_changes(
         org.put("Account", f"001xx{7:013d}", Tier__c="gold", AnnualRevenue=Decimal("99.50"), SystemModstamp=later)
         org.put("Account", f"001xx{251:013d}", Name="Acme new", SystemModstamp=later)
         second = run(embedded, "sf-e2e")
-        # From the stored cursor, inclusive: the boundary record (250), the updated one, the new one.
-        assert (second["status"], second["rows_written"]) == ("succeeded", 3), second
+        # From the stored cursor, inclusive: the boundary record (250), the updated one, the new one are
+        # read; the boundary record is unchanged in the table, so only the other two are written.
+        assert (second["status"], second["rows_read"], second["rows_written"]) == ("succeeded", 3, 2), second
         assert table_rows(embedded, table, "Id") == expected(("Name", "SystemModstamp", "AnnualRevenue", "Tier__c"))
 
 
@@ -124,6 +125,7 @@ def test_a_jira_pipeline_loads_what_the_site_holds_and_follows_its_changes(embed
         site.put_issue(10_007, "PRJ-7", customfield_10050="Platform", summary="issue 7, edited", updated=later)
         site.put_issue(10_251, "PRJ-251", summary="issue 251", updated=later)
         second = run(embedded, "jira-e2e")
-        # From the stored cursor, inclusive: the boundary issue (250), the updated one, the new one.
-        assert (second["status"], second["rows_written"]) == ("succeeded", 3), second
+        # From the stored cursor, inclusive: the boundary issue (250), the updated one, the new one are
+        # read; the boundary issue is unchanged in the table, so only the other two are written.
+        assert (second["status"], second["rows_read"], second["rows_written"]) == ("succeeded", 3, 2), second
         assert table_rows(embedded, table, "id") == expected({**columns, "Team": "customfield_10050"})

@@ -11,6 +11,10 @@ and schemas. Answers do not depend on the database, so it runs on SQLite.
 ``tidemark up`` to the same checks, with fewer examples per operation, and with path ids drawn
 half the time from a connection and a pipeline that exist.
 
+Every answer of every test must also be a problem+json body when it is an error (``problem_json``)
+and come within ``SLOW_ANSWER`` seconds (``no_hang``). The budget is small for ``make test``;
+``make fuzz`` multiplies every example count by ``FUZZ_SCALE`` (``TIDEMARK_TEST_FUZZ_SCALE``).
+
 ``test_edge_values_never_cause_a_server_error`` takes generated valid requests and swaps
 one value, or every value at once, for an edge case the field's schema allows but random
 generation rarely reaches (``EDGE_*``): text longer than a column, NUL, integers past 64
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,9 +43,10 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
-from schemathesis import Case, HookContext
+from schemathesis import Case, CheckContext, HookContext
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core.transport import Response
 from schemathesis.python import asgi
 from schemathesis.schemas import BaseSchema
 from schemathesis.specs.openapi.checks import (
@@ -54,6 +61,7 @@ from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.settings import AuthSettings, DatabaseSettings, KafkaSettings, PlatformSettings
 from tidemark_cli.embedded import Embedded, create_embedded_app
+from tidemark_testing.nested import mappings
 
 pytestmark = pytest.mark.integration
 
@@ -382,17 +390,8 @@ def _replace(node: Any, path: tuple[Any, ...], edge: Any) -> Any:
 def _root(operation: Any, schema: JsonSchema) -> JsonSchema:
     # schemathesis inlines a definition's references under `x-bundled`; others point at the document.
     bundled: JsonSchema = {}
-
-    def collect(node: Any) -> None:
-        if isinstance(node, dict):
-            bundled.update(node.get("x-bundled", {}))
-            for child in node.values():
-                collect(child)
-        elif isinstance(node, list):
-            for child in node:
-                collect(child)
-
-    collect(schema)
+    for node in mappings(schema):
+        bundled.update(node.get("x-bundled", {}))
     return {**operation.schema.raw_schema, "x-bundled": bundled}
 
 
@@ -434,8 +433,16 @@ edges = schemathesis.pytest.from_fixture("edge_schema")
 embedded = schemathesis.pytest.from_fixture("embedded_schema")
 
 # Bounded for a 2-core CI machine; derandomized so a failure reproduces run after run.
+# `make fuzz` raises the budget: every example count times TIDEMARK_TEST_FUZZ_SCALE.
+SCALE = max(1.0, float(os.environ.get("TIDEMARK_TEST_FUZZ_SCALE", "1")))
+
+
+def examples(count: int) -> int:
+    return int(count * SCALE)
+
+
 QUICK = settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     derandomize=True,
     database=None,
@@ -443,11 +450,37 @@ QUICK = settings(
 )
 # Most generated bodies break a rule the schema cannot state (incremental streams need keys),
 # so finding the one edge value in an otherwise valid body takes more tries.
-THOROUGH = settings(QUICK, max_examples=60)
+THOROUGH = settings(QUICK, max_examples=examples(60))
 # The embedded app serves the same operations the per-service runs fuzz in depth; here each gets
 # fewer examples, enough to catch what only the combined app can get wrong (one document for six
 # services, shared middleware, dependencies and bus).
-COMBINED = settings(QUICK, max_examples=12)
+COMBINED = settings(QUICK, max_examples=examples(12))
+# An answer slower than this is a hang (a loaded 2-core machine answers the slowest route in well under it).
+SLOW_ANSWER = 20.0
+PROBLEM = "application/problem+json"
+
+
+@schemathesis.check
+def problem_json(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    """Every 4xx and 5xx answer is an RFC 9457 problem body: type, title and its own status."""
+    if response.status_code < 400:
+        return None
+    content_type = response.headers.get("content-type", [""])[0]
+    assert content_type.startswith(PROBLEM), f"error {response.status_code} answered as {content_type!r}"
+    body = json.loads(response.content)
+    assert isinstance(body, dict), body
+    assert {"type", "title", "status"} <= body.keys(), body
+    assert body["status"] == response.status_code, body
+    return True
+
+
+@schemathesis.check
+def no_hang(ctx: CheckContext, response: Response, case: Case[Any]) -> bool | None:
+    assert response.elapsed < SLOW_ANSWER, f"answered after {response.elapsed:.1f} s"
+    return True
+
+
+OURS = [problem_json, no_hang]
 
 
 def _headers(case: Case[Any]) -> dict[str, str]:
@@ -461,14 +494,16 @@ def test_every_response_is_documented_and_no_server_error(case: Case[Any]) -> No
     # Left out: positive_data_acceptance, because rules the schema cannot state (a connector type
     # that exists, a cursor for incremental streams) rightly answer 422 to schema-valid input;
     # negative_data_rejection, because pydantic's lax mode takes `false` or `"5"` for an integer.
-    case.call_and_validate(headers=_headers(case), excluded_checks=[positive_data_acceptance, negative_data_rejection])
+    case.call_and_validate(headers=_headers(case), additional_checks=OURS,
+                           excluded_checks=[positive_data_acceptance, negative_data_rejection])
 
 
 @COMBINED
 @embedded.parametrize()
 def test_the_embedded_platform_answers_every_request_as_documented(case: Case[Any]) -> None:
     # The same checks as the per-service test above, over the single OpenAPI of `tidemark up`.
-    case.call_and_validate(headers=_headers(case), excluded_checks=[positive_data_acceptance, negative_data_rejection])
+    case.call_and_validate(headers=_headers(case), additional_checks=OURS,
+                           excluded_checks=[positive_data_acceptance, negative_data_rejection])
 
 
 @THOROUGH
@@ -478,5 +513,6 @@ def test_edge_values_never_cause_a_server_error(case: Case[Any]) -> None:
     # validity stay with the test above; the answer must still be a documented non-5xx one.
     case.call_and_validate(
         headers=_headers(case),
-        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
+        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+                *OURS],
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.fixtures.drift import DriftPlatform, Receiver, SourceDb, webhook_receiver
 from tidemark.events import DestinationSpec, PipelineChanged, PipelineSpec, StreamSpec
@@ -165,6 +166,8 @@ async def check_case(case: Case, source_db: SourceDb, platform: DriftPlatform) -
     with webhook_receiver() as receiver:
         world = await build_world(platform, source_db, case, receiver)
         await asyncio.sleep(0.5)
+        drifts = {"breaking": str(case.breaking).lower()}
+        drifts_before = REGISTRY.get_sample_value("tidemark_schema_drift_events_total", drifts) or 0.0
         source_db.execute(case.sql[source_db.kind])
         altered = time.monotonic()
         await platform.until(lambda: bool(platform.events("schema.drift")), within=POLL_SECONDS + 2)
@@ -180,6 +183,7 @@ async def check_case(case: Case, source_db: SourceDb, platform: DriftPlatform) -
         if case.kind == "column_renamed":
             assert (change["before"], change["after"], change["probable"]) == ("note", "remark", True)
         drift_id = data["drift_id"]
+        assert REGISTRY.get_sample_value("tidemark_schema_drift_events_total", drifts) == drifts_before + 1
 
         # Alert: exactly one, at the webhook, however many polls and pipelines saw the change.
         await wait_for(lambda: _async(bool(receiver.received)), 10, "the alert delivery")

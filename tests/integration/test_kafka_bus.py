@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -162,3 +164,56 @@ async def test_an_undecodable_message_is_skipped_and_the_next_one_handled(
         "tidemark_events_consumed_total", {"group": group, "type": "undecodable", "outcome": "failed"}
     )
     assert skipped == 1.0
+
+
+MEMBER = """
+import asyncio, sys
+from tidemark.bus.kafka import KafkaBus
+from tidemark.events import Topic
+from tidemark.settings import KafkaSettings
+
+async def main() -> None:
+    settings = KafkaSettings(bootstrap_servers=sys.argv[1], topic_prefix=sys.argv[2], session_timeout_ms=15_000)
+    bus = KafkaBus(settings, client_id="doomed")
+
+    async def handle(envelope) -> None:
+        print("consuming", flush=True)
+
+    bus.subscribe(settings.consumer_group("orchestrator", "runs"), [Topic.RUNS], handle)
+    await bus.start()
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_an_installation_killed_on_a_shared_cluster_does_not_stall_another(
+    kafka_bootstrap: str, publisher: KafkaBus, settings: KafkaSettings
+) -> None:
+    """Two installations (two prefixes) on one cluster run the same services. One is killed mid-flight; the
+    other's consumers must not wait out the dead member's 15-second session, as they would if both used one
+    consumer group id (the broker holds a group's rebalance until every known member rejoins or expires)."""
+    doomed = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", MEMBER, kafka_bootstrap, settings.topic_prefix, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert doomed.stdout is not None
+        await publisher.publish(Topic.RUNS, run_started())
+        assert await asyncio.wait_for(doomed.stdout.readline(), timeout=WAIT) == b"consuming\n"
+    finally:
+        doomed.kill()
+        await doomed.wait()
+
+    other = kafka_settings(kafka_bootstrap)
+    other_publisher = KafkaBus(other, client_id="other-publisher")
+    try:
+        sent = run_started()
+        await other_publisher.publish(Topic.RUNS, sent)
+        inbox = Inbox()
+        started = time.monotonic()
+        async with consuming(other, other.consumer_group("orchestrator", "runs"), inbox):
+            got = await inbox.next()
+        assert got.id == sent.id
+        # About 3 s to join a new group here; a shared group id would take the dead member's 15 s and more.
+        assert time.monotonic() - started < 12, "the other installation waited for the killed one's session"
+    finally:
+        await other_publisher.stop()

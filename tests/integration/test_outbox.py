@@ -29,7 +29,6 @@ from tidemark_testing.apps import running
 pytestmark = pytest.mark.integration
 TOKEN = "integration-token"
 WAIT = 30.0
-RUNS_GROUP = "tidemark-orchestrator.runs"
 
 
 def orchestrator_app(database_url: str, kafka: KafkaSettings) -> FastAPI:
@@ -156,18 +155,22 @@ async def ingest_bus(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[K
     await bus.stop()
 
 
-def duplicates_seen() -> float:
+def duplicates_seen(topic_prefix: str) -> float:
+    group = f"{topic_prefix}-orchestrator.runs"  # consumer groups carry the installation's prefix
     value = REGISTRY.get_sample_value(
-        "tidemark_events_consumed_total", {"group": RUNS_GROUP, "type": "run.finished", "outcome": "duplicate"}
+        "tidemark_events_consumed_total", {"group": group, "type": "run.finished", "outcome": "duplicate"}
     )
     return value or 0.0
 
 
 async def test_a_redelivered_run_finished_changes_the_run_once(
-    orchestrator: tuple[FastAPI, httpx.AsyncClient], ingest_bus: KafkaBus
+    orchestrator: tuple[FastAPI, httpx.AsyncClient], ingest_bus: KafkaBus, topic_prefix: str
 ) -> None:
     app, client = orchestrator
     pipeline_id, run_id = await create_pipeline_and_run(client)
+
+    def duplicates() -> float:
+        return duplicates_seen(topic_prefix)
 
     async def run_row() -> dict[str, Any]:
         response = await client.get(f"/v1/pipelines/{pipeline_id}/runs")
@@ -188,11 +191,11 @@ async def test_a_redelivered_run_finished_changes_the_run_once(
         return Envelope.wrap(payload, source="ingest-svc")
 
     failed = finished(RunStatus.FAILED, "source refused the connection")
-    baseline = duplicates_seen()
+    baseline = duplicates()
 
     await ingest_bus.publish(Topic.RUNS, failed)
     await ingest_bus.publish(Topic.RUNS, failed)
-    await eventually(lambda: _at_least(duplicates_seen, baseline + 1), "the second delivery to be handled")
+    await eventually(lambda: _at_least(duplicates, baseline + 1), "the second delivery to be handled")
     row = await run_row()
     assert row["status"] == "failed"
     assert await inbox_count(failed.id) == 1
@@ -210,7 +213,7 @@ async def test_a_redelivered_run_finished_changes_the_run_once(
 
     # ...and a stale redelivery of the first one is caught as a duplicate.
     await ingest_bus.publish(Topic.RUNS, failed)
-    await eventually(lambda: _at_least(duplicates_seen, baseline + 2), "the stale redelivery to be handled")
+    await eventually(lambda: _at_least(duplicates, baseline + 2), "the stale redelivery to be handled")
     assert (await run_row())["status"] == "failed"
     assert await inbox_count(failed.id) == 1
 

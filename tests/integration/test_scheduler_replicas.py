@@ -49,15 +49,15 @@ def replica(url: str, home: Path, clock: Clock, bus: MemoryBus) -> FastAPI:
 
 
 async def run_for(runtime: OrchestratorRuntime, pipeline_id: uuid.UUID, tick: datetime) -> Run:
-    """The tick's run once it is queued (the test's stand-in for ingest-svc picking it up)."""
+    """The tick's run once it is admitted (the test's stand-in for ingest-svc picking it up)."""
     for _ in range(500):
         async with runtime.sessions() as session:
             run = (await session.scalars(sa.select(Run).where(
                 Run.pipeline_id == pipeline_id, Run.scheduled_for == tick))).first()
-        if run is not None and run.status != RunStatus.SCHEDULED:
+        if run is not None and run.admitted_at is not None:  # run.requested is written: ingest-svc may start it
             return run
         await asyncio.sleep(0.02)
-    raise AssertionError(f"the tick at {tick} was not queued")
+    raise AssertionError(f"the tick at {tick} was not admitted")
 
 
 async def test_each_tick_fires_exactly_once_across_two_replicas_and_a_restart(

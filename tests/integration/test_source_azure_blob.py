@@ -110,7 +110,7 @@ def test_each_credential_reads_nested_prefixes(container: Container, auth: str) 
         (1, 10.0, "data/orders/2024/01/a.csv"), (2, 10.5, "data/orders/2024/02/b.csv.gz")]
 
 
-def test_wrong_credentials_and_missing_container_are_config_errors(container: Container) -> None:
+def test_wrong_credentials_and_missing_container_are_config_errors(container: Container, lake: Lakehouse) -> None:
     wrong = container.source([CSV], auth={"account_name": AZURITE_ACCOUNT, "blob_endpoint": container.endpoint,
                                           "account_key": base64.b64encode(b"not the key").decode()})
     with pytest.raises(SourceError) as caught:
@@ -122,6 +122,11 @@ def test_wrong_credentials_and_missing_container_are_config_errors(container: Co
     with pytest.raises(SourceError, match="does not exist") as caught:
         missing.check()
     assert caught.value.kind is FailureKind.CONFIG
+    stats = load_stream(lake, missing, DestinationSpec(namespace="gone"), StreamSpec(name="orders"), "run-1",
+                        Progress())
+    assert stats.status == "failed"  # not "succeeded with 0 rows": the store lists a missing container as empty
+    assert stats.error is not None
+    assert "does not exist" in stats.error.message
 
 
 def test_incremental_append_reads_each_blob_once(container: Container, lake: Lakehouse) -> None:

@@ -20,7 +20,7 @@ import pymysql  # type: ignore[import-untyped]
 import pytest
 
 from tidemark.connectors import get_connector
-from tidemark.connectors.base import StreamState
+from tidemark.connectors.base import KeyRange, StreamState
 from tidemark.connectors.sql.mysql import MySQLConfig, MySQLSource
 from tidemark.errors import FailureKind, SourceError
 from tidemark.events import DestinationSpec, StreamSpec, SyncMode
@@ -437,3 +437,43 @@ def test_a_value_its_planned_type_cannot_hold_names_column_type_and_row(lake: La
         f"stream '{mysql_db}.drift': column 'n' ({declared}, read as int32) cannot hold the value '3000000000' "
         "at row 4 (counting from 1 in read order)")
     assert stats.error.kind == "terminal"
+
+
+# --------------------------------------------------------------------------- the two readers
+
+
+def test_reads_go_through_connectorx_unless_told_or_bound_by_text(mysql_db: str) -> None:
+    """Plain-TCP connections read with connectorx; a plan bounded by text (a string key range) and a
+    source with ``columnar=False`` read with PyMySQL."""
+    src = source(mysql_db)
+    spec = StreamSpec(name=f"{mysql_db}.composite", sync_mode=SyncMode.INCREMENTAL, cursor_field="n",
+                      primary_key=["region", "n"])
+    assert src._columnar_sql(src.plan(spec, StreamState(cursor_field="n", cursor_value=1))) is not None
+    assert src._columnar_sql(src.plan(spec, None, KeyRange(column="region", lower="eu"))) is None
+    assert source(mysql_db, columnar=False)._columnar_sql(src.plan(spec, None)) is None
+
+
+def test_the_pymysql_reader_still_reads_every_type_value_by_value(mysql_db: str) -> None:
+    src = source(mysql_db, columnar=False, batch_size=2)
+    spec = StreamSpec(name=f"{mysql_db}.Order Items")
+    rows = sorted(pa.Table.from_batches(list(src.read(spec, None)), src.arrow_schema(spec)).to_pylist(),
+                  key=lambda r: r["id"])
+    for row, inserted in zip(rows, TYPED_ROWS, strict=True):
+        for column in TYPED_COLUMNS[1:]:
+            want = inserted[column][1] if column in inserted else None
+            assert _same(row[column], want, column), f"row {row['id']} {column}: {row[column]!r} != {want!r}"
+    assert {(w.kind, w.column): w.count for w in src.warnings.take(spec.name)} == TYPED_WARNINGS
+
+
+def test_incremental_reads_agree_between_the_readers(mysql_db: str) -> None:
+    """The cursor bound becomes a literal for connectorx: both readers pick the same rows."""
+    spec = StreamSpec(name=f"{mysql_db}.big", sync_mode=SyncMode.INCREMENTAL, cursor_field="changed_at",
+                      primary_key=["id"])
+    with admin(mysql_db) as conn, conn.cursor() as cur:
+        cur.execute("SELECT changed_at FROM big ORDER BY changed_at LIMIT 1 OFFSET 4000")
+        (middle,) = cur.fetchone()
+    state = StreamState(cursor_field="changed_at", cursor_value=middle)
+    fast = sorted(r["id"] for r in rows_of(source(mysql_db).read(spec, state)))
+    slow = sorted(r["id"] for r in rows_of(source(mysql_db, columnar=False).read(spec, state)))
+    assert fast == slow
+    assert 0 < len(fast) < 5000

@@ -5,16 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -23,13 +17,14 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from tests.fixtures.password_pg import SUPERUSER_PASSWORD, PasswordServer
 from tidemark.connectors import get_connector
 from tidemark.connectors.sql.postgres import PostgresConfig, PostgresSource
 from tidemark.errors import FailureKind, SourceError
 from tidemark.events import StreamSpec, SyncMode
 from tidemark_testing.connector_contract import CONTRACT_ROWS, ContractTable, SourceContract, rows_of
 from tidemark_testing.ports import free_port
-from tidemark_testing.postgres import PrivateCluster, create_database, drop_database
+from tidemark_testing.postgres import create_database, drop_database
 
 pytestmark = pytest.mark.integration
 
@@ -366,44 +361,10 @@ def test_reading_without_privilege_is_a_config_error(pg: dict[str, Any], reader_
     assert "public.contract" in caught.value.message
 
 
-@pytest.fixture(scope="module")
-def password_server() -> Iterator[int]:
-    """A private PostgreSQL that demands a password (the shared one trusts loopback)."""
-    bin_dir = PrivateCluster.find_bin_dir()
-    if bin_dir is None or (shutil.which("runuser") is None and os.geteuid() == 0):
-        pytest.fail("PostgreSQL server binaries are needed to test password authentication")
-    assert bin_dir is not None
-    prefix: list[str] = []
-    root = Path(tempfile.mkdtemp(prefix="tidemark-pgpw-"))
-    if os.geteuid() == 0:
-        pwd.getpwnam("postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(root, user="postgres")
-    port = free_port()
-    pwfile = root / "pw"
-    pwfile.write_text(PASSWORD + "\n")
-    if prefix:
-        shutil.chown(pwfile, user="postgres")
-
-    def run(*argv: str) -> None:
-        subprocess.run([*prefix, *argv], check=True, capture_output=True, timeout=60)
-
-    run(str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", "postgres", "--auth-host=scram-sha-256",
-        "--auth-local=trust", f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync")
-    run(str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w", "-t", "30",
-        "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
-    try:
-        yield port
-    finally:
-        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "-w",
-                        "stop"], check=False, capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def test_check_wrong_password(password_server: int) -> None:
-    base = {"host": "127.0.0.1", "port": password_server, "user": "postgres", "database": "postgres"}
-    PostgresSource(PostgresConfig(**base, password=PASSWORD)).check()  # the right one works
-    err = _check_error(PostgresSource(PostgresConfig(**base, password="wrong-" + PASSWORD)))
+def test_check_wrong_password(password_server: PasswordServer) -> None:
+    base = {"host": "127.0.0.1", "port": password_server.port, "user": "postgres", "database": "postgres"}
+    PostgresSource(PostgresConfig(**base, password=SUPERUSER_PASSWORD)).check()  # the right one works
+    err = _check_error(PostgresSource(PostgresConfig(**base, password="wrong-" + SUPERUSER_PASSWORD)))
     assert err.kind is FailureKind.CONFIG
     assert err.message == "authentication failed for user 'postgres': check the user name and password"
     assert err.detail == {"field": "password"}

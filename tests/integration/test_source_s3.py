@@ -198,6 +198,37 @@ def test_non_utf8_past_the_sample_is_an_error_too(bucket: Bucket) -> None:
     assert "Zo" not in error.message
 
 
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_non_utf8_mid_run_fails_the_stream_and_writes_nothing(bucket: Bucket, lake: Lakehouse, fmt: str) -> None:
+    def line(i: int, name: bytes) -> bytes:
+        return b"%d,%s\n" % (i, name) if fmt == "csv" else b'{"id": %d, "name": "%s"}\n' % (i, name)
+
+    header = b"id,name\n" if fmt == "csv" else b""
+    bucket.put(f"{fmt}/1.{fmt}", header + line(1, b"one") + line(2, b"two"))
+    source = bucket.source([{"name": fmt, "glob": f"{fmt}/*", "format": fmt}], sample_bytes=1024, batch_size=100)
+    for mode in (SyncMode.FULL_REFRESH, SyncMode.INCREMENTAL_APPEND):
+        dest = DestinationSpec(namespace=f"utf8_{mode.value}")
+        spec = StreamSpec(name=fmt, sync_mode=mode,
+                          cursor_field="_file_modified_at" if mode is SyncMode.INCREMENTAL_APPEND else None)
+        first = load_stream(lake, source, dest, spec, "run-1", Progress())
+        assert first.status == "succeeded", first.error
+        before = lake.catalog.load_table(first.table).current_snapshot()
+        # A good file, then one whose bad byte comes after thousands of good rows (many batches in).
+        bucket.put(f"{fmt}/2.{fmt}", header + b"".join(line(i, b"ok") for i in range(3, 5000)))
+        bad = header + b"".join(line(i, b"ok") for i in range(5000, 9000)) + line(9000, b"Zo\xeb")
+        bucket.put(f"{fmt}/3.{fmt}", bad)
+        failed = load_stream(lake, source, dest, spec, "run-2", Progress())
+        assert failed.status == "failed"
+        assert failed.error is not None
+        assert f"file {fmt}/3.{fmt}" in failed.error.message
+        assert "not valid UTF-8" in failed.error.message
+        table = lake.catalog.load_table(first.table)
+        assert table.current_snapshot() == before
+        assert sorted(table.scan().to_arrow().column("id").to_pylist()) == [1, 2]
+        bucket.delete(f"{fmt}/2.{fmt}")
+        bucket.delete(f"{fmt}/3.{fmt}")
+
+
 def test_skipping_bad_files_reports_each_as_a_warning(bucket: Bucket, lake: Lakehouse) -> None:
     bucket.put("csv/a.csv", "id,name\n1,a\n2,b\n")
     bucket.put("csv/b.csv", "id,name\n3,c\n4,d,extra\n")
@@ -216,12 +247,18 @@ def test_skipping_bad_files_reports_each_as_a_warning(bucket: Bucket, lake: Lake
     assert "skipped file csv/c.csv, line 2: not valid UTF-8" in warned[1][1]
 
 
-def test_check_and_errors_say_what_to_fix(bucket: Bucket) -> None:
+def test_check_and_errors_say_what_to_fix(bucket: Bucket, lake: Lakehouse) -> None:
     bucket.source([CSV]).check()
     missing = bucket.source([CSV], bucket="no-such-bucket-here")
     with pytest.raises(SourceError, match="does not exist") as caught:
         missing.check()
     assert caught.value.kind is FailureKind.CONFIG
+    # A run fails the same way: the store lists a missing bucket as empty, never "no files yet, 0 rows".
+    stats = load_stream(lake, missing, DestinationSpec(namespace="gone"), StreamSpec(name="orders"), "run-1",
+                        Progress())
+    assert stats.status == "failed"
+    assert stats.error is not None
+    assert "does not exist" in stats.error.message
     unreachable = bucket.source([CSV], endpoint="http://127.0.0.1:9")
     with pytest.raises(SourceError, match="cannot reach the store") as caught:
         unreachable.check()

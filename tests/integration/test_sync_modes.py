@@ -3,6 +3,7 @@ between runs, loaded by the worker's own loading code into Iceberg, compared row
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -195,3 +196,66 @@ def test_full_refresh_replaces_the_table(lake: Lakehouse, backend: Backend) -> N
     backend.execute("UPDATE events SET body = 'changed' WHERE id = %s", [(20,)])
     assert run(lake, backend, stream, "run-2") == 40
     assert table_rows(lake, backend.stream) == sorted(backend.fetch())
+
+
+def shuffled_rows(ids: list[int], start: datetime, rng: random.Random) -> list[Row]:
+    """Rows whose cursor follows neither the key nor the insertion (physical) order; a few share a value."""
+    offsets = [rng.randrange(0, len(ids) // 2) for _ in ids]
+    rows = [("eu", i, f"body {i}", Decimal(f"{i}.50"), start + timedelta(seconds=o))
+            for i, o in zip(ids, offsets, strict=True)]
+    rng.shuffle(rows)
+    return rows
+
+
+def committed_cursor(lake: Lakehouse, stream: str) -> datetime:
+    state = lake.read_state(DEST, table_identifier(DEST, stream))
+    assert state is not None
+    assert isinstance(state.cursor_value, datetime)
+    return utc(state.cursor_value)
+
+
+def test_unordered_cursor_incremental_then_nothing_changed(lake: Lakehouse, backend: Backend) -> None:
+    """Reads no longer ask for the cursor's order: the committed cursor is the largest value read,
+    whatever order the rows come in; a run after no change commits nothing."""
+    rng = random.Random(13)
+    stream = StreamSpec(name=backend.stream, sync_mode=SyncMode.INCREMENTAL, cursor_field="updated_at",
+                        primary_key=["region", "id"], lookback=5)
+    backend.execute(INSERT, shuffled_rows(list(range(1, 301)), T0, rng))
+    run(lake, backend, stream, "run-1")
+    assert table_rows(lake, backend.stream) == sorted(backend.fetch())
+    assert committed_cursor(lake, backend.stream) == max(r[4] for r in backend.fetch())
+
+    later = T0 + timedelta(hours=1)
+    changed = rng.sample(range(1, 301), 30)
+    backend.execute("UPDATE events SET body = 'changed', updated_at = %s WHERE region = %s AND id = %s",
+                    [(later + timedelta(seconds=rng.randrange(100)), "eu", i) for i in changed])
+    backend.execute(INSERT, shuffled_rows(list(range(301, 341)), later, rng))
+    run(lake, backend, stream, "run-2")
+    assert table_rows(lake, backend.stream) == sorted(backend.fetch())
+    assert committed_cursor(lake, backend.stream) == max(r[4] for r in backend.fetch())
+
+    # Nothing changed: the re-read boundary and lookback window hold only rows the table has as they are.
+    table = lake.catalog.load_table(table_identifier(DEST, backend.stream))
+    before = table.current_snapshot()
+    assert before is not None
+    files = {task.file.file_path for task in table.scan().plan_files()}
+    assert run(lake, backend, stream, "run-3") == 0
+    table = lake.catalog.load_table(table_identifier(DEST, backend.stream))
+    after = table.current_snapshot()
+    assert after is not None
+    assert after.snapshot_id == before.snapshot_id
+    assert {task.file.file_path for task in table.scan().plan_files()} == files
+    assert table_rows(lake, backend.stream) == sorted(backend.fetch())
+
+
+def test_unordered_cursor_append_only(lake: Lakehouse, backend: Backend) -> None:
+    rng = random.Random(29)
+    stream = StreamSpec(name=backend.stream, sync_mode=SyncMode.INCREMENTAL_APPEND, cursor_field="updated_at")
+    backend.execute(INSERT, shuffled_rows(list(range(1, 201)), T0, rng))
+    assert run(lake, backend, stream, "run-1") == 200
+    assert committed_cursor(lake, backend.stream) == max(r[4] for r in backend.fetch())
+    backend.execute(INSERT, shuffled_rows(list(range(201, 261)), T0 + timedelta(hours=1), rng))
+    assert run(lake, backend, stream, "run-2") == 60
+    assert run(lake, backend, stream, "run-3") == 0
+    assert table_rows(lake, backend.stream) == sorted(backend.fetch())
+    assert committed_cursor(lake, backend.stream) == max(r[4] for r in backend.fetch())

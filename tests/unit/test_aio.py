@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tidemark.aio import wait_for_event
+from tidemark.aio import finish_before_cancel, wait_for_event
 
 pytestmark = pytest.mark.unit
 
@@ -47,3 +47,20 @@ async def test_it_waits_at_most_the_given_time_and_says_whether_the_event_came()
     assert await wait_for_event(event, 0.01) is False
     event.set()
     assert await wait_for_event(event, 5) is True
+
+
+async def test_work_finishes_before_its_cancelled_caller_stops_unless_it_outlasts_the_grace() -> None:
+    finished: list[str] = []
+
+    async def work(name: str, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        finished.append(name)
+
+    for name, seconds in [("short", 0.1), ("stuck", 30)]:
+        caller = asyncio.create_task(finish_before_cancel(work(name, seconds), grace=0.3))
+        await asyncio.sleep(0.02)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(caller, 5)
+    # The short unit ran to its end; the stuck one was cut at the grace, and both callers were cancelled.
+    assert finished == ["short"]

@@ -76,6 +76,22 @@ async def test_schedule_longer_than_its_limit_is_a_422(client: httpx.AsyncClient
     assert response.json()["errors"][0]["field"] == "schedule.cron"
 
 
+async def test_more_streams_than_a_pipeline_may_have_is_a_422(client: httpx.AsyncClient) -> None:
+    # A run's events list every stream: past the limit they would outgrow a Kafka message.
+    many = [{"name": f"public.t{i}"} for i in range(1001)]
+    for method, path, body in [("POST", "/v1/pipelines", pipeline(streams=many)),
+                               ("PATCH", "/v1/pipelines/{id}", {"streams": many})]:
+        if "{id}" in path:
+            created = await client.post("/v1/pipelines", json=pipeline(streams=many[:1000]))
+            assert created.status_code == 201, created.text  # the limit itself is allowed
+            path = path.format(id=created.json()["id"])
+        refused = await client.request(method, path, json=body)
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == PROBLEM
+        assert refused.json()["errors"][0]["field"] == "streams"
+        assert "1000" in refused.text
+
+
 async def test_405_allows_every_method_the_path_serves(client: httpx.AsyncClient) -> None:
     response = await client.request("TRACE", f"/v1/pipelines/{uuid.uuid4()}")
     assert response.status_code == 405
@@ -309,6 +325,7 @@ async def test_metrics_label_requests_by_route_template(client: httpx.AsyncClien
     await client.get("/v1/pipelines")
     await client.get(f"/v1/pipelines/{pid}/runs")
     await client.get(f"/no/such/{pid}")
+    await client.request("BREW", "/v1/pipelines")
     metrics = (await client.get("/metrics")).text
     for route, status in [
         ("/v1/pipelines/{pipeline_id}", "404"),
@@ -320,3 +337,6 @@ async def test_metrics_label_requests_by_route_template(client: httpx.AsyncClien
     # Raw paths never become label values: their number is unbounded.
     assert str(pid) not in metrics
     assert 'route="other"' not in metrics
+    # Nor are invented methods (any token is a valid method): they share one value.
+    assert 'method="BREW"' not in metrics
+    assert 'tidemark_http_requests_total{method="other",route="/v1/pipelines",status="405"}' in metrics

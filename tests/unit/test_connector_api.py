@@ -303,6 +303,36 @@ async def test_duplicate_names_are_409(client: httpx.AsyncClient, tmp_path: Path
         assert db.execute("SELECT count(*) FROM outbox").fetchone() == (2,)
 
 
+async def test_a_stored_connection_whose_type_or_config_no_longer_fits_is_a_clear_4xx(
+    client: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stored configs outlive code: a field renamed in a new version, a connector plug-in uninstalled.
+    cid = (await create_vault(client))["id"]
+    # The service's relay may hold the write lock while it marks the creation's event sent, and it needs this
+    # event loop to commit: write from a thread so the loop runs on and the lock is let go.
+    def store_old_config() -> None:
+        with sqlite3.connect(tmp_path / "c.db", timeout=60) as db:
+            db.execute("UPDATE connections SET config = ?", [json.dumps({"host": "db.local", "port": "not-a-port"})])
+
+    await asyncio.to_thread(store_old_config)
+    for path, headers in [(f"/v1/connections/{cid}/check", None), (f"/v1/connections/{cid}/discover", None),
+                          (f"/internal/v1/connections/{cid}/discover", internal())]:
+        refused = await client.post(path, headers=headers)
+        assert refused.status_code == 422, (path, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "no longer fits connector 'vault' (port); update it" in refused.json()["detail"]
+        assert PASSWORD not in refused.text
+
+    other = (await create_vault(client, name="gone"))["id"]
+    monkeypatch.delitem(registry.BUILTIN, "vault")
+    registry._all_paths.cache_clear()
+    for method, path in [("POST", f"/v1/connections/{other}/check"), ("PATCH", f"/v1/connections/{other}")]:
+        refused = await client.request(method, path, json={"config": {}} if method == "PATCH" else None)
+        assert refused.status_code == 422, (path, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert "vault" in refused.json()["detail"]
+
+
 async def test_unknown_ids_are_404_problems(client: httpx.AsyncClient) -> None:
     unknown = "0190f0c8-0000-7000-8000-000000000000"
     for method, path, headers in [

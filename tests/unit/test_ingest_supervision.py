@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from tests.fixtures.events import from_newer_producer
 from tidemark.bus import MemoryBus, Outbox
@@ -39,6 +42,7 @@ from tidemark_ingest.models import TABLES, WorkerRun
 from tidemark_ingest.settings import IngestSettings
 from tidemark_ingest.worker.load import Outcome
 from tidemark_ingest.worker.run import SOURCE, _Worker
+from tidemark_testing.ports import free_port
 
 pytestmark = pytest.mark.unit
 
@@ -239,3 +243,51 @@ async def test_a_run_requested_from_a_newer_producer_with_fields_added_is_queued
     assert run.status == RunStatus.QUEUED
     # What the worker reads back is the request as this version understands it.
     assert RunRequested.model_validate(run.spec) == request
+
+
+async def test_a_worker_whose_run_was_failed_meanwhile_stops_before_committing(
+    runtime: ServiceRuntime, settings: IngestSettings
+) -> None:
+    """The reaper failed a run whose worker was only slow (a stalled machine, a database away longer than the
+    heartbeat timeout); the retry will load again, so this worker must not commit what it read."""
+    run_id = await queue_run(runtime)
+    async with runtime.transaction() as session:
+        assert await repository.claim_for_launch(session, run_id)
+    worker = _Worker(settings, runtime.sessions, Outbox(TABLES.outbox, source=SOURCE), run_id)
+    request = await worker._start()
+    assert isinstance(request, RunRequested)
+    async with runtime.transaction() as session:
+        assert await logic.fail_run(runtime, session, await repository.require_worker_run(session, run_id),
+                                    "worker stopped heartbeating")
+    beat = asyncio.create_task(worker._heartbeat(request))
+    await asyncio.wait_for(beat, timeout=10)  # its next beat finds the run ended
+    assert worker.progress.stop_requested, "the load is told to stop at its next batch, before any commit"
+
+
+async def test_a_worker_records_its_ending_once_its_database_is_back(
+    runtime: ServiceRuntime, settings: IngestSettings
+) -> None:
+    """PostgreSQL restarting just as the worker ends: it waits for the database rather than crashing, so the
+    run ends with the worker's own outcome, not "worker exited with code 1"."""
+    run_id = await queue_run(runtime)
+    async with runtime.transaction() as session:
+        assert await repository.claim_for_launch(session, run_id)
+    worker = _Worker(settings, runtime.sessions, Outbox(TABLES.outbox, source=SOURCE), run_id)
+    request = await worker._start()
+    assert isinstance(request, RunRequested)
+    away = create_async_engine(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone")
+    calls = 0
+
+    def sessions() -> Any:
+        nonlocal calls
+        calls += 1
+        return (async_sessionmaker(away) if calls <= 2 else runtime.sessions)()
+
+    worker.sessions = sessions  # type: ignore[assignment]
+    try:
+        ended = await worker._finish_when_possible(request, Outcome(RunStatus.SUCCEEDED))
+    finally:
+        await away.dispose()
+    assert ended is RunStatus.SUCCEEDED
+    assert calls == 3
+    assert (await run_of(runtime, run_id)).status == RunStatus.SUCCEEDED

@@ -22,6 +22,7 @@ from tidemark.events import (
     Envelope,
     EventPayload,
     PipelineSpec,
+    Reconciliation,
     RunFinished,
     RunRequested,
     RunStarted,
@@ -104,6 +105,7 @@ async def test_run_loads_the_sample_orders_into_iceberg(
     bus, client = service
     succeeded_before = _metric("tidemark_worker_runs_total", outcome="succeeded")
     rows_before = _metric("tidemark_rows_written_total")
+    bytes_before = _metric("tidemark_bytes_written_total")
     run = request()
     await bus.publish(Topic.RUNS, Envelope.wrap(run, source="orchestrator-svc"))
 
@@ -114,6 +116,9 @@ async def test_run_loads_the_sample_orders_into_iceberg(
     assert stream.table == "shop.orders"
     assert stream.rows_read == 1000
     assert stream.snapshot_id is not None
+    # The run's event carries the counts reconciled before the commit, the source's own one included.
+    assert stream.reconciliation == Reconciliation(rows_read=1000, rows_committed=1000, source_rows=1000,
+                                                   table_rows=1000, ok=True)
     [started] = events(bus, RunStarted, run.run_id)
     assert started.payload_as(RunStarted).launcher == "local"
 
@@ -131,6 +136,8 @@ async def test_run_loads_the_sample_orders_into_iceberg(
     assert worker["heartbeat_at"] is not None
     assert _metric("tidemark_worker_runs_total", outcome="succeeded") == succeeded_before + 1
     assert _metric("tidemark_rows_written_total") == rows_before + 1000
+    assert stream.bytes_written > 0
+    assert _metric("tidemark_bytes_written_total") == bytes_before + stream.bytes_written
 
     # The same run requested again (a retried publish) launches nothing new.
     await bus.publish(Topic.RUNS, Envelope.wrap(run, source="orchestrator-svc"))
@@ -182,3 +189,21 @@ async def test_two_streams_of_one_table_never_overwrite_each_other(
     assert table.scan().count() == 1000
     assert table.properties["tidemark.source-stream"] == "main.orders"
     assert table.properties["tidemark.pipeline-name"] == "shop-orders"
+
+
+async def test_a_workers_ending_is_published_when_it_exits_not_at_the_relays_next_poll(
+    settings: IngestSettings,
+) -> None:
+    # The worker writes run.finished into ingest-svc's outbox from its own process, which cannot wake
+    # the service's relay; the service wakes it when the worker exits. With a poll this long, waiting
+    # for the poll would miss the deadline below.
+    slow_poll = settings.model_copy(update={"outbox_poll_seconds": 300.0})
+    bus = WatchedBus()
+    app = build_app([(DEFINITION, slow_poll)], title="t", bus=bus, migrate=True)
+    async with running(app, TOKEN):
+        run = request()
+        await bus.publish(Topic.RUNS, Envelope.wrap(run, source="orchestrator-svc"))
+        async with asyncio.timeout(120):  # the worker's start, on a loaded machine; far below 300 s
+            await bus.until(lambda: bool(events(bus, RunFinished, run.run_id)))
+    finished = events(bus, RunFinished, run.run_id)[0].payload_as(RunFinished)
+    assert finished.status is RunStatus.SUCCEEDED, finished.error

@@ -69,6 +69,8 @@ def test_the_spec_references_every_secret_and_holds_none(tmp_path: Path) -> None
     # Plain values travel as they are.
     assert spec.env["TIDEMARK_INGEST__LAKEHOUSE__WAREHOUSE"] == "s3://lake/tidemark"
     assert spec.env["TIDEMARK_INGEST__LAKEHOUSE__S3__ACCESS_KEY_ID"] == "AKIDPLAIN"
+    # How many streams a worker loads at once is the service's setting, also on Kubernetes.
+    assert spec.env["TIDEMARK_INGEST__STREAM_CONCURRENCY"] == str(settings.stream_concurrency)
     for text in (spec.model_dump_json(), repr(spec), str(spec.model_dump())):
         leaked = [n for n in NEEDLES if n in text]
         assert not leaked, f"the worker spec holds secrets: {leaked}"

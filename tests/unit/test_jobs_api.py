@@ -7,13 +7,25 @@ import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.jobs import Jobs, Pipeline, jobs_app
-from tidemark.events import LogRecord, RunCancelRequested, RunError, RunLogged, RunScheduled, RunStatus, RunWaiting
+from tidemark.events import (
+    Envelope,
+    LogRecord,
+    PipelineChanged,
+    RunCancelRequested,
+    RunError,
+    RunLogged,
+    RunScheduled,
+    RunStatus,
+    RunWaiting,
+    Topic,
+)
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -221,3 +233,27 @@ async def test_the_list_and_logs_need_a_token(jobs: Jobs) -> None:
     for path in ("/v1/runs", f"/v1/runs/{uuid.uuid4()}/logs"):
         response = await jobs.client.get(path, headers={"Authorization": ""})
         assert response.status_code == 401
+
+
+async def test_a_renamed_pipeline_is_found_with_its_whole_history_by_its_new_name(jobs: Jobs) -> None:
+    orders, customers = Pipeline("shop-orders"), Pipeline("crm-customers")
+    first = await orders.run(jobs, at=T0)
+    second = await orders.run(jobs, RunStatus.FAILED, at=T0 + timedelta(hours=1))
+    await customers.run(jobs, at=T0)
+    renamed = replace(orders, name="orders-webshop")
+
+    async def changed(change: str) -> None:
+        event = PipelineChanged(pipeline_id=orders.pipeline_id, change=change,  # type: ignore[arg-type]
+                                pipeline=renamed.spec(), status="active")
+        await jobs.bus.publish(Topic.PIPELINES, Envelope.wrap(event, source="orchestrator-svc"))
+        await jobs.bus.drain()
+
+    await changed("updated")
+    found = await jobs.get("/v1/runs", q="webshop")
+    assert [r["run_id"] for r in found["items"]] == [str(second), str(first)]
+    assert {r["pipeline_name"] for r in found["items"]} == {"orders-webshop"}
+    assert (await jobs.get("/v1/runs", q="shop-orders"))["items"] == []
+    assert {r["pipeline_name"] for r in (await jobs.get("/v1/runs", q="crm"))["items"]} == {"crm-customers"}
+
+    await changed("deleted")  # a deleted pipeline's runs keep the name it last had
+    assert len((await jobs.get("/v1/runs", q="webshop"))["items"]) == 2

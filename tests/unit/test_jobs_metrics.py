@@ -51,8 +51,8 @@ async def test_run_metrics_follow_the_read_model(tmp_path: Path) -> None:
         assert value("tidemark_pipelines", state="failing") == 1
         assert value("tidemark_pipelines", state="succeeding") == 1
         # broken last succeeded 5 hours ago; healthy an hour ago.
-        assert 5 * 3600 - 60 <= value("tidemark_pipelines_seconds_since_success", state="failing") <= 5 * 3600 + 300
-        assert value("tidemark_pipelines_seconds_since_success", state="succeeding") < 2 * 3600
+        assert 5 * 3600 - 60 <= value("tidemark_pipelines_since_success_seconds", state="failing") <= 5 * 3600 + 300
+        assert value("tidemark_pipelines_since_success_seconds", state="succeeding") < 2 * 3600
         assert value("tidemark_runs_rows_written_total") - rows_before == 30  # three runs of 10 rows
         assert value("tidemark_run_duration_seconds_count", status="succeeded") - ok_durations == 2
 

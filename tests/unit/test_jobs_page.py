@@ -14,7 +14,16 @@ import pytest
 
 from tests.fixtures.browser import browser  # noqa: F401 - a fixture
 from tests.fixtures.jobs import TOKEN, JobsServer, Pipeline
-from tidemark.events import LogRecord, RunError, RunLogged, RunScheduled, RunStatus
+from tidemark.events import (
+    LogRecord,
+    RunError,
+    RunFinished,
+    RunLogged,
+    RunScheduled,
+    RunStatus,
+    StreamStats,
+)
+from tidemark.events.contracts import MaintenanceStats
 
 pytestmark = pytest.mark.unit
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -153,5 +162,35 @@ def test_the_run_page_shows_timeline_streams_and_the_live_log(page: Any, server:
     server.deliver(customers.finished(run_id))
     page.wait_for_function("document.getElementById('run-status').innerText === 'succeeded'")
     assert "tidemark.orders" in page.locator("#streams").inner_text()
+    assert page.locator("#streams td.reconciled").inner_text() == "yes: source 10, read 10, committed 10"
     assert "succeeded" in page.locator("#timeline-steps").inner_text()
     assert "slow source" in page.locator("#log").inner_text()
+
+
+def test_a_maintenance_runs_page_shows_what_it_did_to_each_table(page: Any, server: JobsServer) -> None:
+    orders = Pipeline("shop-orders")
+    run_id = uuid.uuid4()
+    did = MaintenanceStats(actions=["compact", "expire"], data_files_before=212, data_files_after=3,
+                           delete_files_before=57, delete_files_after=0, files_rewritten=209,
+                           delete_files_folded=57, bytes_rewritten=734_003, snapshots_expired=41, files_deleted=260,
+                           bytes_reclaimed=1_250_000)
+    stats = StreamStats(stream="main.orders", table="shop.orders", status="succeeded", maintenance=did)
+    server.deliver(orders.queued(run_id, "maintenance"))
+    server.deliver(orders.started(run_id))
+    server.deliver(RunFinished(run_id=run_id, pipeline_id=orders.pipeline_id, status=RunStatus.SUCCEEDED,
+                               streams=[stats]))
+    sign_in(page, server, f"/jobs/runs/{run_id}")
+    page.wait_for_selector("#maintenance")
+    cells = [c.strip() for c in page.locator("#maintenance tbody td").all_inner_texts()]
+    assert cells == ["shop.orders", "compact, expire", "212 → 3", "57 → 0", "209", "57", "734003", "41", "260",
+                     "1250000"]
+
+
+def test_an_ingestion_runs_page_has_no_maintenance_section(page: Any, server: JobsServer) -> None:
+    made = populate(server)
+    run_id = uuid.uuid4()
+    server.deliver(made["orders"].queued(run_id))
+    server.deliver(made["orders"].finished(run_id))
+    sign_in(page, server, f"/jobs/runs/{run_id}")
+    page.wait_for_selector("#streams")
+    assert page.locator("#maintenance").count() == 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tidemark.lakehouse import (
     read_state,
     write_stream,
 )
+from tidemark.lakehouse.settings import MergeStrategy
 
 pytestmark = pytest.mark.unit
 
@@ -138,16 +140,50 @@ def test_state_survives_in_the_snapshot_summary(catalog: Catalog) -> None:
     assert summary["tidemark.run-id"] == "run-7"
 
 
-def test_upsert_that_changes_nothing_still_advances_the_cursor(catalog: Catalog) -> None:
-    write(catalog, [batch(range(3), day=5)], SyncMode.INCREMENTAL)
-    # The same rows again (an incremental re-read of the boundary): pyiceberg writes no data,
-    # yet the run must still be recorded with its cursor.
-    write(catalog, [batch(range(3), day=5)], SyncMode.INCREMENTAL, run_id="run-2")
+@pytest.mark.parametrize("strategy", ["copy_on_write", "merge_on_read"])
+def test_upsert_that_changes_nothing_commits_nothing(catalog: Catalog, strategy: MergeStrategy) -> None:
+    options = WriteOptions(chunk_bytes=1024, merge_strategy=strategy)
+    request = WriteRequest(TABLE, SCHEMA, SyncMode.INCREMENTAL, primary_key=["id"], run_id="run-1",
+                           cursor_field="updated_at")
+    write_stream(catalog, request, [batch(range(3), day=5)], options)
+    before = catalog.load_table(TABLE).current_snapshot()
+    # The same rows again (an incremental re-read of the boundary): the state would not change, so
+    # the run commits nothing at all: no data file, no delete file, no snapshot.
+    again = write_stream(catalog, replace(request, run_id="run-2"), [batch(range(3), day=5)], options)
+    table = catalog.load_table(TABLE)
+    assert table.current_snapshot().snapshot_id == before.snapshot_id
+    assert again.snapshot_id is None
+    assert again.rows_written == 0
     state = read_state(catalog, TABLE)
     assert state is not None
     assert state.cursor_value == datetime(2026, 1, 5, tzinfo=UTC)
-    assert catalog.load_table(TABLE).current_snapshot().summary["tidemark.run-id"] == "run-2"
-    assert len(rows(catalog)) == 3
+    assert rows(catalog) == {i: f"v1-{i}" for i in range(3)}
+
+
+@pytest.mark.parametrize("strategy", ["copy_on_write", "merge_on_read"])
+def test_boundary_rows_merge_only_when_they_changed(catalog: Catalog, strategy: MergeStrategy) -> None:
+    options = WriteOptions(chunk_bytes=1024, merge_strategy=strategy)
+
+    def request(run_id: str) -> WriteRequest:
+        return WriteRequest(TABLE, SCHEMA, SyncMode.INCREMENTAL, primary_key=["id"], run_id=run_id,
+                            cursor_field="updated_at")
+
+    write_stream(catalog, request("run-1"), [batch(range(10), day=3), batch(range(10, 20), day=5)], options)
+    # Re-read from the boundary (day 5): ids 10-14 as they were, 15-16 changed in place at the same cursor
+    # value (a late commit), and a new row beyond it.
+    boundary = [batch(range(10, 15), day=5), batch([15, 16], "v2", day=5), batch([30], "new", day=6)]
+    result = write_stream(catalog, request("run-2"), boundary, options)
+    assert result.rows_written == 3
+    if strategy == "merge_on_read":
+        # Only the changed rows are written again, and only their old versions deleted.
+        summary = catalog.load_table(TABLE).current_snapshot().summary
+        assert int(summary["added-records"]) == 3
+        assert int(summary["added-position-deletes"]) == 2
+    expected = {i: f"v1-{i}" for i in range(20)} | {15: "v2-15", 16: "v2-16", 30: "new-30"}
+    assert rows(catalog) == expected
+    state = read_state(catalog, TABLE)
+    assert state is not None
+    assert state.cursor_value == datetime(2026, 1, 6, tzinfo=UTC)
 
 
 def test_new_column_is_added(catalog: Catalog) -> None:
@@ -208,3 +244,28 @@ def test_state_skips_snapshots_of_other_writers(catalog: Catalog) -> None:
     # A full refresh without a cursor is a Tidemark commit too: it resets the state.
     write_stream(catalog, WriteRequest(TABLE, SCHEMA, SyncMode.FULL_REFRESH, run_id="run-3"), [batch([1])])
     assert read_state(catalog, TABLE) is None
+
+
+def test_first_merge_of_unique_keys_into_an_empty_table_is_one_append(catalog: Catalog) -> None:
+    request = WriteRequest(TABLE, SCHEMA, SyncMode.INCREMENTAL, primary_key=["id"], run_id="run-1",
+                           cursor_field="updated_at", unique_keys=True)
+    first = write_stream(catalog, request, [batch(range(40), day=2), batch(range(40, 80), day=3)],
+                         WriteOptions(chunk_bytes=512))
+    table = catalog.load_table(TABLE)
+    # Many chunks, yet one snapshot (an append: nothing to replace), as a full refresh would make.
+    assert [s.summary.operation.value for s in table.snapshots()] == ["append"]
+    assert first.rows_written == 80
+    assert rows(catalog) == {i: f"v1-{i}" for i in range(80)}
+    # The table now holds rows: the next run merges, whatever the keys.
+    write_stream(catalog, replace(request, run_id="run-2"), [batch([5, 90], "v2", day=4)], WriteOptions())
+    assert rows(catalog) == {i: f"v1-{i}" for i in range(80)} | {5: "v2-5", 90: "v2-90"}
+    state = read_state(catalog, TABLE)
+    assert state is not None
+    assert state.cursor_value == datetime(2026, 1, 4, tzinfo=UTC)
+
+
+def test_keys_that_may_repeat_still_merge_into_an_empty_table(catalog: Catalog) -> None:
+    """Without the source's word that keys are unique, the later row of a key wins even on a first run."""
+    write(catalog, [batch(range(5), "old", day=1), batch(range(3), "new", day=2)], SyncMode.INCREMENTAL,
+          chunk_bytes=1)
+    assert rows(catalog) == {0: "new-0", 1: "new-1", 2: "new-2", 3: "old-3", 4: "old-4"}

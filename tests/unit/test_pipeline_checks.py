@@ -224,7 +224,7 @@ async def test_a_change_that_collides_is_refused_and_changes_nothing(pipelines: 
     assert moved.status_code == 409
     assert fields(moved) == ["streams.0.name"]
     added = await client.patch(f"/v1/pipelines/{pid}?validate=false",
-                               json={"streams": [{"name": "sales.orders"}, {"name": "SALES.Orders"}]})
+                               json={"streams": [{"name": "public.orders"}, {"name": "main.orders"}]})
     assert added.status_code == 409
     assert fields(added) == ["streams.1.name"]
     assert (await client.get(f"/v1/pipelines/{pid}")).json() == second.json()

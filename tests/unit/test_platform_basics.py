@@ -7,11 +7,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fastapi import Request
 from pydantic import SecretStr, ValidationError
 
-from tidemark.api.auth import TokenVerifier, digest
-from tidemark.errors import AuthenticationError, ConfigError, TerminalError
+from tidemark.access import Scope, TokenRegistry, digest, scope_for_method
+from tidemark.errors import ConfigError, TerminalError
 from tidemark.events import ConnectionChanged, Envelope, RunFinished, RunStatus
 from tidemark.events.export import export_schemas
 from tidemark.settings import AuthSettings, DatabaseSettings, PlatformSettings
@@ -46,32 +45,43 @@ def test_production_refuses_sqlite_and_missing_tokens(monkeypatch: pytest.Monkey
     assert ok.platform.environment == "production"
 
 
-def _request(header: str | None) -> Request:
-    headers = [(b"authorization", header.encode())] if header is not None else []
-    return Request({"type": "http", "headers": headers})
-
-
-def test_tokens_are_kept_as_digests_and_checked(tmp_path: Path) -> None:
+def test_tokens_are_kept_as_digests_and_carry_their_scope(tmp_path: Path) -> None:
     token_file = tmp_path / "tokens"
-    token_file.write_text("# mounted secret\nfrom-file\n")
-    verifier = TokenVerifier.for_api(
-        AuthSettings(tokens=[SecretStr("plain")], token_hashes=[digest("hashed")], tokens_file=token_file),
+    token_file.write_text("# mounted secret\nfrom-file\nfiled:read:scoped-in-file\n")
+    registry = TokenRegistry.from_settings([(
+        AuthSettings(tokens=[SecretStr("plain"), SecretStr("bot:write:scoped")],
+                     token_hashes=[digest("hashed"), f"audit:read:{digest('hashed-read')}"], tokens_file=token_file),
         PlatformSettings(api_token=SecretStr("shared")),
-    )
-    assert "plain" not in verifier.digests
-    for good in ("plain", "hashed", "from-file", "shared"):
-        verifier.check(_request(f"Bearer {good}"))
-    with pytest.raises(AuthenticationError, match="Invalid"):
-        verifier.check(_request("Bearer wrong"))
-    with pytest.raises(AuthenticationError, match="Missing"):
-        verifier.check(_request(None))
-    with pytest.raises(AuthenticationError, match="Missing"):
-        verifier.check(_request("Basic plain"))
+    )])
+    assert all(len(t.digest) == 64 for t in registry.configured)
+    assert "plain" not in {t.digest for t in registry.configured}
+    scopes = {good: registry.authenticate(good) for good in
+              ("plain", "hashed", "from-file", "shared", "scoped", "hashed-read", "scoped-in-file")}
+    assert {k: (p.name, p.scope) for k, p in scopes.items() if p is not None} == {
+        "plain": ("auth.tokens[0]", Scope.ADMIN), "hashed": ("auth.token_hashes[0]", Scope.ADMIN),
+        "from-file": ("tokens:2", Scope.ADMIN), "shared": ("platform.api_token", Scope.ADMIN),
+        "scoped": ("bot", Scope.WRITE), "hashed-read": ("audit", Scope.READ), "scoped-in-file": ("filed", Scope.READ),
+    }
+    for wrong in ("wrong", "bot:write:scoped", ""):
+        assert registry.authenticate(wrong) is None
+
+
+def test_scopes_include_the_ones_below_and_methods_choose_theirs() -> None:
+    assert Scope.ADMIN.allows(Scope.WRITE)
+    assert Scope.WRITE.allows(Scope.READ)
+    assert not Scope.READ.allows(Scope.WRITE)
+    assert not Scope.WRITE.allows(Scope.ADMIN)
+    assert scope_for_method("GET") == scope_for_method("head") == Scope.READ
+    assert {scope_for_method(m) for m in ("POST", "PUT", "PATCH", "DELETE")} == {Scope.WRITE}
 
 
 def test_unreadable_tokens_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="tokens_file"):
-        TokenVerifier.for_api(AuthSettings(tokens_file=tmp_path / "absent"), PlatformSettings())
+        TokenRegistry.from_settings([(AuthSettings(tokens_file=tmp_path / "absent"), PlatformSettings())])
+    bad = tmp_path / "bad"
+    bad.write_text("ok:read:fine\nbot:read:sha256:not-hex\n")
+    with pytest.raises(ConfigError, match="bad:2: token 'bot' is not a SHA-256 hex digest"):
+        TokenRegistry.from_settings([(AuthSettings(tokens_file=bad), PlatformSettings())])
 
 
 def test_envelope_round_trip_and_typed_payload() -> None:

@@ -65,12 +65,24 @@ INTERNALS = [
              "tidemark/lakehouse/deletes.py DeletesOverwrite (an overwrite that also adds delete files)"),
     Internal("pyiceberg.table.update.snapshot", "_OverwriteFiles._existing_manifests", ("self",),
              "tidemark/lakehouse/deletes.py DeletesOverwrite._existing_manifests (drops delete manifests)"),
+    Internal("pyiceberg.table.update.snapshot", "_OverwriteFiles._deleted_entries", ("self",),
+             "tidemark/lakehouse/deletes.py DeletesOverwrite._deleted_entries (skipped when no data file goes)"),
     Internal("pyiceberg.table.update.snapshot", "_OverwriteFiles._manifests", ("self",),
              "tidemark/lakehouse/deletes.py DeletesOverwrite._manifests (adds the delete manifest)"),
     Internal("pyiceberg.table.update.snapshot", "_OverwriteFiles._summary", ("self", "snapshot_properties"),
              "tidemark/lakehouse/deletes.py DeletesOverwrite._summary (counts the delete files)"),
     Internal("pyiceberg.table.update.snapshot", "_OverwriteFiles.new_manifest_output", ("self",),
              "tidemark/lakehouse/deletes.py DeletesOverwrite._manifests"),
+    Internal("pyiceberg.table.update.validate", "_validate_data_files_exist",
+             ("table", "starting_snapshot", "data_files", "parent_snapshot"),
+             "tidemark/lakehouse/maintenance/commit.py CompactionOverwrite._validate_concurrency (positional)"),
+    Internal("pyiceberg.table.update.validate", "_validate_no_new_deletes_for_data_files",
+             ("table", "starting_snapshot", "data_filter", "data_files", "parent_snapshot"),
+             "tidemark/lakehouse/maintenance/commit.py CompactionOverwrite._validate_concurrency (positional)"),
+    Internal("pyiceberg.table.update.snapshot", "_OverwriteFiles._validate_concurrency", ("self",),
+             "tidemark/lakehouse/maintenance/commit.py CompactionOverwrite (a compaction's own conflict rules)"),
+    Internal("pyiceberg.table.update.snapshot", "_OverwriteFiles._refresh_for_retry", ("self",),
+             "tidemark/lakehouse/maintenance/commit.py CompactionOverwrite (resets its dropped delete files)"),
     Internal("pyiceberg.manifest", "ManifestWriterV2.__init__",
              ("self", "spec", "schema", "output_file", "snapshot_id", "avro_compression"),
              "tidemark/lakehouse/deletes.py _DeleteManifestWriter (called positionally)"),
@@ -78,7 +90,7 @@ INTERNALS = [
 
 # What DeletesOverwrite reads and writes on the instance pyiceberg's snapshot producer sets up.
 PRODUCER_ATTRIBUTES = ("_io", "_snapshot_id", "_compression", "_transaction", "_added_data_files",
-                       "_deleted_data_files")
+                       "_deleted_data_files", "_commit_window", "_parent_snapshot_id", "_target_branch")
 
 
 def changed(what: str, used_in: str, detail: str) -> str:

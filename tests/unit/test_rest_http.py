@@ -11,6 +11,7 @@ https://developer.atlassian.com/cloud/jira/platform/rate-limiting/.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,7 @@ from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 
-from tidemark.connectors.rest.auth import BearerToken, OAuth2
+from tidemark.connectors.rest.auth import BearerToken, OAuth2, basic
 from tidemark.connectors.rest.errors import Advice
 from tidemark.connectors.rest.http import RestClient
 from tidemark.connectors.rest.paging import cursor_pages
@@ -242,6 +243,16 @@ def test_a_secret_echoed_by_the_vendor_is_masked(vendor: Vendor, vendor_server: 
     assert caught.value.kind is FailureKind.CONFIG
     assert "invalid header Bearer **********" in caught.value.message
     assert TOKEN not in caught.value.message
+
+
+def test_basic_credentials_echoed_by_the_vendor_are_masked(vendor: Vendor, vendor_server: tuple[Vendor, str]) -> None:
+    # Basic auth travels as base64("user:token"): the vendor echoes that, never the token itself.
+    encoded = base64.b64encode(f"bot@example.com:{TOKEN}".encode()).decode()
+    with pytest.raises(SourceError) as caught:
+        client(vendor_server[1], Sleeps(), auth=basic("bot@example.com", TOKEN)).json("GET", "/echo", what="echo")
+    assert encoded not in caught.value.message
+    assert encoded.rstrip("=") not in caught.value.message
+    assert "invalid header Basic **********" in caught.value.message
 
 
 def test_an_expired_access_token_is_refreshed_mid_run(vendor: Vendor, vendor_server: tuple[Vendor, str]) -> None:

@@ -57,7 +57,7 @@ def test_every_state_is_active_terminal_or_scheduled() -> None:
 
 def test_the_vocabulary_is_the_one_the_events_carry() -> None:
     # The wire models take their Literals from the lifecycle: one list, no copy to drift.
-    assert TRIGGERS == ("manual", "schedule", "dependency", "retry")
+    assert TRIGGERS == ("manual", "schedule", "dependency", "retry", "maintenance")
     assert RunRequested.model_json_schema()["properties"]["trigger"]["enum"] == list(TRIGGERS)
     assert RunError.model_json_schema()["properties"]["kind"]["enum"] == list(ERROR_KINDS)
     # An error's kind on the wire is the classification of the exception that caused it.

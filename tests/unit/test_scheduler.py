@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from tests.fixtures.pipelines import API_TOKEN, orchestrator_settings
-from tests.fixtures.scheduling import START, Clock, Harness, harness
+from tests.fixtures.scheduling import START, Clock, Harness, harness, orchestrator_harness
 from tidemark.api.app import build_app
 from tidemark.bus import MemoryBus
 from tidemark.events import RunFinished, RunRequested, RunScheduled, RunStatus, RunUnscheduled
@@ -128,6 +129,47 @@ async def test_catchup_none_skips_ticks_missed_by_more_than_the_grace(harness: H
     assert [r.scheduled_for for r in outcome.skipped] == [at(10), at(11)]
     assert [r.scheduled_for for r in outcome.queued] == [at(12)]
     assert pid
+
+
+async def test_a_pass_fires_every_due_tick_in_statements_that_do_not_grow_with_pipelines(tmp_path: Path) -> None:
+    """At the top of the minute every every-minute schedule is due at once: the pass queues them all
+    set-based, in a few statements, not a handful per pipeline; each tick once, each admitted."""
+    statements: dict[int, float] = {}
+    for count in (5, 60):
+        async with orchestrator_harness(tmp_path / str(count), max_scheduled_per_pipeline=3,
+                                        max_active_runs=1000, max_active_runs_per_connection=1000) as h:
+            ids = {await h.create("* * * * *") for _ in range(count)}
+            h.clock.now = START.replace(minute=41)
+            before = REGISTRY.get_sample_value("tidemark_db_statements_total") or 0.0
+            outcome = await h.tick()
+            statements[count] = (REGISTRY.get_sample_value("tidemark_db_statements_total") or 0.0) - before
+            assert sorted(str(t.pipeline_id) for t in outcome.queued) == sorted(ids)
+            assert {t.scheduled_for for t in outcome.queued} == {START.replace(minute=41)}
+            requested = await h.events(RunRequested)
+            assert sorted(e.run_id for e in requested) == sorted(t.id for t in outcome.queued)
+            assert (await h.tick()).queued == []  # nothing fires twice
+    # The outbox relay runs beside the pass (a few statements per batch it publishes): a margin for it.
+    assert statements[60] <= statements[5] + 10, statements
+
+
+async def test_upcoming_runs_are_topped_up_in_batches_and_no_tick_is_missed(tmp_path: Path) -> None:
+    """Ticks fire on their own; the pipeline is looked at again when half its stored ticks fired."""
+    async with orchestrator_harness(tmp_path, max_scheduled_per_pipeline=4) as h:
+        pid = await h.create("* * * * *")
+        fired = []
+        for minute in range(41, 53):
+            h.clock.now = START.replace(minute=minute)
+            outcome = await h.tick()
+            assert [t.scheduled_for for t in outcome.queued] == [h.clock.now]
+            fired.append(outcome.queued[0])
+            await h.finish(outcome.queued[0])
+            upcoming = await h.runs(pid, RunStatus.SCHEDULED)
+            assert 2 <= len(upcoming) <= 4
+            assert [r.scheduled_for for r in upcoming] == [
+                h.clock.now + timedelta(minutes=i + 1) for i in range(len(upcoming))]
+        stored = await h.events(RunScheduled)
+        assert len(stored) == len({e.scheduled_for for e in stored})  # each tick stored once
+        assert len({t.id for t in fired}) == 12
 
 
 # --- changes, pause, resume, delete ---------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import psycopg
 import pymssql
@@ -12,6 +12,7 @@ import pytest
 
 from tidemark.connectors.sql.mssql.source import MssqlConfig, MssqlSource
 from tidemark.connectors.sql.mssql.source import translate as mssql_translate
+from tidemark.connectors.sql.mysql.columnar import url as columnar_url
 from tidemark.connectors.sql.mysql.config import MySQLConfig, tls_context
 from tidemark.connectors.sql.mysql.source import translate as mysql_translate
 from tidemark.connectors.sql.postgres.config import PostgresConfig, libpq_params, libpq_uri
@@ -71,6 +72,30 @@ def test_mysql_errors(args: tuple[int, str], kind: FailureKind, needle: str) -> 
     err = mysql_translate(pymysql.err.OperationalError(*args), MY, "connecting")
     assert err.kind is kind
     assert needle in err.message
+
+
+@pytest.mark.parametrize(("text", "kind", "needle"), [
+    ("timed out waiting for connection: MySqlError { ERROR 1045 (28000): Access denied for user 'ana'@'1.2.3.4' "
+     "(using password: YES) }", FailureKind.CONFIG, "authentication failed for user 'ana'"),
+    ("MySqlError { ERROR 1142 (42000): SELECT command denied to user 'ana'@'%' for table `shop`.`t` }",
+     FailureKind.CONFIG, "user 'ana' lacks a privilege"),
+    ("MySqlError { ERROR 2013 (HY000): Lost connection to server during query }", FailureKind.TRANSIENT,
+     "unavailable right now"),
+])
+def test_connectorx_errors_read_like_pymysql_ones(text: str, kind: FailureKind, needle: str) -> None:
+    err = mysql_translate(RuntimeError(text), MY, "reading")
+    assert err.kind is kind
+    assert needle in err.message
+
+
+def test_connectorx_errors_never_show_the_url_password() -> None:
+    """connectorx takes the password inside its URL: an error quoting the URL must not leak it."""
+    url = columnar_url(MY)
+    assert quote(SECRET, safe="") in url
+    err = mysql_translate(RuntimeError(f"bad connection url {url}: {SECRET}"), MY, "reading")
+    assert SECRET not in err.message
+    assert quote(SECRET, safe="") not in err.message
+    assert "mysql://ana:**********@db.example:3306/shop" in err.message
 
 
 @pytest.mark.parametrize(("args", "kind", "needle"), [

@@ -12,6 +12,8 @@ from tidemark.connectors.base import StreamState
 from tidemark.connectors.sql.arrow import rows_to_batch
 from tidemark.connectors.sql.cursor import coerce_cursor, cursor_bound
 from tidemark.connectors.sql.plan import integer_ranges
+from tidemark.connectors.sql.source import needs_order
+from tidemark.connectors.sql.tables import SqlColumn, SqlTable
 from tidemark.errors import FailureKind, SourceError
 from tidemark.events import StreamSpec, SyncMode
 
@@ -112,3 +114,21 @@ def test_rows_to_batch_converts_and_reports_the_bad_column() -> None:
         rows_to_batch([(T0, Decimal("123456"), "x")], schema, converters, "s.t")
     assert caught.value.kind is FailureKind.TERMINAL
     assert "column 'n'" in caught.value.message
+
+
+def _table(key: tuple[str, ...]) -> SqlTable:
+    columns = tuple(SqlColumn(n, "bigint", pa.int64()) for n in ("id", "region", "c"))
+    return SqlTable("s", "t", columns, primary_key=key)
+
+
+def test_reads_are_unordered_unless_a_merge_may_see_a_key_twice() -> None:
+    keyed = _table(("id",))
+    # State is the largest cursor of the run, committed once: order buys nothing here.
+    assert not needs_order(StreamSpec(name="s.t", sync_mode=SyncMode.FULL_REFRESH), keyed)
+    assert not needs_order(spec(SyncMode.INCREMENTAL_APPEND), keyed)
+    merge = StreamSpec(name="s.t", sync_mode=SyncMode.INCREMENTAL, cursor_field="c", primary_key=["id"])
+    assert not needs_order(merge, keyed)
+    assert not needs_order(merge.model_copy(update={"primary_key": ["id", "region"]}), keyed)
+    # A key that can repeat within one read (a view, a key narrower than the table's): the newest must win.
+    assert needs_order(merge.model_copy(update={"primary_key": ["region"]}), keyed)
+    assert needs_order(merge, _table(()))

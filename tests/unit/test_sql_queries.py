@@ -90,18 +90,34 @@ def test_mysql_catalog_query_binds_every_database() -> None:
     assert "CONCAT(c.TABLE_SCHEMA, '.', c.TABLE_NAME) = %s" in sql
 
 
-def test_mssql_brackets_casts_and_survives_pymssql_substitution() -> None:
+def test_mssql_brackets_casts_and_writes_values_as_literals() -> None:
     dialect = MssqlDialect()
     sql, params = dialect.render(plan(state=STATE, lookback=3600))
     assert sql == (
         "SELECT [id], [Se\"le]]ct`%s], [Updated At], [doc]::text AS [doc] FROM [My Schema].[Order] "
-        "WHERE [Updated At] >= CAST(%(p0)s AS datetimeoffset(7)) ORDER BY [Updated At]"
+        "WHERE [Updated At] >= CAST(N'2024-03-02T09:00:00+00:00' AS datetimeoffset(7)) ORDER BY [Updated At]"
     )
-    assert params == ["2024-03-02T09:00:00+00:00"]
-    # The real driver's substitution leaves the `%s` inside the identifier alone.
-    sent = mssql_driver.substitute_params(sql, dialect.named(params)).decode()
-    assert "[Se\"le]]ct`%s]" in sent
-    assert "CAST(N'2024-03-02T09:00:00+00:00' AS datetimeoffset(7))" in sent
+    assert params == []
+
+
+def test_mssql_identifiers_holding_pymssql_placeholders_stay_identifiers() -> None:
+    # pymssql substitutes `%(p0)s` anywhere in the text, brackets or not, so a statement with
+    # parameters could have a value pasted into a column name: values are literals instead.
+    hostile = SqlColumn("x%(p0)s]; DROP TABLE y; --", "int", pa.int64())
+    key = SqlColumn("k'; DROP TABLE y; --", "nvarchar", pa.string())
+    table = SqlTable("dbo", 'x"; DROP TABLE y; --', (hostile, key))
+    spec = StreamSpec(name=table.stream, sync_mode=SyncMode.INCREMENTAL_APPEND, cursor_field=hostile.name)
+    p = ReadPlan(table=table, columns=table.columns, cursor=cursor_filter(spec, StreamState(cursor_value=7), table),
+                 key_range=KeyRange(column=key.name, lower="a'b"))
+    sql, params = MssqlDialect().render(p)
+    assert params == []
+    assert sql == (
+        "SELECT [x%(p0)s]]; DROP TABLE y; --], [k'; DROP TABLE y; --] FROM [dbo].[x\"; DROP TABLE y; --] "
+        "WHERE [x%(p0)s]]; DROP TABLE y; --] > CAST(N'7' AS int) "
+        "AND [k'; DROP TABLE y; --] >= CAST(N'a''b' AS nvarchar)"
+    )
+    # Sent as the source sends it (no parameters), the driver leaves the text as it is.
+    assert mssql_driver.substitute_params(sql, None).decode() == sql
 
 
 def test_mssql_catalog_queries_filter_by_schema_and_stream() -> None:

@@ -3,6 +3,7 @@ and before the run's end (so a reader of a finished run has its whole log)."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import uuid
@@ -43,6 +44,22 @@ def test_secrets_leave_no_trace_in_shipped_text() -> None:
         assert gone not in scrubbed, scrubbed
         assert MASK in scrubbed
     assert redact("read 1000 rows from main.orders") == "read 1000 rows from main.orders"
+
+
+def test_secrets_leave_no_trace_in_any_form_they_travel_in() -> None:
+    redact = Redactor()
+    redact.remember(['p@ss/wo:rd "x"'])
+    basic = base64.b64encode(b"bot@example.com:an-api-token").decode()
+    for text, gone in [
+        ("GET https://h/p%40ss/wo%3Ard%20%22x%22/path", "p%40ss/wo%3Ard"),  # URL-encoded as a path: `/` stays
+        ('body {"password": "p@ss/wo:rd \\"x\\""}', 'p@ss/wo:rd \\"x\\"'),  # JSON-escaped
+        (f"vendor said: invalid header Basic {basic}", basic),  # an echoed Basic header
+    ]:
+        scrubbed = redact(text)
+        assert gone not in scrubbed, scrubbed
+        assert MASK in scrubbed
+    # Words after "Basic" that are no credentials stay.
+    assert redact("Basic auth failed: Basic dG9rZW4=") == "Basic auth failed: Basic dG9rZW4="
 
 
 def test_the_shipper_numbers_bounds_and_scrubs_records() -> None:

@@ -21,8 +21,8 @@ class Ctx:
         self.as_json = as_json
 
     @contextlib.contextmanager
-    def client(self) -> Iterator[Client]:
-        client = Client(self.url, self.token)
+    def client(self, timeout: float = 30.0) -> Iterator[Client]:
+        client = Client(self.url, self.token, timeout=timeout)
         try:
             yield client
         except ApiError as exc:

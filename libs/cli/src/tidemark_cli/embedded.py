@@ -17,7 +17,7 @@ from tidemark.bus import Bus
 from tidemark.bus.kafka import KafkaBus
 from tidemark.service import ServiceDefinition
 from tidemark.settings import DatabaseSettings, KafkaSettings, PlatformSettings
-from tidemark_cli.localbroker import LOCAL_HEARTBEAT_INTERVAL_MS, LOCAL_SESSION_TIMEOUT_MS
+from tidemark_cli.localbroker import LOCAL_FETCH_MAX_WAIT_MS, LOCAL_HEARTBEAT_INTERVAL_MS, LOCAL_SESSION_TIMEOUT_MS
 from tidemark_connector.app import DEFINITION as CONNECTOR
 from tidemark_connector.settings import ConnectorSettings
 from tidemark_impact.app import DEFINITION as IMPACT
@@ -70,7 +70,8 @@ def _token_file(path: Path, env: str | None) -> str:
 def prepare(home: Path, host: str, port: int, bootstrap_servers: str, log_format: str = "text", *,
             local_broker: bool = False) -> Embedded:
     """``local_broker``: the broker is our own tansu (see :mod:`tidemark_cli.localbroker`), which lets
-    consumer groups use a short session, so they join, and the first run starts, within a second."""
+    consumer groups use a short session, so they join, and the first run starts, within a second, and a
+    short fetch wait, so each event reaches its consumers within about 0.1 s."""
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     platform = PlatformSettings()
@@ -90,7 +91,8 @@ def _kafka(bootstrap_servers: str, local_broker: bool) -> KafkaSettings:
     if local_broker:
         return KafkaSettings(bootstrap_servers=bootstrap_servers,
                              session_timeout_ms=LOCAL_SESSION_TIMEOUT_MS,
-                             heartbeat_interval_ms=LOCAL_HEARTBEAT_INTERVAL_MS)
+                             heartbeat_interval_ms=LOCAL_HEARTBEAT_INTERVAL_MS,
+                             fetch_max_wait_ms=LOCAL_FETCH_MAX_WAIT_MS)
     # A Kafka cluster refuses sessions shorter than its group.min.session.timeout.ms (6 s by default).
     return KafkaSettings(bootstrap_servers=bootstrap_servers, session_timeout_ms=10_000,
                          heartbeat_interval_ms=1_000)

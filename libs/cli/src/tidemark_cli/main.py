@@ -12,6 +12,7 @@ from tidemark_cli.context import Ctx
 from tidemark_cli.pipelines_cmd import pipelines
 from tidemark_cli.runs_cmd import runs
 from tidemark_cli.tables_cmd import tables
+from tidemark_cli.tokens_cmd import tokens
 
 
 @click.group()
@@ -53,3 +54,4 @@ cli.add_command(connections)
 cli.add_command(pipelines)
 cli.add_command(runs)
 cli.add_command(tables)
+cli.add_command(tokens)

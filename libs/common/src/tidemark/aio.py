@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# How long a stopping service lets a unit of work (one event batch, one outbox batch) finish.
+FINISH_GRACE_SECONDS = 10.0
 
 
 async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
@@ -16,6 +21,27 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
     for task in pending:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def finish_before_cancel(work: Awaitable[T], grace: float = FINISH_GRACE_SECONDS) -> T:
+    """Await ``work``; when the caller is cancelled meanwhile, let ``work`` finish first (at most ``grace``
+    seconds more), then let the cancellation through.
+
+    Loops that hold a database transaction per unit of work wrap that unit in this. A transaction
+    cancelled half-way leaves its connection mid-statement: SQLAlchemy can only close it after the
+    statement returns, and on SQLite a write lock held meanwhile makes every other writer of the file
+    wait out its busy timeout (30 s) while the service stops.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        done, _ = await asyncio.wait({task}, timeout=grace)
+        if not done:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task  # its outcome no longer matters: the caller is cancelled
+        raise
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:

@@ -82,6 +82,14 @@ class AuthenticationError(ConfigError):
     title = "Unauthorized"
 
 
+class PermissionDeniedError(ConfigError):
+    """A known token whose scope does not allow the request."""
+
+    status_code = 403
+    problem_type = "forbidden"
+    title = "Forbidden"
+
+
 class SourceError(TidemarkError):
     """A source (database, bucket, API) refused or failed; ``kind`` says how."""
 
@@ -94,3 +102,12 @@ class SourceError(TidemarkError):
         self.kind = kind
         if kind is FailureKind.TRANSIENT:
             self.status_code = 503
+
+
+class ReconciliationError(TerminalError):
+    """A stream's counts disagree: the rows the source held, the rows read and the rows about to be
+    committed must be equal, and were not. Raised before the commit, so the table stays as it was.
+    ``detail`` holds the numbers. Terminal: rows lost inside Tidemark are a bug a retry would repeat."""
+
+    problem_type = "reconciliation"
+    title = "Row counts do not reconcile"

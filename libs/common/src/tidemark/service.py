@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.aio import cancel_and_wait
 from tidemark.bus import (
+    BatchHandler,
     Bus,
     IdempotentHandler,
     MessagingTables,
@@ -28,7 +29,7 @@ from tidemark.bus import (
     OutboxRelay,
     create_bus,
 )
-from tidemark.db import create_engine, session_factory
+from tidemark.db import create_engine, session_factory, unavailable
 from tidemark.db.migrate import upgrade
 from tidemark.errors import TransientError
 from tidemark.events import Envelope, EventPayload, Topic
@@ -52,6 +53,9 @@ class ServiceDefinition(Generic[SettingsT, StateT]):
     tables: MessagingTables
     migrations: str = field(metadata={"doc": "Alembic script location, e.g. `tidemark_jobs:migrations`"})
     routers: Sequence[APIRouter] = ()
+    admin_routers: Sequence[APIRouter] = field(
+        default=(), metadata={"doc": "/v1 routes that need an `admin` token whatever the method (tokens, alert rules)"},
+    )
     internal_routers: Sequence[APIRouter] = ()
     pages: Sequence[APIRouter] = field(
         default=(), metadata={"doc": "HTML pages for browsers: no bearer dependency (they check the token "
@@ -72,11 +76,18 @@ class ServiceRuntime(Generic[SettingsT, StateT]):
         self._state: StateT = _UNSET
         self.engine = create_engine(settings.database)
         self.sessions = session_factory(self.engine)
+        # SQLite has one writer at a time. Its busy handler polls for the lock in each connection's
+        # thread, unfairly, and gives up after its timeout; under many concurrent requests (`make
+        # bench-api`) writers then failed with "database is locked". Request transactions of a SQLite
+        # database therefore queue here, in order, before they begin. PostgreSQL needs no such thing.
+        self._writes = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._writer: asyncio.Task[Any] | None = None
         self.bus = bus if bus is not None else create_bus(settings)
         self._owns_bus = bus is None
         self.outbox = Outbox(definition.tables.outbox, source=f"{definition.name}-svc")
         self.relay = OutboxRelay(
-            self.sessions, definition.tables.outbox, self.bus, poll_seconds=settings.outbox_poll_seconds
+            self.sessions, definition.tables.outbox, self.bus, poll_seconds=settings.outbox_poll_seconds,
+            service=definition.name,
         )
         self.outbox.bind_relay(self.relay.wakeup)
         self._tasks: list[asyncio.Task[None]] = []
@@ -92,13 +103,27 @@ class ServiceRuntime(Generic[SettingsT, StateT]):
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction that commits on success; wakes the outbox relay after."""
         try:
-            async with self.sessions() as session, session.begin():
+            async with self._write_turn(), self.sessions() as session, session.begin():
                 yield session
-        except DBAPIError as exc:
-            if exc.connection_invalidated or isinstance(exc.orig, (ConnectionError, OSError)):
+        except (DBAPIError, OSError) as exc:
+            if unavailable(exc):
                 raise TransientError(f"{self.name} database unavailable") from exc
             raise
-        self.outbox.notify()
+        self.outbox.notify(session)
+
+    @contextlib.asynccontextmanager
+    async def _write_turn(self) -> AsyncIterator[None]:
+        """Wait for this SQLite database's write turn; re-entrant within one task (a nested
+        transaction must not wait for the one around it)."""
+        if self._writes is None or self._writer is asyncio.current_task():
+            yield
+            return
+        async with self._writes:
+            self._writer = asyncio.current_task()
+            try:
+                yield
+            finally:
+                self._writer = None
 
     async def emit(self, session: AsyncSession, payload: EventPayload) -> Envelope:
         return await self.outbox.add(session, payload)
@@ -107,10 +132,15 @@ class ServiceRuntime(Generic[SettingsT, StateT]):
         return await self.outbox.add_many(session, payloads)
 
     def consume(self, purpose: str, topics: Sequence[Topic],
-                handlers: Mapping[type[Any], EventHandler[SettingsT, StateT, Any]]) -> None:
+                handlers: Mapping[type[Any], EventHandler[SettingsT, StateT, Any]],
+                together: BatchEventHandler[SettingsT, StateT] | None = None) -> None:
         """Apply each event of ``topics`` whose type ``handlers`` names, once (the consumer group
-        ``tidemark-<service>.<purpose>`` records it in the same transaction); others are skipped."""
-        group = f"tidemark-{self.name}.{purpose}"
+        ``<topic prefix>-<service>.<purpose>`` records it in the same transaction); others are skipped.
+
+        With ``together``, events fetched together are handed to it at once, in delivery order, to
+        apply as a set in one transaction; ``handlers`` then apply them one at a time when that
+        fails (see :func:`tidemark.bus.dispatch.dispatch_many`), so both must have the same effect."""
+        group = self.settings.kafka.consumer_group(self.name, purpose)
         by_type = {model.event_type: (model, fn) for model, fn in handlers.items()}
 
         async def dispatch(session: AsyncSession, envelope: Envelope) -> None:
@@ -119,11 +149,22 @@ class ServiceRuntime(Generic[SettingsT, StateT]):
                 model, fn = entry
                 await fn(EventContext(self, session, envelope), envelope.payload_as(model))
 
+        batch: BatchHandler | None = None
+        if together is not None:
+            apply = together
+
+            async def dispatch_together(session: AsyncSession, envelopes: Sequence[Envelope]) -> None:
+                await apply(BatchContext(self, session),
+                            [(e, e.payload_as(by_type[e.type][0])) for e in envelopes if e.type in by_type])
+
+            batch = dispatch_together
+
         self.bus.subscribe(
             group,
             topics,
             IdempotentHandler(group, self.sessions, self.definition.tables.inbox, dispatch, self.outbox.notify,
-                              wants=lambda envelope: envelope.type in by_type),
+                              wants=lambda envelope: envelope.type in by_type,
+                              together=batch),
         )
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -183,11 +224,25 @@ class EventContext(Generic[SettingsT, StateT]):
         return await self.runtime.emit(self.session, payload)
 
 
+@dataclass(frozen=True)
+class BatchContext(Generic[SettingsT, StateT]):
+    """What a handler of events fetched together works with: the one transaction they all commit
+    in (with their inbox records) and the service."""
+
+    runtime: ServiceRuntime[SettingsT, StateT]
+    session: AsyncSession
+
+
 EventT = TypeVar("EventT", bound=EventPayload, contravariant=True)
 
 
 class EventHandler(Protocol[SettingsT, StateT, EventT]):
     def __call__(self, ctx: EventContext[SettingsT, StateT], event: EventT, /) -> Awaitable[None]: ...
+
+
+class BatchEventHandler(Protocol[SettingsT, StateT]):
+    def __call__(self, ctx: BatchContext[SettingsT, StateT],
+                 events: Sequence[tuple[Envelope, EventPayload]], /) -> Awaitable[None]: ...
 
 
 def runtime_dependency(name: str) -> Callable[[Request], ServiceRuntime[Any, Any]]:

@@ -13,8 +13,10 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,10 +101,32 @@ class PrivateCluster:
         self.port = free_port()
         self._run("initdb", [*prefix, str(self._bin / "initdb"), "-D", str(data), "-U", "postgres",
                    "-A", "trust", "-E", "UTF8", "--no-sync"])
-        options = (f"-p {self.port} -k {sockets} -c listen_addresses=127.0.0.1 "
+        self._pg_start()
+
+    def _pg_start(self) -> None:
+        assert self._dir is not None
+        options = (f"-p {self.port} -k {self._dir / 'run'} -c listen_addresses=127.0.0.1 "
                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
-        self._run("pg_ctl start", [*prefix, str(self._bin / "pg_ctl"), "-D", str(data), "-l", str(self._dir / "pg.log"),
-                   "-o", options, "-w", "-t", "30", "start"])
+        self._run("pg_ctl start", [*self._as_owner(), str(self._bin / "pg_ctl"), "-D", str(self._dir / "data"),
+                   "-l", str(self._dir / "pg.log"), "-o", options, "-w", "-t", "30", "start"])
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster, as a crash would; its backends end when they notice it is gone."""
+        assert self._dir is not None, "the cluster was not started"
+        pid = int((self._dir / "data" / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+
+    def restart(self) -> None:
+        """Start the killed (or stopped) cluster again on the same data and port: it recovers from its WAL."""
+        deadline = time.monotonic() + 30
+        while True:  # until the old backends have noticed and released the shared memory
+            try:
+                self._pg_start()
+                return
+            except PostgresUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def stop(self) -> None:
         if self._dir is None:

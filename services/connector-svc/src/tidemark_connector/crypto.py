@@ -38,7 +38,10 @@ class SecretBox:
                 raise ConfigError(
                     f"{name}: not a Fernet key (expected 32 url-safe base64-encoded bytes)", field=name
                 ) from exc
+        self._current = fernets[0]
         self._fernet = MultiFernet(fernets)
+        self.rotating = len(fernets) > 1
+        """Older keys are configured: stored secrets may still need re-encrypting."""
 
     def encrypt(self, values: dict[str, Any]) -> str:
         return self._fernet.encrypt(json.dumps(values, sort_keys=True).encode()).decode()
@@ -49,11 +52,23 @@ class SecretBox:
         except InvalidToken as exc:
             raise ConfigError(
                 "stored connection secrets cannot be decrypted with the configured secret_key; "
-                "was the key changed? Put the old key in previous_secret_keys to rotate",
+                "was the key changed? Put the old key in previous_secret_keys to rotate (docs/deploy.md)",
                 field="secret_key",
             ) from exc
         values: dict[str, Any] = json.loads(plain)
         return values
+
+    def is_current(self, token: str) -> bool:
+        """Whether ``token`` was encrypted with ``secret_key`` (not with an older key)."""
+        try:
+            self._current.decrypt(token.encode())
+        except InvalidToken:
+            return False
+        return True
+
+    def rotate(self, token: str) -> str:
+        """``token`` re-encrypted with ``secret_key``; :class:`InvalidToken` when no configured key reads it."""
+        return self._fernet.rotate(token.encode()).decode()
 
 
 def load_secret_key(settings: ConnectorSettings) -> SecretStr:

@@ -7,7 +7,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from tidemark.connectors import ConnectorConfig, Source, get_connector
+from tidemark.connectors.egress import EgressPolicy, refused_endpoints
 from tidemark.errors import ConfigError
+from tidemark.settings import PlatformSettings
 from tidemark_connector.crypto import SecretBox
 from tidemark_connector.models import Connection
 from tidemark_connector.schemas import MASK, ConnectionOut
@@ -42,6 +44,16 @@ def parse_config(source: type[Source], raw: dict[str, Any]) -> ConnectorConfig:
             for e in exc.errors(include_url=False, include_input=False, include_context=False)
         ]
         raise InvalidRequestError(errors) from exc
+
+
+def check_egress(config: ConnectorConfig, platform: PlatformSettings) -> None:
+    """Refuse a config whose URLs point where sources may not go (blocking: resolves host names)."""
+    refused = refused_endpoints(config.endpoints(), EgressPolicy.from_settings(platform))
+    if refused:
+        raise InvalidRequestError([
+            {"field": f"config.{exc.detail['field']}", "message": exc.message, "type": "endpoint_refused"}
+            for exc in refused
+        ])
 
 
 def split(config: ConnectorConfig) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -5,6 +5,7 @@ Secrets go in, never out: responses show them masked. The one way out is the int
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Literal
 
@@ -60,7 +61,9 @@ async def create_connection(body: ConnectionCreate, rt: Runtime) -> ConnectionOu
     """Validate the config against the connector's model; store it, secrets encrypted. 409: name taken."""
     box = rt.state.box
     source = logic.connector_class(body.type)
-    public, sealed = logic.seal(box, logic.parse_config(source, body.config))
+    config = logic.parse_config(source, body.config)
+    await asyncio.to_thread(logic.check_egress, config, rt.settings.platform)
+    public, sealed = logic.seal(box, config)
     async with rt.transaction() as session:
         connection = await repository.add_connection(session, body.name, body.type, public, sealed)
         await rt.emit(session, _changed(connection, "created"))
@@ -90,7 +93,9 @@ async def update_connection(connection_id: uuid.UUID, body: ConnectionUpdate, rt
         source = get_connector(connection.connector_type)
         stored = logic.revealed_config(box, connection)
         merged = logic.merge(stored, body.config or {}, source.config_model.secret_fields())
-        public, sealed = logic.seal(box, logic.parse_config(source, merged))
+        config = logic.parse_config(source, merged)
+        await asyncio.to_thread(logic.check_egress, config, rt.settings.platform)
+        public, sealed = logic.seal(box, config)
         connection = await repository.update_connection(
             session, connection, body.name or connection.name, public, sealed
         )

@@ -32,8 +32,9 @@ class ConnectorSettings(ServiceSettings):
     previous_secret_keys: list[SecretStr] = Field(
         default_factory=list,
         description=(
-            "Older Fernet keys still accepted for decryption while rotating `secret_key`; "
-            "every connection saved afterwards is re-encrypted with `secret_key`."
+            "Older Fernet keys still accepted for decryption while rotating `secret_key`; while any are "
+            "set, each replica re-encrypts every stored secret with `secret_key` at start-up (also "
+            "`tidemark-connector-svc rotate-keys`), after which they can be dropped (docs/deploy.md)."
         ),
     )
     check_timeout_seconds: float = Field(

@@ -38,7 +38,8 @@ def definition(http: httpx.AsyncClient | None = None) -> ServiceDefinition[Impac
         metadata=Base.metadata,
         tables=TABLES,
         migrations="tidemark_impact:migrations",
-        routers=[downstreams, lineage_router, impact, rules, alerts],
+        routers=[downstreams, lineage_router, impact, alerts],
+        admin_routers=[rules],
         setup=setup,
         teardown=teardown,
     )

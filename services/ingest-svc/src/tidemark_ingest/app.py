@@ -11,6 +11,7 @@ from tidemark.service import ServiceDefinition
 from tidemark_ingest import logic
 from tidemark_ingest.deps import IngestRuntime, IngestState
 from tidemark_ingest.launchers import create_launcher
+from tidemark_ingest.maintenance_routes import router as maintenance_router
 from tidemark_ingest.models import TABLES, Base
 from tidemark_ingest.routes import router
 from tidemark_ingest.settings import IngestSettings
@@ -19,6 +20,7 @@ from tidemark_ingest.table_routes import router as tables_router
 
 async def _setup(runtime: IngestRuntime) -> IngestState:
     state = IngestState(launcher=create_launcher(runtime.settings, logic.worker_exited(runtime)))
+    await state.launcher.start()
     runtime.consume("runs", [Topic.RUNS], {RunRequested: logic.on_run_requested, RunFinished: logic.on_run_finished,
                                            RunCancelRequested: logic.on_run_cancel_requested})
     runtime.spawn(logic.launch_loop(runtime, state.launcher, state.wakeup), "launch-loop")
@@ -38,7 +40,7 @@ DEFINITION: ServiceDefinition[IngestSettings, IngestState] = ServiceDefinition(
     metadata=Base.metadata,
     tables=TABLES,
     migrations="tidemark_ingest:migrations",
-    routers=[router, tables_router],
+    routers=[router, tables_router, maintenance_router],
     setup=_setup,
     teardown=_teardown,
 )

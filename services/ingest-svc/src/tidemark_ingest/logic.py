@@ -13,7 +13,6 @@ import asyncio
 import logging
 import signal
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -35,8 +34,19 @@ from tidemark.events import (
 from tidemark.logs import fields, log_context
 from tidemark_ingest import repository
 from tidemark_ingest.deps import IngestContext, IngestRuntime
-from tidemark_ingest.launchers import Launcher, worker_spec
-from tidemark_ingest.metrics import ROWS_WRITTEN, WORKER_LAUNCHES, WORKER_RUN_DURATION, WORKER_RUNS
+from tidemark_ingest.launchers import ExitCallback, Launcher, worker_spec
+from tidemark_ingest.metrics import (
+    BYTES_WRITTEN,
+    MAINTENANCE,
+    MAINTENANCE_RECLAIMED,
+    MAINTENANCE_REWRITTEN,
+    ROWS_WRITTEN,
+    TABLE_DATA_FILES,
+    TABLE_DELETE_FILES,
+    WORKER_LAUNCHES,
+    WORKER_RUN_DURATION,
+    WORKER_RUNS,
+)
 from tidemark_ingest.models import WorkerRun
 from tidemark_ingest.stopping import CANCELLED_BY_USER, ending, timeout_reason
 
@@ -73,9 +83,26 @@ async def on_run_finished(ctx: IngestContext, event: RunFinished) -> None:
     outcome = event.status.value
     WORKER_RUNS.labels(outcome).inc()
     ROWS_WRITTEN.inc(event.rows_written)
+    BYTES_WRITTEN.inc(sum(s.bytes_written for s in event.streams))
+    observe_tables(event, maintenance=bool((run.spec or {}).get("maintenance")))
     if run.started_at is not None:
         ended = run.finished_at or envelope.occurred_at
         WORKER_RUN_DURATION.labels(outcome).observe(max(0.0, (ended - run.started_at).total_seconds()))
+
+
+def observe_tables(event: RunFinished, maintenance: bool) -> None:
+    """Tables' file counts after an ingestion run, and what a maintenance run did, without table labels."""
+    for stream in event.streams:
+        if stream.data_files is not None:
+            TABLE_DATA_FILES.observe(stream.data_files)
+        if stream.delete_files is not None:
+            TABLE_DELETE_FILES.observe(stream.delete_files)
+        if maintenance:
+            MAINTENANCE.labels("run", stream.status).inc()
+        done = stream.maintenance
+        if done is not None and not done.dry_run:
+            MAINTENANCE_RECLAIMED.inc(done.bytes_reclaimed)
+            MAINTENANCE_REWRITTEN.inc(done.bytes_rewritten)
 
 
 async def on_run_cancel_requested(ctx: IngestContext, event: RunCancelRequested) -> None:
@@ -185,12 +212,22 @@ async def end_if_live(runtime: IngestRuntime, run_id: uuid.UUID, message: str,
         return run is not None and await end_unfinished(runtime, session, run, message, kind)
 
 
-def worker_exited(runtime: IngestRuntime) -> Callable[[uuid.UUID, int], Awaitable[None]]:
-    """The launcher's exit callback: a worker that ended without finishing its run fails it."""
+def worker_exited(runtime: IngestRuntime) -> ExitCallback:
+    """The launcher's exit callback: a worker that ended without finishing its run fails it, with the
+    launcher's reason when it gave one, else the exit code or signal."""
 
-    async def on_exit(run_id: uuid.UUID, code: int) -> None:
-        message = f"worker was stopped by {_signal_name(-code)}" if code < 0 else f"worker exited with code {code}"
-        await end_if_live(runtime, run_id, message)
+    async def on_exit(run_id: uuid.UUID, code: int, reason: str | None = None,
+                      kind: ErrorKind = "terminal") -> None:
+        # The worker wrote its last events (run.finished) into our outbox just before it ended:
+        # publish them now, not at the relay's next poll.
+        runtime.outbox.notify()
+        if reason is not None:
+            message = reason
+        elif code < 0:
+            message = f"worker was stopped by {_signal_name(-code)}"
+        else:
+            message = f"worker exited with code {code}"
+        await end_if_live(runtime, run_id, message, kind)
 
     return on_exit
 
@@ -211,16 +248,18 @@ async def launch_queued(runtime: IngestRuntime, launcher: Launcher) -> int:
         async with runtime.transaction() as session:
             if not await repository.claim_for_launch(session, run_id):
                 continue
+            run = await repository.get_worker_run(session, run_id)
+            requested = RunRequested.model_validate(run.spec) if run is not None else None
         with log_context(run_id=str(run_id)):
             try:
-                worker_ref = await launcher.launch(worker_spec(runtime.settings, run_id))
+                worker_ref = await launcher.launch(worker_spec(runtime.settings, run_id, requested))
             except (TidemarkError, OSError) as exc:
-                WORKER_LAUNCHES.labels("failed").inc()
+                WORKER_LAUNCHES.labels(launcher.name, "failed").inc()
                 reason = exc.message if isinstance(exc, TidemarkError) else (exc.strerror or type(exc).__name__)
                 log.error("could not start a worker", extra=fields(error=reason))
                 await end_if_live(runtime, run_id, f"could not start a worker: {reason}", "transient")
                 continue
-            WORKER_LAUNCHES.labels("started").inc()
+            WORKER_LAUNCHES.labels(launcher.name, "started").inc()
             async with runtime.transaction() as session:
                 await repository.set_worker_ref(session, run_id, worker_ref)
             started += 1
@@ -244,12 +283,16 @@ async def reap_silent(runtime: IngestRuntime) -> int:
     """End live runs whose worker has been silent longer than the heartbeat timeout (failed, or
     cancelled when a cancel was asked for)."""
     settings = runtime.settings
-    cutoff = utcnow() - timedelta(seconds=settings.heartbeat_timeout_seconds)
+    now = utcnow()
+    cutoff = now - timedelta(seconds=settings.heartbeat_timeout_seconds)
+    start_limit = settings.start_timeout_seconds()
     async with runtime.transaction() as session:
         failed = 0
         for run in await repository.silent_runs(session, cutoff):
             if run.heartbeat_at is None and run.status != RunStatus.RUNNING.value:
-                message = f"worker did not start within {settings.heartbeat_timeout_seconds:g}s"
+                if now - (run.started_at or run.requested_at) < timedelta(seconds=start_limit):
+                    continue  # a pod still being scheduled or pulling its image
+                message = f"worker did not start within {start_limit:g}s"
             else:
                 message = "worker stopped heartbeating"
             failed += await end_unfinished(runtime, session, run, message)

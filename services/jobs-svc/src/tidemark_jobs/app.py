@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from tidemark.api.app import build_app
 from tidemark.events import (
+    PipelineChanged,
     RunCancelRequested,
     RunFinished,
     RunLogged,
@@ -45,6 +46,7 @@ HANDLERS: Mapping[type[Any], EventHandler[JobsSettings, None, Any]] = {
 
 async def _setup(runtime: JobsRuntime) -> None:
     runtime.consume("runs", [Topic.RUNS], HANDLERS)
+    runtime.consume("pipelines", [Topic.PIPELINES], {PipelineChanged: projection.on_pipeline_changed})
     runtime.spawn(metrics.refresh_forever(runtime.sessions, runtime.settings.metrics_refresh_seconds), "run-metrics")
 
 

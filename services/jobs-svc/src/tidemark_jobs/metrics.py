@@ -35,7 +35,7 @@ PIPELINES = Gauge(
     "`failing` (it failed, partially succeeded or was cancelled).", ["state"],
 )
 SINCE_SUCCESS = Gauge(
-    "tidemark_pipelines_seconds_since_success",
+    "tidemark_pipelines_since_success_seconds",
     "The longest time since a success among pipelines in this state (for one that never succeeded: since "
     "its first ended run). Alert on `failing`.", ["state"],
 )
@@ -51,19 +51,21 @@ def observe_finished(view: RunView) -> None:
 
 async def refresh(session: AsyncSession, now: datetime | None = None) -> None:
     now = now or datetime.now(UTC)
-    queued = 0
-    for status, trigger, runs in (await session.execute(sa.select(RunTotal.status, RunTotal.trigger,
-                                                                   RunTotal.runs))).all():
-        RUNS.labels(status, trigger or "unknown").set(runs)
-        queued += runs if status == RunStatus.QUEUED else 0
-    QUEUE_DEPTH.set(queued)
+    # Every query first, then every gauge set with no await between: a scrape never sees half a refresh
+    # (say the queue empty and its oldest run still waiting).
+    totals = (await session.execute(sa.select(RunTotal.status, RunTotal.trigger, RunTotal.runs))).all()
     oldest = await session.scalar(sa.select(RunView.queued_at).where(RunView.status == RunStatus.QUEUED)
                                   .order_by(RunView.list_order).limit(1))
-    OLDEST_QUEUED.set(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0)
     state = sa.case((PipelineHealth.last_status == RunStatus.SUCCEEDED, "succeeding"), else_="failing")
     since = sa.func.min(sa.func.coalesce(PipelineHealth.last_success_at, PipelineHealth.first_finished_at))
     found = {row[0]: row for row in (await session.execute(
         sa.select(state, sa.func.count(), since).group_by(state))).all()}
+    queued = 0
+    for status, trigger, runs in totals:
+        RUNS.labels(status, trigger or "unknown").set(runs)
+        queued += runs if status == RunStatus.QUEUED else 0
+    QUEUE_DEPTH.set(queued)
+    OLDEST_QUEUED.set(max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0)
     for name in STATES:
         _, count, stalest = found.get(name, (name, 0, None))
         PIPELINES.labels(name).set(count)

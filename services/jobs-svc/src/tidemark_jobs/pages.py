@@ -2,24 +2,31 @@
 browsers, with a little JavaScript (auto-refresh, the live log).
 
 Authority is the API's: a browser signs in with an API token (the form at ``/jobs``), which
-jobs-svc checks like a bearer token and keeps in an HttpOnly, SameSite=Strict cookie scoped to
-``/jobs`` (script on the page cannot read it, other sites cannot send it). Without a valid token
-the pages show only the sign-in form. Filters are query parameters, so a view can be bookmarked.
+jobs-svc checks like a bearer token (any scope: ``read`` is enough to view; a revoked token signs the
+browser out) and keeps in an HttpOnly, SameSite=Strict cookie scoped to ``/jobs`` (script on the page
+cannot read it, other sites cannot send it), ``Secure`` outside development. Without a valid token
+the pages show only the sign-in form. The pages' POSTs (sign-in, sign-out) refuse another site's
+origin, and sign-out also needs the CSRF token tied to the session (an HMAC of the cookie's token).
+Filters are query parameters, so a view can be bookmarked.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from tidemark.api.auth import TokenVerifier
+from tidemark.access import Principal, Scope, TokenRegistry
+from tidemark.api.auth import log_denial
 from tidemark.api.inputs import storable
+from tidemark.api.problems import problem
 from tidemark.errors import ConfigError
 from tidemark.events import TRIGGERS, RunStatus
 from tidemark_jobs import logstore, query
@@ -52,10 +59,41 @@ def _when(at: datetime | None) -> str:
 _templates.filters["when"] = _when
 
 
+def _principal(request: Request, token: str | None) -> Principal | None:
+    registry: TokenRegistry = request.app.state.api_tokens
+    principal = registry.authenticate(token) if token else None
+    return principal if principal is not None and principal.scope.allows(Scope.READ) else None
+
+
 def _signed_in(request: Request) -> bool:
-    verifier: TokenVerifier = request.app.state.api_tokens
-    token = request.cookies.get(COOKIE)
-    return bool(token) and verifier.verify(token or "")
+    if _principal(request, request.cookies.get(COOKIE)) is not None:
+        return True
+    log_denial(request, 401, "no valid session cookie")
+    return False
+
+
+def csrf_token(session_token: str) -> str:
+    """The CSRF token of a session: only a holder of the session's token can compute it."""
+    return hmac.new(session_token.encode(), b"tidemark-jobs-csrf", hashlib.sha256).hexdigest()
+
+
+def _csrf(request: Request) -> str:
+    return csrf_token(request.cookies.get(COOKIE, ""))
+
+
+def _cross_site(request: Request) -> bool:
+    """A POST another site's page made: browsers say so in Sec-Fetch-Site, or in an Origin not ours."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("origin")
+    # Host only: behind a TLS-terminating Ingress the browser's origin is https while the app sees http.
+    return origin is not None and urlsplit(origin).netloc != request.headers.get("host", "")
+
+
+def _forbidden(request: Request, reason: str) -> HTMLResponse:
+    log_denial(request, 403, reason)
+    return _html("forbidden.html", 403, reason=reason)
 
 
 def _html(name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -74,21 +112,30 @@ def _safe_next(target: str) -> str:
 
 
 @router.post("/sign-in")
-async def sign_in(request: Request) -> Response:
+async def sign_in(request: Request, rt: Runtime) -> Response:
+    if _cross_site(request):
+        return _forbidden(request, "a sign-in from another site")
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     token = (form.get("token") or [""])[0].strip()
     target = _safe_next((form.get("next") or ["/jobs"])[0])
-    verifier: TokenVerifier = request.app.state.api_tokens
-    if not token or not verifier.verify(token):
+    if _principal(request, token) is None:
+        log_denial(request, 401, "sign-in with an unknown or revoked token")
         return _html("signin.html", 401, next=target, error="That token is not valid.")
     response = RedirectResponse(target, status_code=303)
+    # Behind a TLS-terminating Ingress the app sees http, so Secure follows the environment, not the scheme.
+    secure = rt.settings.platform.environment != "development" or request.url.scheme == "https"
     response.set_cookie(COOKIE, token, max_age=COOKIE_SECONDS, path="/jobs", httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+                        secure=secure)
     return response
 
 
 @router.post("/sign-out")
-async def sign_out() -> Response:
+async def sign_out(request: Request) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    session = request.cookies.get(COOKIE)
+    given = (form.get("csrf") or [""])[0]
+    if _cross_site(request) or (session and not hmac.compare_digest(given, csrf_token(session))):
+        return _forbidden(request, "a sign-out without this session's CSRF token")
     response = RedirectResponse("/jobs", status_code=303)
     response.delete_cookie(COOKIE, path="/jobs")
     return response
@@ -161,7 +208,8 @@ async def jobs_page(request: Request, rt: Runtime) -> Response:
         return "/jobs?" + urlencode({k: v for k, v in params.items() if v})
 
     return _html(
-        "jobs.html", runs=[RunOut.model_validate(r) for r in rows], section=section, sections=list(SECTIONS),
+        "jobs.html", csrf=_csrf(request), runs=[RunOut.model_validate(r) for r in rows], section=section,
+        sections=list(SECTIONS),
         counts=counts, totals=totals, filters=given, errors=errors, triggers=TRIGGERS, link=link,
         next_link=link(cursor=next_cursor) if next_cursor else None, picture=drawn, now=now,
         svg=svg(drawn, lambda pipeline_id: link(pipeline_id=str(pipeline_id), cursor=None)),
@@ -178,7 +226,7 @@ async def run_page(run_id: uuid.UUID, request: Request, rt: Runtime) -> Response
         records = await logstore.read(session, run_id, None, 1000)
     if run is None:
         return _html("missing.html", 404, run_id=run_id)
-    return _html("run.html", run=run, records=[LogOut.model_validate(r) for r in records],
+    return _html("run.html", csrf=_csrf(request), run=run, records=[LogOut.model_validate(r) for r in records],
                  live=not run.status.terminal, refresh=rt.settings.page_refresh_seconds)
 
 
@@ -186,7 +234,7 @@ async def run_page(run_id: uuid.UUID, request: Request, rt: Runtime) -> Response
 async def run_log(run_id: uuid.UUID, request: Request, rt: Runtime, after: int | None = None) -> Response:
     """The live log for the run page's script (cookie authority, like the pages)."""
     if not _signed_in(request):
-        return JSONResponse({"detail": "sign in"}, status_code=401)
+        return problem(401, "unauthorized", "Unauthorized", "Sign in on the Jobs page: no valid session cookie.")
     async with rt.sessions() as session:
         view = await session.get(RunView, run_id)
         records = await logstore.read(session, run_id, after, 500) if view is not None else []

@@ -14,6 +14,9 @@ worker starts, as ingest-svc may still wait for a free launcher.
 
 Every change of status, and every new reason a queued run waits, is a row of ``run_transitions``
 (the run's timeline); ``run_totals`` follows each status change.
+
+A renamed pipeline (``pipeline.changed`` on the pipelines topic) renames its runs, past ones too, so
+the list finds a pipeline's whole history by its current name.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.events import (
     Envelope,
+    PipelineChanged,
     RunCancelRequested,
     RunFinished,
     RunLogged,
@@ -244,3 +248,12 @@ async def on_logged(ctx: JobsContext, event: RunLogged) -> None:
     session, envelope = ctx.session, ctx.envelope
     view, _ = await _view(session, envelope, event.run_id, event.pipeline_id)
     await logstore.keep(session, view, event, ctx.runtime.settings.logs_per_run)
+
+
+async def on_pipeline_changed(ctx: JobsContext, event: PipelineChanged) -> None:
+    if event.change == "deleted":
+        return  # the runs keep the name the pipeline last had
+    name = event.pipeline.name
+    await ctx.session.execute(sa.update(RunView).where(RunView.pipeline_id == event.pipeline_id,
+                                                       RunView.pipeline_name.is_distinct_from(name))
+                              .values(pipeline_name=name))

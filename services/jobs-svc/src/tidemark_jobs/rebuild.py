@@ -1,6 +1,7 @@
 """Rebuilding the read model: the runs topic replayed into an empty database, through the same
 handlers (and the same idempotent inbox) the live consumer uses, so the result is what a live
-jobs-svc would have built from those events.
+jobs-svc would have built from those events. The access topic is replayed too: a fresh database
+would otherwise not know the tokens issued through the API (jobs-svc's consumer group is past them).
 
 ``tidemark-jobs-svc rebuild`` replays into the database jobs-svc is configured with; it refuses
 one that already holds runs. Procedure (docs/jobs.md): stop jobs-svc, drop and recreate its
@@ -10,14 +11,15 @@ database (or point it at a new one), run the command, start jobs-svc.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 
 import sqlalchemy as sa
 
+from tidemark.access import projection as issued_tokens
 from tidemark.bus import MemoryBus
 from tidemark.bus.replay import replay
 from tidemark.errors import ConfigError
-from tidemark.events import Envelope, Topic
+from tidemark.events import EVENT_TYPES, Envelope, Topic
 from tidemark.service import ServiceRuntime
 from tidemark_jobs.app import DEFINITION, HANDLERS
 from tidemark_jobs.models import RunView
@@ -38,10 +40,12 @@ async def rebuild(settings: JobsSettings, events: AsyncIterable[Envelope]) -> in
                 raise ConfigError("the read model is not empty: rebuild into an empty database "
                                   "(drop and recreate jobs-svc's database first)")
         runtime.consume("runs", [Topic.RUNS], HANDLERS)
+        issued_tokens.subscribe(runtime, issued_tokens.TokenProjection(runtime))
         await bus.start()
         applied = 0
         async for envelope in events:
-            await bus.publish(Topic.RUNS, envelope)
+            known = EVENT_TYPES.get(envelope.type)
+            await bus.publish(known.topic if known is not None else Topic.RUNS, envelope)
             applied += 1
             if applied % BATCH == 0:
                 await bus.drain()
@@ -52,7 +56,13 @@ async def rebuild(settings: JobsSettings, events: AsyncIterable[Envelope]) -> in
         await runtime.engine.dispose()
 
 
+async def _runs_then_access(settings: JobsSettings) -> AsyncIterator[Envelope]:
+    for topic in (Topic.RUNS, Topic.ACCESS):
+        async for envelope in replay(settings.kafka, topic, client_id="tidemark-jobs-rebuild"):
+            yield envelope
+
+
 async def rebuild_from_kafka(settings: JobsSettings) -> int:
-    applied = await rebuild(settings, replay(settings.kafka, Topic.RUNS, client_id="tidemark-jobs-rebuild"))
+    applied = await rebuild(settings, _runs_then_access(settings))
     log.info("read model rebuilt", extra={"fields": {"events": applied}})
     return applied

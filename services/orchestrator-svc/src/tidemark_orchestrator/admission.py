@@ -9,7 +9,7 @@ emits ``run.requested``, which ingest-svc launches. A run that cannot start keep
 reason (``waiting_reason``, ``run.waiting`` when it changes) says why.
 
 A run holds its slot from admission until it ends. Slots free up when a run ends, so
-``on_run_finished`` admits again, as do the scheduler's passes (for backoffs that ran out).
+``run_events.record_endings`` admits again, as do the scheduler's passes (for backoffs that ran out).
 
 One admission at a time across replicas: :func:`admit` runs under a transaction-scoped advisory
 lock on PostgreSQL (SQLite serialises writers by itself), so two replicas never both count a free
@@ -37,6 +37,7 @@ from tidemark.events import (
     RunWaiting,
     Trigger,
 )
+from tidemark.events.contracts import MaintenanceRequest
 from tidemark.ids import new_id
 from tidemark_orchestrator import repository
 from tidemark_orchestrator.deps import OrchestratorRuntime
@@ -51,11 +52,13 @@ BATCH = 2_000
 
 async def enqueue(runtime: OrchestratorRuntime, session: AsyncSession, pipeline: Pipeline, trigger: Trigger,
                   now: datetime, *, attempt: int = 1, retry_of: uuid.UUID | None = None,
-                  not_before: datetime | None = None, resync: Sequence[str] = ()) -> Run:
+                  not_before: datetime | None = None, resync: Sequence[str] = (),
+                  maintenance: MaintenanceRequest | None = None) -> Run:
     """Store a new queued run with its ``run.queued``; :func:`admit` decides when it starts."""
     run = Run(id=new_id(), pipeline_id=pipeline.id, trigger=trigger, status=RunStatus.QUEUED, attempt=attempt,
               requested_at=now, connection_id=pipeline.connection_id, retry_of=retry_of, not_before=not_before,
-              resync=list(dict.fromkeys(resync)) or None)
+              resync=list(dict.fromkeys(resync)) or None,
+              maintenance=maintenance.model_dump(mode="json") if maintenance is not None else None)
     run.waiting_reason = _backoff(run, now)
     session.add(run)
     await session.flush()
@@ -153,7 +156,8 @@ async def admit(runtime: OrchestratorRuntime, session: AsyncSession, now: dateti
         events.append(RunRequested(
             run_id=run.id, pipeline=pipeline_spec(pipeline), trigger=run.trigger, scheduled_for=run.scheduled_for,
             attempt=run.attempt, retry_of=run.retry_of, resync=list(run.resync or []),
-            timeout_seconds=pipeline.timeout_seconds))
+            timeout_seconds=pipeline.timeout_seconds,
+            maintenance=MaintenanceRequest.model_validate(run.maintenance) if run.maintenance else None))
     await runtime.emit_many(session, events)
     await session.flush()
     return admitted

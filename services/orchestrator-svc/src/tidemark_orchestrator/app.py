@@ -12,7 +12,7 @@ from tidemark.api.app import build_app
 from tidemark.db import utcnow
 from tidemark.events import PipelineDriftActionRequested, PipelinePauseRequested, RunFinished, RunStarted, Topic
 from tidemark.service import ServiceDefinition
-from tidemark_orchestrator import drift, logic, scheduler
+from tidemark_orchestrator import drift, run_events, scheduler
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.deps import OrchestratorRuntime, OrchestratorState
 from tidemark_orchestrator.models import TABLES, Base
@@ -32,7 +32,9 @@ def definition(http: httpx.AsyncClient | None = None,
         token = settings.platform.internal_token
         catalogs = Catalogs(settings.connector_url, token.get_secret_value() if token else None, client,
                             settings.discover_timeout_seconds)
-        runtime.consume("runs", [Topic.RUNS], {RunStarted: logic.on_run_started, RunFinished: logic.on_run_finished})
+        runtime.consume("runs", [Topic.RUNS],
+                        {RunStarted: run_events.on_run_started, RunFinished: run_events.on_run_finished},
+                        together=run_events.on_run_events)
         runtime.consume("drift", [Topic.PIPELINES], {PipelinePauseRequested: drift.on_pause_requested,
                                                      PipelineDriftActionRequested: drift.on_action_requested})
         state = OrchestratorState(catalogs=catalogs, owned_http=None if http is not None else client, clock=clock)

@@ -1,6 +1,6 @@
 """Pipeline dependencies: which pipelines a pipeline waits for, the checks on them (known, no
 cycle, not deleted from under a downstream), the graph around a pipeline, and the edges' record
-of upstream runs that :func:`tidemark_orchestrator.logic.on_run_finished` acts on.
+of upstream runs that :func:`tidemark_orchestrator.run_events.record_endings` acts on.
 
 Edges live in ``pipeline_dependencies``."""
 
@@ -188,6 +188,23 @@ async def lock_pipelines(session: AsyncSession, ids: Iterable[uuid.UUID]) -> Non
     if wanted:
         query = sa.select(Pipeline.id).where(Pipeline.id.in_(wanted)).order_by(Pipeline.id).with_for_update()
         await session.execute(query)
+
+
+async def has_edges(session: AsyncSession, pipeline_id: uuid.UUID) -> bool:
+    """Whether the pipeline has an upstream or a downstream (most have neither: one probe)."""
+    query = (sa.select(Dependency.downstream_id)
+             .where(sa.or_(Dependency.upstream_id == pipeline_id, Dependency.downstream_id == pipeline_id)).limit(1))
+    return (await session.scalars(query)).first() is not None
+
+
+async def with_edges(session: AsyncSession, pipeline_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of the pipelines that have an upstream or a downstream (most have neither), in one query."""
+    ids = set(pipeline_ids)
+    if not ids:
+        return set()
+    up = sa.select(Dependency.upstream_id).where(Dependency.upstream_id.in_(ids))
+    down = sa.select(Dependency.downstream_id).where(Dependency.downstream_id.in_(ids))
+    return set((await session.scalars(sa.union(up, down))).all())
 
 
 async def downstream_ids(session: AsyncSession, upstream_id: uuid.UUID) -> list[uuid.UUID]:

@@ -12,7 +12,7 @@ import httpx
 from fastapi import Depends
 
 from tidemark.db import utcnow
-from tidemark.service import EventContext, ServiceRuntime, runtime_dependency
+from tidemark.service import BatchContext, EventContext, ServiceRuntime, runtime_dependency
 from tidemark_orchestrator.catalogs import Catalogs
 from tidemark_orchestrator.settings import OrchestratorSettings
 
@@ -35,4 +35,5 @@ class OrchestratorState:
 
 OrchestratorRuntime = ServiceRuntime[OrchestratorSettings, OrchestratorState]
 OrchestratorContext = EventContext[OrchestratorSettings, OrchestratorState]
+OrchestratorBatchContext = BatchContext[OrchestratorSettings, OrchestratorState]
 Runtime = Annotated[OrchestratorRuntime, Depends(runtime_dependency("orchestrator"))]

@@ -21,6 +21,7 @@ from tidemark.logs import fields
 from tidemark_orchestrator import changes, logic, scheduler
 from tidemark_orchestrator.deps import OrchestratorContext, OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline
+from tidemark_orchestrator.schemas import MAX_STREAMS
 from tidemark_orchestrator.specs import StreamSpec, stored
 
 log = logging.getLogger("tidemark.orchestrator")
@@ -46,6 +47,11 @@ async def on_action_requested(ctx: OrchestratorContext, event: PipelineDriftActi
         pipeline.streams = [s | {"columns": event.columns} if s["name"] == event.stream and s.get("columns") is None
                             else s for s in pipeline.streams]
     elif event.action == "add_stream" and event.stream:
+        if len(pipeline.streams) >= MAX_STREAMS:
+            log.warning("drift action add_stream not carried out: the pipeline has the most streams a pipeline "
+                        "may have", extra=fields(pipeline_id=str(pipeline.id), stream=event.stream,
+                                                 max_streams=MAX_STREAMS))
+            return
         if event.stream not in {s["name"] for s in pipeline.streams}:
             pipeline.streams = [*pipeline.streams, stored(StreamSpec(name=event.stream))]
     elif event.action == "create_pipeline" and event.stream:
@@ -65,8 +71,9 @@ async def _create_pipeline(runtime: OrchestratorRuntime, session: AsyncSession, 
     created = Pipeline(id=new_id(), name=name, connection_id=source.connection_id,
                        streams=[stored(StreamSpec(name=stream))], destination=dict(source.destination),
                        schedule=source.schedule, catchup=source.catchup, status="active",
-                       timeout_seconds=source.timeout_seconds, drift_policy=source.drift_policy,
-                       overlap=source.overlap, retries=source.retries)
+                       timeout_seconds=source.timeout_seconds, worker=source.worker,
+                       drift_policy=source.drift_policy, overlap=source.overlap, retries=source.retries,
+                       maintenance=source.maintenance)
     session.add(created)
     await session.flush()
     await changes.announce(runtime, session, created, "created")

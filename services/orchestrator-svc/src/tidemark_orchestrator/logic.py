@@ -7,24 +7,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.errors import ConfigError, ConflictError
 from tidemark.events import (
     DestinationSpec,
-    RunFinished,
-    RunStarted,
-    RunStatus,
     StreamSpec,
     Trigger,
-    may_move,
 )
-from tidemark_orchestrator import admission, changes, dependencies, repository, retries, scheduler
+from tidemark.events.contracts import MaintenanceRequest
+from tidemark.lakehouse import naming
+from tidemark_orchestrator import admission, changes, dependencies, repository, scheduler
 from tidemark_orchestrator.cancel import cancel_run
 from tidemark_orchestrator.catalogs import Catalogs
-from tidemark_orchestrator.deps import OrchestratorContext, OrchestratorRuntime
+from tidemark_orchestrator.deps import OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline, Run
+from tidemark_orchestrator.specs import pipeline_spec
 from tidemark_orchestrator.validation import (
     Neighbour,
     catalog_issues,
@@ -66,6 +64,7 @@ async def request_run(
     pipeline: Pipeline,
     trigger: Trigger = "manual",
     resync: Sequence[str] = (),
+    maintenance: MaintenanceRequest | None = None,
 ) -> Run:
     """Queue a run (``run.queued``) in the caller's transaction and admit what may start now.
 
@@ -87,7 +86,7 @@ async def request_run(
     await dependencies.lock_pipelines(session, [pipeline.id])
     now = runtime.state.clock()
     active = list(await repository.active_runs(session, pipeline.id))
-    if trigger == "manual":
+    if trigger in ("manual", "maintenance"):
         backing_off = [r for r in active if r.trigger == "retry" and r.admitted_at is None]
         for run in backing_off:
             await cancel_run(runtime, session, pipeline.id, run.id, "superseded by a manual run", admit=False)
@@ -101,10 +100,26 @@ async def request_run(
         why = "overlap: skip" if pipeline.overlap == "skip" else "a run already waits for it"
         raise ConflictError(f"pipeline {pipeline.name!r} already has an active run ({why})",
                             run_id=str(current.id), run_status=current.status)
-    run = await admission.enqueue(runtime, session, pipeline, trigger, now, resync=resync)
+    run = await admission.enqueue(runtime, session, pipeline, trigger, now, resync=resync, maintenance=maintenance)
     await dependencies.consume(session, pipeline.id)
     await admission.admit(runtime, session, now)
     return run
+
+
+def check_maintenance_table(pipeline: Pipeline, table: str | None) -> None:
+    """422 at ``table`` unless the pipeline writes it."""
+    if table is None:
+        return
+    tables = pipeline_tables(pipeline)
+    if table not in tables:
+        raise ConfigError(f"table {table!r} is not one of the pipeline's tables ({', '.join(sorted(tables))})",
+                          field="table")
+
+
+def pipeline_tables(pipeline: Pipeline) -> list[str]:
+    destination = pipeline_spec(pipeline).destination
+    return [naming.table_identifier(destination.namespace, destination.table_prefix, s["name"])
+            for s in pipeline.streams]
 
 
 PAUSED = "pipeline paused"
@@ -151,41 +166,8 @@ async def change_schedule(runtime: OrchestratorRuntime, session: AsyncSession, p
     return withdrawn
 
 
-async def on_run_started(ctx: OrchestratorContext, event: RunStarted) -> None:
-    session, envelope = ctx.session, ctx.envelope
-    run = await repository.get_run(session, event.run_id)
-    if run is not None and may_move(run.status, RunStatus.RUNNING):
-        run.status = RunStatus.RUNNING
-        run.started_at = envelope.occurred_at
-
-
-async def on_run_finished(ctx: OrchestratorContext, event: RunFinished) -> None:
-    """Record how the run ended (a repeated or late ``run.finished`` keeps the first ending), then
-    request the dependency runs it completes."""
-    session, envelope, runtime = ctx.session, ctx.envelope, ctx.runtime
-    # Locked: a second delivery of this ending, on another replica, waits and then finds it ended.
-    run = await repository.get_run(session, event.run_id, lock=True)
-    if run is None or not may_move(run.status, event.status):
-        return
-    run.status = event.status
-    run.finished_at = envelope.occurred_at
-    run.error = event.error.message if event.error else None
-    pipeline = await repository.get_pipeline(session, run.pipeline_id)
-    now = runtime.state.clock()
-    pipeline.next_check_at = now  # a due tick may have waited for this run
-    await retries.retry_if_due(runtime, session, pipeline, run, event, now)
-    await request_dependency_runs(runtime, session, run)
-    if await repository.any_waiting(session):
-        # The slot this run held may be another's now. Most endings find nobody waiting, and skip
-        # admission's lock and its count of every active run: a busy platform ends runs by thousands.
-        await admission.admit(runtime, session, now)
-
-    # A tick waiting for this run may fire now: wake the scheduler once this is committed.
-    wakeup = ctx.runtime.state.scheduler_wakeup
-    sa.event.listen(session.sync_session, "after_commit", lambda _s: wakeup.set(), once=True)
-
-
-async def request_dependency_runs(runtime: OrchestratorRuntime, session: AsyncSession, run: Run) -> list[Run]:
+async def request_dependency_runs(runtime: OrchestratorRuntime, session: AsyncSession, run: Run,
+                                  as_upstream: bool = True) -> list[Run]:
     """After ``run`` ended: its pipeline's edges record the ending (a success satisfies, anything
     else blocks), then each downstream whose every upstream is satisfied gets a ``dependency`` run,
     and so does the run's own pipeline if its upstreams were all satisfied while it ran.
@@ -194,9 +176,12 @@ async def request_dependency_runs(runtime: OrchestratorRuntime, session: AsyncSe
     when its own run ends (or, when paused, on the next upstream success after it is resumed).
     Exactly once: the edges remember the run they saw and the pipelines involved are row-locked, so
     a second delivery of this ending, from any replica, finds nothing left to do."""
-    downstreams = await dependencies.downstream_ids(session, run.pipeline_id)
+    if not await dependencies.has_edges(session, run.pipeline_id):
+        return []
+    downstreams = await dependencies.downstream_ids(session, run.pipeline_id) if as_upstream else []
     await dependencies.lock_pipelines(session, [*downstreams, run.pipeline_id])
-    await dependencies.record_upstream_end(session, run.pipeline_id, run.id, run.status, run.finished_at)
+    if as_upstream:
+        await dependencies.record_upstream_end(session, run.pipeline_id, run.id, run.status, run.finished_at)
     requested = []
     for pipeline_id in [*downstreams, run.pipeline_id]:
         if not await dependencies.all_upstreams_satisfied(session, pipeline_id):

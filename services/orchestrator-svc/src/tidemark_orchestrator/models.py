@@ -35,12 +35,17 @@ class Pipeline(Base):
     # The scheduler need not look at the pipeline before then (its next tick, or a recheck); null: now.
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     timeout_seconds: Mapped[int | None] = mapped_column(sa.Integer)
+    # The API's WorkerOptions (resources, node selector, tolerations, service account); null: the launcher's.
+    worker: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     # What a new run does while another of the pipeline is active: queue, skip or cancel_previous.
     overlap: Mapped[str] = mapped_column(sa.String(16), default="queue", server_default="queue")
     # {"max_attempts", "initial_delay_seconds", "max_delay_seconds"}; null: the documented defaults.
     retries: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     drift_policy: Mapped[dict[str, str] | None] = mapped_column(JSONType)  # see drift.py
     drift_failure: Mapped[str | None] = mapped_column(sa.Text)  # the next run fails with it (drift.py)
+    # MaintenanceSpec as the API stores it; null: the defaults (maintenance.py).
+    maintenance: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    maintained_at: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="Last successful full maintenance.")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -70,6 +75,8 @@ class Run(Base):
         UTCDateTime, doc="When the run got a slot and its ``run.requested`` was sent; null while it waits.")
     waiting_reason: Mapped[str | None] = mapped_column(sa.Text, doc="Why a queued run still waits.")
     resync: Mapped[list[str] | None] = mapped_column(JSONType, doc="Streams a manual run resyncs.")
+    maintenance: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONType, doc="A maintenance run's request (``MaintenanceRequest``); null for an ingestion run.")
 
 
 class Dependency(Base):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import load_only
 from sqlalchemy.orm.attributes import set_committed_value
 
 from tidemark.errors import ConflictError, NotFoundError
@@ -19,7 +21,7 @@ from tidemark.events import ACTIVE, RunStatus
 from tidemark.ids import new_id
 from tidemark_orchestrator.models import Pipeline, Run
 from tidemark_orchestrator.schemas import PipelineCreate, PipelineUpdate
-from tidemark_orchestrator.specs import stored
+from tidemark_orchestrator.specs import stored, stored_worker
 
 # Any constant works: it names "who writes which table" for pg_advisory_xact_lock.
 TABLE_CLAIMS_LOCK = 0x7469646D61726B  # "tidmark"
@@ -44,9 +46,11 @@ async def add_pipeline(session: AsyncSession, body: PipelineCreate) -> Pipeline:
         catchup=body.catchup,
         status="active",
         timeout_seconds=body.timeout_seconds,
+        worker=stored_worker(body.worker),
         overlap=body.overlap,
         retries=body.retries.model_dump(mode="json"),
         drift_policy=body.drift_policy.model_dump(exclude_none=True),
+        maintenance=body.maintenance.model_dump(mode="json"),
     )
     session.add(pipeline)
     try:
@@ -89,6 +93,8 @@ async def update_pipeline(session: AsyncSession, pipeline: Pipeline, body: Pipel
     (``logic.pause``, ``logic.resume``, ``logic.change_schedule``), and ``upstreams``, which are edges in
     their own table (``dependencies.set_upstreams``)."""
     changes = body.model_dump(exclude_unset=True, exclude={"status", "schedule", "upstreams"}, mode="json")
+    if "worker" in changes:
+        changes["worker"] = stored_worker(body.worker)
     for key, value in changes.items():
         setattr(pipeline, key, value)
     await session.flush()
@@ -120,6 +126,18 @@ async def get_run(session: AsyncSession, run_id: uuid.UUID, lock: bool = False) 
     return await session.get(Run, run_id, with_for_update=lock or None, populate_existing=lock)
 
 
+async def lock_runs(session: AsyncSession, run_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Run]:
+    """The runs that exist among ``run_ids``, read afresh with their rows locked until the transaction
+    ends, in one order (no deadlock): a second delivery of the same events, on another replica,
+    waits and then sees what this one did."""
+    ids = sorted(set(run_ids))
+    if not ids:
+        return {}
+    query = (sa.select(Run).where(Run.id.in_(ids)).order_by(Run.id).with_for_update()
+             .execution_options(populate_existing=True))
+    return {run.id: run for run in (await session.scalars(query)).all()}
+
+
 async def list_runs(session: AsyncSession, pipeline_id: uuid.UUID, limit: int) -> Sequence[Run]:
     query = sa.select(Run).where(Run.pipeline_id == pipeline_id).order_by(Run.requested_at.desc()).limit(limit)
     return (await session.scalars(query)).all()
@@ -138,7 +156,12 @@ async def lock_scheduled_pipeline(session: AsyncSession, pipeline_id: uuid.UUID)
 async def lock_due_pipelines(session: AsyncSession, now: datetime, limit: int) -> list[Pipeline]:
     """Up to ``limit`` scheduled pipelines whose ``next_check_at`` has come, their rows locked;
     rows another transaction holds (a replica's pass, a change) are left for later."""
+    # Only what scheduling reads: the JSON columns a run's spec needs (streams, destination, ...)
+    # cost a decode each, thousands per pass; admission loads them for the runs it starts.
     query = (sa.select(Pipeline)
+             .options(load_only(Pipeline.name, Pipeline.connection_id, Pipeline.schedule, Pipeline.catchup,
+                                Pipeline.ticks_from, Pipeline.status, Pipeline.next_check_at, Pipeline.overlap,
+                                raiseload=True))
              .where(Pipeline.status == "active", Pipeline.schedule.is_not(None),
                     sa.or_(Pipeline.next_check_at.is_(None), Pipeline.next_check_at <= now))
              .order_by(Pipeline.next_check_at.is_not(None), Pipeline.next_check_at, Pipeline.id)
@@ -196,15 +219,83 @@ async def fire_ticks(session: AsyncSession, runs: Sequence[Run], now: datetime) 
         return set()
     connection = sa.select(Pipeline.connection_id).where(Pipeline.id == Run.pipeline_id).scalar_subquery()
     statement = (sa.update(Run).where(Run.id.in_([r.id for r in runs]), Run.status == RunStatus.SCHEDULED.value)
-                 .values(status=RunStatus.QUEUED.value, requested_at=now, connection_id=connection)
+                 .values(status=RunStatus.QUEUED.value, requested_at=now, connection_id=connection, waiting_reason=None)
                  .returning(Run.id, Run.connection_id).execution_options(synchronize_session=False))
+    await session.flush()  # a reason set on a waiting tick must not be written after this clears it
     moved = dict((await session.execute(statement)).all())
     for run in runs:
         if run.id in moved:
             set_committed_value(run, "status", RunStatus.QUEUED.value)
             set_committed_value(run, "requested_at", now)
+            set_committed_value(run, "waiting_reason", None)
             set_committed_value(run, "connection_id", moved[run.id])
     return set(moved)
+
+
+@dataclass(frozen=True)
+class FiredTick:
+    """A tick that became a queued run, with what its ``run.queued`` says."""
+
+    id: uuid.UUID
+    pipeline_id: uuid.UUID
+    scheduled_for: datetime
+    pipeline_name: str
+    connection_id: uuid.UUID
+
+
+async def lone_due_ticks(session: AsyncSession, now: datetime) -> list[tuple[uuid.UUID, uuid.UUID, datetime]]:
+    """(run id, pipeline id, tick) of every due tick that is its pipeline's only one, earliest first."""
+    due = (sa.select(Run.id, Run.pipeline_id, Run.scheduled_for,
+                     sa.func.count().over(partition_by=Run.pipeline_id).label("due"))
+           .where(Run.status == RunStatus.SCHEDULED.value, Run.scheduled_for <= now).subquery())
+    query = (sa.select(due.c.id, due.c.pipeline_id, due.c.scheduled_for).where(due.c.due == 1)
+             .order_by(due.c.scheduled_for, due.c.id))
+    return [(row.id, row.pipeline_id, row.scheduled_for) for row in (await session.execute(query)).all()]
+
+
+async def fire_lone_due_ticks(session: AsyncSession, ticks: Sequence[tuple[uuid.UUID, uuid.UUID, datetime]],
+                              now: datetime, grace: timedelta) -> list[FiredTick]:
+    """Queue the ``ticks`` (from :func:`lone_due_ticks`) that need no decision: their pipeline is
+    active with no active run, and the tick is not too late for ``catchup: none``. The pipelines'
+    rows are locked (rows another transaction holds are left for later), and a tick moves only while
+    still ``scheduled``, so replicas firing at once queue each tick once. The rest is the
+    per-pipeline pass's to decide (several due ticks, an active run to wait for, skip or cancel)."""
+    if not ticks:
+        return []
+    # Two plain statements keyed by id lists: a join of the due ticks with pipelines was planned as a
+    # nested loop (quadratic) whenever the statistics lagged behind a fresh burst of ticks.
+    busy = sa.select(Run.pipeline_id).where(Run.status.in_([s.value for s in ACTIVE]))
+    lockable = (sa.select(Pipeline.id, Pipeline.name, Pipeline.connection_id, Pipeline.catchup)
+                .where(Pipeline.id.in_({pid for _, pid, _ in ticks}), Pipeline.status == "active",
+                       Pipeline.schedule.is_not(None), Pipeline.id.not_in(busy))
+                .with_for_update(skip_locked=True))
+    pipelines = {row.id: row for row in (await session.execute(lockable)).all()}
+    chosen = {run_id: (pipelines[pid], tick) for run_id, pid, tick in ticks
+              if pid in pipelines and (pipelines[pid].catchup != "none" or now - tick <= grace)}
+    if not chosen:
+        return []
+    # connection_id as the pipeline has it now: the run counts against that connection's limit.
+    connection = sa.select(Pipeline.connection_id).where(Pipeline.id == Run.pipeline_id).scalar_subquery()
+    moved = set((await session.execute(
+        sa.update(Run).where(Run.id.in_(list(chosen)), Run.status == RunStatus.SCHEDULED.value)
+        .values(status=RunStatus.QUEUED.value, requested_at=now, connection_id=connection).returning(Run.id)
+        .execution_options(synchronize_session=False))).scalars().all())
+    return [FiredTick(id=run_id, pipeline_id=pipeline.id, scheduled_for=tick, pipeline_name=pipeline.name,
+                      connection_id=pipeline.connection_id)
+            for run_id, (pipeline, tick) in chosen.items() if run_id in moved]
+
+
+async def check_due_ticks_now(session: AsyncSession, pipeline_ids: Iterable[uuid.UUID], now: datetime) -> None:
+    """Bring the pipelines' passes forward to now when a due tick of theirs waits (for a run that
+    just ended, say), in one statement; a pipeline with none keeps its time, so ending runs by
+    thousands does not make the scheduler look at each of their pipelines."""
+    ids = sorted(set(pipeline_ids))
+    if not ids:
+        return
+    due = sa.exists().where(Run.pipeline_id == Pipeline.id, Run.status == RunStatus.SCHEDULED.value,
+                            Run.scheduled_for <= now)
+    await session.execute(sa.update(Pipeline).where(Pipeline.id.in_(ids), due).values(next_check_at=now)
+                          .execution_options(synchronize_session=False))
 
 
 async def stray_ticks(session: AsyncSession) -> Sequence[uuid.UUID]:

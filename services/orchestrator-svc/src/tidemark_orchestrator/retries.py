@@ -15,6 +15,7 @@ import tenacity
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.events import RunFinished, RunStatus
+from tidemark.events.contracts import MaintenanceRequest
 from tidemark_orchestrator import admission
 from tidemark_orchestrator.deps import OrchestratorRuntime
 from tidemark_orchestrator.models import Pipeline, Run
@@ -49,4 +50,6 @@ async def retry_if_due(runtime: OrchestratorRuntime, session: AsyncSession, pipe
         return None
     return await admission.enqueue(runtime, session, pipeline, "retry", now, attempt=run.attempt + 1,
                                    retry_of=run.id, not_before=now + backoff(spec, run.attempt),
-                                   resync=run.resync or ())
+                                   resync=run.resync or (),
+                                   maintenance=MaintenanceRequest.model_validate(run.maintenance)
+                                   if run.maintenance else None)

@@ -11,10 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from tidemark.api.openapi import problem_responses
+from tidemark.events.contracts import MaintenanceRequest
 from tidemark_orchestrator import cancel, changes, dependencies, logic, repository, scheduler
 from tidemark_orchestrator.deps import Runtime
 from tidemark_orchestrator.schemas import (
     CancelOut,
+    MaintenanceRun,
     PauseOut,
     PipelineCreate,
     PipelineGraph,
@@ -185,7 +187,8 @@ async def resume_pipeline(pipeline_id: uuid.UUID, rt: Runtime) -> ResumeOut:
         await session.flush()
         [out] = await dependencies.describe(session, [pipeline])
         return ResumeOut(pipeline=out,
-                         queued=[RunOut.model_validate(r) for r in outcome.queued],
+                         queued=[RunOut.model_validate(await repository.get_run(session, t.id))
+                                 for t in outcome.queued],
                          waiting=[RunOut.model_validate(r) for r in scheduled
                                   if r.scheduled_for is not None and r.scheduled_for <= now],
                          upcoming=sum(1 for r in scheduled if r.scheduled_for is not None and r.scheduled_for > now))
@@ -209,6 +212,23 @@ async def trigger_run(pipeline_id: uuid.UUID, rt: Runtime, body: TriggerRun | No
     async with rt.transaction() as session:
         pipeline = await repository.get_pipeline(session, pipeline_id, lock=True)
         run = await logic.request_run(rt, session, pipeline, "manual", resync)
+        return RunOut.model_validate(run)
+
+
+@router.post("/{pipeline_id}/maintenance", status_code=status.HTTP_202_ACCEPTED, responses=problem_responses(409, 422))
+async def trigger_maintenance(pipeline_id: uuid.UUID, rt: Runtime, body: MaintenanceRun | None = None) -> RunOut:
+    """Queue a maintenance run (trigger `maintenance`) of the pipeline's tables: compaction, snapshot
+    expiry and orphan cleanup, with the pipeline's maintenance policy. It is a run like any other: it
+    never runs beside an ingestion run of the pipeline, and jobs-svc shows what it did in its stats.
+
+    409 when the pipeline is paused or already has an active run; 422 (`table`) for a table the
+    pipeline does not write. ingest-svc's `POST /v1/tables/{table}/maintenance` answers at once."""
+    request = body or MaintenanceRun()
+    async with rt.transaction() as session:
+        pipeline = await repository.get_pipeline(session, pipeline_id, lock=True)
+        logic.check_maintenance_table(pipeline, request.table)
+        run = await logic.request_run(rt, session, pipeline, "maintenance", maintenance=MaintenanceRequest(
+            action=request.action, table=request.table, dry_run=request.dry_run))
         return RunOut.model_validate(run)
 
 

@@ -1,9 +1,12 @@
 """The scheduler: schedule ticks become upcoming runs, and due ones are queued, each exactly once.
 
-A pass (:func:`scheduler_pass`) looks only at pipelines whose ``next_check_at`` has come (their
-next stored tick, or a recheck), a chunk of :data:`CHUNK` pipelines per transaction holding their
-rows. For the chunk (:func:`sync_pipelines`), with a fixed number of statements however many
-pipelines it holds:
+A pass (:func:`scheduler_pass`) first queues, set-based, every due tick that needs no decision
+(:func:`fire_lone_ticks`: the only due tick of an active pipeline with no active run), a few
+statements per :data:`FIRE_BATCH` ticks: at the top of the minute thousands are due at once. Then it
+looks at pipelines whose ``next_check_at`` has come (half their stored ticks fired, a due tick
+needing a decision, a recheck), a chunk of :data:`CHUNK` pipelines per transaction holding their
+rows, and finally admits what may start (:mod:`tidemark_orchestrator.admission`). For a chunk
+(:func:`sync_pipelines`), with a fixed number of statements however many pipelines it holds:
 
 1. **Materialise**: the ticks from where each pipeline left off up to ``now + horizon`` (at most
    ``max_scheduled_per_pipeline`` upcoming at a time) are stored as runs in status ``scheduled``,
@@ -34,12 +37,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice, takewhile
 
+import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tidemark.aio import wait_for_event
 from tidemark.errors import TidemarkError
-from tidemark.events import EventPayload, RunError, RunFinished, RunScheduled, RunStatus, RunUnscheduled
+from tidemark.events import EventPayload, RunError, RunFinished, RunQueued, RunScheduled, RunStatus, RunUnscheduled
 from tidemark.logs import fields
 from tidemark_orchestrator import admission, repository
 from tidemark_orchestrator.cancel import cancel_run
@@ -52,7 +56,17 @@ log = logging.getLogger(__name__)
 
 
 CHUNK = 500  # pipelines per transaction of a pass
+FIRE_BATCH = 2_000  # lone due ticks queued per transaction (fire_lone_ticks)
 RECHECK_SECONDS = 60.0  # a due tick waiting for its pipeline's active run is looked at again this late at most
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A tick's run, as a pass reports it."""
+
+    id: uuid.UUID
+    pipeline_id: uuid.UUID
+    scheduled_for: datetime | None
 
 
 @dataclass
@@ -60,7 +74,7 @@ class Outcome:
     """What one pass did to a pipeline's ticks."""
 
     scheduled: list[Run] = field(default_factory=list)
-    queued: list[Run] = field(default_factory=list)
+    queued: list[Tick] = field(default_factory=list)
     skipped: list[Run] = field(default_factory=list)
 
     def add(self, other: Outcome) -> None:
@@ -101,9 +115,12 @@ async def sync_pipeline(runtime: OrchestratorRuntime, session: AsyncSession, pip
 
 
 async def sync_pipelines(runtime: OrchestratorRuntime, session: AsyncSession, pipelines: Sequence[Pipeline],
-                         now: datetime) -> Outcome:
+                         now: datetime, *, admit: bool = True) -> Outcome:
     """One pass over pipelines whose rows the caller holds, with a fixed number of statements
-    whatever their number: thousands of ticks due at one minute fire in a few round trips."""
+    whatever their number: thousands of ticks due at one minute fire in a few round trips.
+    ``admit=False`` leaves the queued runs to the caller's admission (a pass admits once, after
+    every chunk fired: one admission per chunk would take its lock and count the active runs
+    again for each)."""
     outcome = Outcome()
     settings = runtime.settings
     recheck = now + timedelta(seconds=RECHECK_SECONDS)
@@ -147,6 +164,8 @@ async def sync_pipelines(runtime: OrchestratorRuntime, session: AsyncSession, pi
                 await _skip(runtime, session, pipeline, run, now, reason, outcome, events)
         elif active[pid] and pipeline.overlap == "queue":
             pipeline.next_check_at = recheck  # the active run's end wakes it sooner
+            for run in waiting:  # decided: it waits (and _decide_soon leaves it be)
+                run.waiting_reason = f"waiting for run {active[pid][0].id} of this pipeline to end (overlap: queue)"
         else:
             for previous in active[pid]:  # overlap: cancel_previous
                 await cancel_run(runtime, session, pipeline.id, previous.id,
@@ -155,10 +174,10 @@ async def sync_pipelines(runtime: OrchestratorRuntime, session: AsyncSession, pi
     fired = await repository.fire_ticks(session, [run for _, run in to_fire], now)
     for pipeline, run in to_fire:
         if run.id in fired:
-            outcome.queued.append(run)
+            outcome.queued.append(Tick(run.id, run.pipeline_id, run.scheduled_for))
             events.append(admission.queued_event(pipeline, run))
     await runtime.emit_many(session, events)
-    if fired:
+    if fired and admit:
         await admission.admit(runtime, session, now)
     return outcome
 
@@ -187,11 +206,15 @@ def _ticks_to_store(pipeline: Pipeline, schedule: Schedule, stored: int, latest:
 
 
 def _next_check(schedule: Schedule, later: Sequence[Run], now: datetime, settings: OrchestratorSettings) -> datetime:
-    """When the pipeline next needs a pass: its next stored tick, else when the schedule's next tick
-    comes within the horizon (never sooner than the next poll)."""
+    """When the pipeline next needs a pass: when half its stored ticks have fired (each fires
+    without one, see :func:`fire_lone_ticks`), so it is topped up in batches rather than a tick
+    at a time; else when the schedule's next tick comes within the horizon (never sooner than the
+    next poll). A due tick that needs a decision brings its pipeline's pass forward
+    (:func:`_decide_soon`)."""
     soonest = now + timedelta(seconds=settings.scheduler_poll_seconds)
     if later:
-        return max(_tick(later[0]), soonest)
+        low_water = max(1, settings.max_scheduled_per_pipeline // 2)
+        return max(_tick(later[max(0, len(later) - low_water)]), soonest)
     horizon = timedelta(seconds=settings.schedule_horizon_seconds)
     return max(schedule.next_after(now) - horizon, soonest)
 
@@ -235,6 +258,8 @@ async def scheduler_pass(runtime: OrchestratorRuntime, now: datetime) -> Outcome
             if pipeline is not None and (pipeline.status != "active" or not pipeline.schedule):
                 await withdraw(runtime, session, pipeline, f"pipeline {pipeline.status}"
                                if pipeline.status != "active" else "schedule removed")
+    total.queued += await fire_lone_ticks(runtime, now)
+    await _decide_soon(runtime, now)
     seen: set[uuid.UUID] = set()
     while True:
         pipelines: list[Pipeline] = []
@@ -246,7 +271,7 @@ async def scheduler_pass(runtime: OrchestratorRuntime, now: datetime) -> Outcome
                 pipelines = [p for p in await repository.lock_due_pipelines(session, now, CHUNK) if p.id not in seen]
                 seen.update(p.id for p in pipelines)
                 if pipelines:
-                    total.add(await sync_pipelines(runtime, session, pipelines, now))
+                    total.add(await sync_pipelines(runtime, session, pipelines, now, admit=False))
         except (TidemarkError, DBAPIError, OSError):
             raise  # the database is away: the whole pass waits for the next poll
         except Exception:
@@ -254,9 +279,52 @@ async def scheduler_pass(runtime: OrchestratorRuntime, now: datetime) -> Outcome
             total.add(await _one_by_one(runtime, [p.id for p in pipelines], now))
         if len(pipelines) < CHUNK:
             break
-    async with runtime.transaction() as session:
-        await admission.admit(runtime, session, now)  # retries whose backoff ran out
+    # What this pass queued, and retries whose backoff ran out; a batch at a time.
+    while True:
+        async with runtime.transaction() as session:
+            if len(await admission.admit(runtime, session, max(now, runtime.state.clock()))) < admission.BATCH:
+                break
     return total
+
+
+async def fire_lone_ticks(runtime: OrchestratorRuntime, now: datetime) -> list[Tick]:
+    """First the ticks that need no decision (the only due tick of a pipeline with no active run),
+    a batch of :data:`FIRE_BATCH` per transaction in a few statements, whatever the number of
+    pipelines: at the top of the minute every every-minute schedule is due at once, and this is
+    what gets them queued within a second or two. The per-pipeline chunks that follow store the
+    next ticks and decide the rest (catch-up, overlap)."""
+    grace = timedelta(seconds=runtime.settings.misfire_grace_seconds)
+    async with runtime.sessions() as session:
+        candidates = await repository.lone_due_ticks(session, now)
+    fired: list[Tick] = []
+    for start in range(0, len(candidates), FIRE_BATCH):
+        now = max(now, runtime.state.clock())
+        async with runtime.transaction() as session:
+            batch = await repository.fire_lone_due_ticks(session, candidates[start:start + FIRE_BATCH], now, grace)
+            await runtime.emit_many(session, [RunQueued(
+                run_id=tick.id, pipeline_id=tick.pipeline_id, pipeline_name=tick.pipeline_name,
+                connection_id=tick.connection_id, trigger="schedule", scheduled_for=tick.scheduled_for)
+                for tick in batch])
+        fired += [Tick(tick.id, tick.pipeline_id, tick.scheduled_for) for tick in batch]
+    return fired
+
+
+async def _decide_soon(runtime: OrchestratorRuntime, now: datetime) -> None:
+    """Due ticks :func:`fire_lone_ticks` left (a pipeline with an active run or several due ticks)
+    are decided by their pipeline's pass: bring it forward to now, once (a tick left to wait says
+    so in ``waiting_reason``; the active run's end wakes its pipeline). A read first: a pass that
+    finds none writes nothing (on SQLite every write takes the one writer's lock)."""
+    undecided = sa.select(Run.pipeline_id).where(Run.status == RunStatus.SCHEDULED.value, Run.scheduled_for <= now,
+                                                 Run.waiting_reason.is_(None))
+    async with runtime.sessions() as session:
+        ids = set((await session.scalars(
+            sa.select(Pipeline.id).where(Pipeline.id.in_(undecided), Pipeline.next_check_at > now))).all())
+    if not ids:
+        return
+    async with runtime.transaction() as session:
+        await session.execute(
+            sa.update(Pipeline).where(Pipeline.id.in_(ids), Pipeline.next_check_at > now)
+            .values(next_check_at=now).execution_options(synchronize_session=False))
 
 
 async def _one_by_one(runtime: OrchestratorRuntime, ids: Sequence[uuid.UUID], now: datetime) -> Outcome:

@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 from tidemark.api.bodies import FieldError, Omittable, drop_null_defaults, field_errors
 from tidemark.events import RunStatus, SyncMode
 from tidemark_orchestrator.schedule import ScheduleError, cron_problem, zone
-from tidemark_orchestrator.specs import DestinationSpec, StreamSpec
+from tidemark_orchestrator.specs import WORKER_DOC, DestinationSpec, StreamSpec, WorkerOptions
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 UpstreamRef = Annotated[str, Field(min_length=1, max_length=128)]
@@ -24,6 +24,11 @@ UPSTREAMS = (
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 TIMEOUT_DOC = ("Longest a run may run (from its worker's start), in seconds: a run still running after it is "
                "stopped and ends `failed` with an error starting `timeout`. None: no limit.")
+
+
+# Every run's events carry one entry per stream (run.finished ~0.4 KB each): past a few thousand they would
+# outgrow a Kafka message (1 MB by default) and the outbox could not publish them.
+MAX_STREAMS = 1000
 
 
 def stream_errors(streams: Sequence[StreamSpec]) -> Iterator[FieldError]:
@@ -97,6 +102,22 @@ DEFAULT_INITIAL_DELAY_SECONDS = 30.0
 DEFAULT_MAX_DELAY_SECONDS = 900.0
 
 
+class MaintenanceSpec(BaseModel):
+    """Table maintenance of the pipeline's tables (docs/maintenance.md): on by default. Expiry and orphan
+    cleanup run daily; compaction also after a run that left many small or delete files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(default=True, description="Schedule maintenance runs (trigger `maintenance`).")
+    compact_small_files: bool = Field(default=True, description="Rewrite small data files into larger ones.")
+    compact_delete_files: bool = Field(default=True, description="Fold position-delete files into their data.")
+    expire_days: float = Field(default=7, gt=0, le=3650, description="Keep snapshots younger than this (days).")
+    keep_snapshots: int = Field(default=10, ge=1, le=10_000, description="Keep at least this many snapshots.")
+    orphan_days: float = Field(default=3, gt=0, le=3650,
+                               description="Delete unreferenced files only when older than this (days); never "
+                                           "less than the pipeline's timeout.")
+
+
 class RetrySpec(BaseModel):
     """How a failed run is tried again: a new run (trigger `retry`, `attempt` + 1) after an exponential
     backoff with jitter. A run that failed with an error of kind `config` is never retried."""
@@ -161,15 +182,18 @@ class PipelineCreate(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN, description="Unique name: letters, digits, `_ . -`.")
     connection_id: uuid.UUID = Field(description="The source connection.")
-    streams: list[StreamSpec] = Field(min_length=1, description="Streams to load and how.")
+    streams: list[StreamSpec] = Field(min_length=1, max_length=MAX_STREAMS,
+                                      description=f"Streams to load and how (at most {MAX_STREAMS}).")
     destination: DestinationSpec = Field(default_factory=DestinationSpec, description="Where tables go.")
     schedule: ScheduleSpec | None = Field(default=None, description="When it runs by itself; none: manual only.")
     catchup: Catchup = Field(default="last", description=CATCHUP_DOC)
     upstreams: list[UpstreamRef] = Field(default_factory=list, description=UPSTREAMS)
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS, description=TIMEOUT_DOC)
+    worker: WorkerOptions | None = Field(default=None, description=WORKER_DOC)
     overlap: Overlap = Field(default="queue", description=OVERLAP_DOC)
     retries: RetrySpec = Field(default_factory=RetrySpec, description=RetrySpec.__doc__)
     drift_policy: DriftPolicy = Field(default_factory=DriftPolicy, description="Responses to schema changes.")
+    maintenance: MaintenanceSpec = Field(default_factory=MaintenanceSpec, description=MaintenanceSpec.__doc__)
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -183,7 +207,8 @@ class PipelineUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=drop_null_defaults)
 
     streams: Omittable[list[StreamSpec]] = Field(
-        default=None, min_length=1, description="Streams to load and how."
+        default=None, min_length=1, max_length=MAX_STREAMS,
+        description=f"Streams to load and how (at most {MAX_STREAMS}).",
     )
     destination: Omittable[DestinationSpec] = Field(default=None, description="Where tables go.")
     schedule: ScheduleSpec | None = Field(default=None, description="When it runs by itself; null: manual only.")
@@ -194,9 +219,12 @@ class PipelineUpdate(BaseModel):
     timeout_seconds: int | None = Field(
         default=None, ge=1, le=MAX_TIMEOUT_SECONDS, description=TIMEOUT_DOC + " null removes the limit."
     )
+    worker: WorkerOptions | None = Field(
+        default=None, description=WORKER_DOC + " Replaced as a whole; null removes it.")
     overlap: Omittable[Overlap] = Field(default=None, description=OVERLAP_DOC)
     retries: Omittable[RetrySpec] = Field(default=None, description=RetrySpec.__doc__)
     drift_policy: Omittable[DriftPolicy] = Field(default=None, description="Responses to schema changes (replaced).")
+    maintenance: Omittable[MaintenanceSpec] = Field(default=None, description=MaintenanceSpec.__doc__)
 
     @model_validator(mode="after")
     def _streams(self) -> Self:
@@ -212,6 +240,17 @@ class TriggerRun(BaseModel):
         default_factory=list,
         description="Streams to resync: their state is reset, they are read in full and their tables rewritten.",
     )
+
+
+class MaintenanceRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["compact", "expire", "clean", "all"] = Field(
+        default="all", description="`compact`, `expire`, `clean`, or `all` (in that order).")
+    table: str | None = Field(
+        default=None, min_length=1, max_length=1024,
+        description="One of the pipeline's tables (`namespace.table`); left out: every table of the pipeline.")
+    dry_run: bool = Field(default=False, description="Only report what would change (in the run's stats).")
 
 
 class Blocked(BaseModel):
@@ -243,9 +282,15 @@ class PipelineOut(BaseModel):
     catchup: Catchup
     status: str
     timeout_seconds: int | None = Field(description=TIMEOUT_DOC)
+    worker: WorkerOptions | None = Field(default=None, description=WORKER_DOC)
     overlap: Overlap = Field(description=OVERLAP_DOC)
     retries: RetrySpec = Field(description=RetrySpec.__doc__)
     drift_policy: dict[str, str] = Field(default_factory=dict, description="Responses to schema changes.")
+    maintenance: MaintenanceSpec = Field(default_factory=MaintenanceSpec, description=MaintenanceSpec.__doc__)
+    maintained_at: datetime | None = Field(
+        default=None,
+        description="When a maintenance run of all its tables last succeeded (or, before the first, its first "
+                    "successful run: the daily interval starts then); null: no run yet.")
     created_at: datetime
 
     @field_validator("drift_policy", mode="before")
@@ -264,6 +309,11 @@ class PipelineOut(BaseModel):
     @classmethod
     def _default_retries(cls, value: object) -> object:
         return RetrySpec() if value is None else value  # saved before retries existed
+
+    @field_validator("maintenance", mode="before")
+    @classmethod
+    def _default_maintenance(cls, value: object) -> object:
+        return MaintenanceSpec() if value is None else value  # saved before maintenance existed
 
 
 class GraphNode(BaseModel):

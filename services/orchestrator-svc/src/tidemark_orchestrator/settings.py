@@ -50,6 +50,20 @@ class OrchestratorSettings(ServiceSettings):
         description="With `catchup: none`, a tick that could not fire within this long after its time "
                     "(the orchestrator was down, or a run was still active) is skipped.",
     )
+    maintenance_interval_hours: float = Field(
+        default=24.0, gt=0, le=24 * 365,
+        description="A pipeline whose tables were last maintained (compact, expire, clean) this long ago gets "
+                    "a maintenance run after its next successful run; a new pipeline counts from its creation.",
+    )
+    maintenance_data_files_threshold: int = Field(
+        default=200, ge=1, le=10_000_000,
+        description="A run that leaves a table with more data files than this is followed by a compaction run.",
+    )
+    maintenance_delete_files_threshold: int = Field(
+        default=50, ge=1, le=10_000_000,
+        description="A run that leaves a table with more position-delete files than this is followed by a "
+                    "compaction run.",
+    )
     max_active_runs: int = Field(
         default=16, ge=1, le=100_000,
         description="At most this many runs are admitted (sent to the workers and not yet ended) at once, "

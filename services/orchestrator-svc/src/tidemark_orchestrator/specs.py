@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tidemark.events import SyncMode
 from tidemark.events import contracts as wire
@@ -45,7 +45,7 @@ def _matching(pattern: str, limit: int, rule: str, error_type: str) -> AfterVali
     compiled = re.compile(pattern)
 
     def check(value: str) -> str:
-        if len(value) > limit or not compiled.match(value):
+        if len(value) > limit or not compiled.fullmatch(value):  # fullmatch: `$` would let a final newline in
             raise PydanticCustomError(error_type, rule)
         return value
 
@@ -97,6 +97,100 @@ class DestinationSpec(_Strict):
     )
 
 
+# --- where a worker runs (the Kubernetes launcher) ---------------------------------------------------
+
+QUANTITY_RULE = "A Kubernetes quantity: digits with an optional fraction and unit, e.g. `500m`, `2`, `512Mi`, `1.5Gi`."
+_UNITS = {"m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+          "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60}
+LABEL_KEY_PATTERN = r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+LABEL_RULE = ("A label key is an optional DNS prefix and `/`, then at most 63 letters, digits, `-`, `_` or `.`, "
+              "starting and ending with a letter or digit; a value is the same (or empty).")
+DNS_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+DNS_NAME_RULE = "A Kubernetes name: lowercase letters, digits, `-` and `.`, at most 253 characters."
+
+Quantity = Annotated[str, _matching(wire.QUANTITY_PATTERN, 64, QUANTITY_RULE, "quantity_invalid")]
+LabelKey = Annotated[str, _matching(LABEL_KEY_PATTERN, 317, LABEL_RULE, "label_key_invalid")]
+LabelValue = Annotated[str, _matching(LABEL_VALUE_PATTERN, 63, LABEL_RULE, "label_value_invalid")]
+
+
+def quantity_value(text: str) -> float:
+    """A quantity's amount (``500m`` → 0.5, ``1Gi`` → 2**30), to compare a request with its limit."""
+    match = re.match(r"^([0-9.]+)([eE][0-9]+|[A-Za-z]*)$", text)
+    assert match is not None  # checked by the pattern first
+    number, unit = match.groups()
+    if unit.lower().startswith("e") and unit[1:].isdigit():
+        return float(number) * 10.0 ** int(unit[1:])
+    return float(number) * _UNITS.get(unit, 1.0)
+
+
+class ResourceAmounts(_Strict):
+    cpu: Quantity | None = Field(default=None, description=_about(wire.ResourceAmounts, "cpu"))
+    memory: Quantity | None = Field(default=None, description=_about(wire.ResourceAmounts, "memory"))
+
+
+class WorkerResources(_Strict):
+    requests: ResourceAmounts | None = Field(default=None, description=_about(wire.WorkerResources, "requests"))
+    limits: ResourceAmounts | None = Field(default=None, description=_about(wire.WorkerResources, "limits"))
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Self:
+        # Kubernetes creates the Job but refuses its pod: the run would wait for nothing.
+        errors = []
+        for name in ("cpu", "memory"):
+            request = getattr(self.requests, name) if self.requests else None
+            limit = getattr(self.limits, name) if self.limits else None
+            if request is not None and limit is not None and quantity_value(request) > quantity_value(limit):
+                errors.append(InitErrorDetails(
+                    type=PydanticCustomError("request_above_limit", "The request {request} exceeds the limit {limit}.",
+                                             {"request": request, "limit": limit}),
+                    loc=("requests", name), input=request))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self
+
+
+class Toleration(_Strict):
+    key: LabelKey | None = Field(default=None, description=_about(wire.Toleration, "key"))
+    operator: Literal["Equal", "Exists"] = Field(default="Equal", description=_about(wire.Toleration, "operator"))
+    value: LabelValue | None = Field(default=None, description=_about(wire.Toleration, "value"))
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description=_about(wire.Toleration, "effect"))
+    toleration_seconds: StrictInt | None = Field(
+        default=None, ge=0, description=_about(wire.Toleration, "toleration_seconds"))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        errors = []
+        if self.operator == "Exists" and self.value is not None:
+            errors.append(("value", "value_with_exists", "`Exists` matches any value: leave `value` out."))
+        if self.key is None and self.operator != "Exists":
+            errors.append(("key", "key_required", "Without a `key`, the operator must be `Exists`."))
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            errors.append(("toleration_seconds", "seconds_without_no_execute",
+                           "`toleration_seconds` applies to the `NoExecute` effect only."))
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, [
+                InitErrorDetails(type=PydanticCustomError(kind, text), loc=(field,), input=getattr(self, field))
+                for field, kind, text in errors])
+        return self
+
+
+class WorkerOptions(_Strict):
+    resources: WorkerResources | None = Field(default=None, description=_about(wire.WorkerOptions, "resources"))
+    node_selector: dict[LabelKey, LabelValue] | None = Field(
+        default=None, max_length=32, description=f"{_about(wire.WorkerOptions, 'node_selector')} {LABEL_RULE}")
+    tolerations: list[Toleration] | None = Field(
+        default=None, max_length=32, description=_about(wire.WorkerOptions, "tolerations"))
+    service_account: Annotated[str, _matching(DNS_NAME_PATTERN, 253, DNS_NAME_RULE, "name_invalid")] | None = Field(
+        default=None, description=f"{_about(wire.WorkerOptions, 'service_account')} {DNS_NAME_RULE}")
+
+
+WORKER_DOC = ("Where and with what the pipeline's worker runs under the Kubernetes launcher (the local launcher "
+              "ignores it): resources, node selector, tolerations, service account. Anything left out falls "
+              "back to the launcher's settings.")
+
+
 # --- the conversion, API → stored → wire -------------------------------------------------------------
 
 
@@ -115,6 +209,10 @@ def to_wire_destination(destination: DestinationSpec | Mapping[str, Any]) -> wir
     return wire.DestinationSpec.model_validate(raw)
 
 
+def stored_worker(worker: WorkerOptions | None) -> dict[str, Any] | None:
+    return worker.model_dump(mode="json", exclude_none=True) if worker is not None else None
+
+
 def pipeline_spec(pipeline: Pipeline) -> wire.PipelineSpec:
     """The pipeline as ``run.requested`` carries it, frozen at request time."""
     return wire.PipelineSpec(
@@ -123,4 +221,6 @@ def pipeline_spec(pipeline: Pipeline) -> wire.PipelineSpec:
         connection_id=pipeline.connection_id,
         streams=to_wire_streams(pipeline.streams),
         destination=to_wire_destination(pipeline.destination),
+        worker=wire.WorkerOptions.model_validate(pipeline.worker) if pipeline.worker else None,
+        maintenance=wire.MaintenancePolicy.model_validate(pipeline.maintenance or {}),
     )

@@ -10,4 +10,12 @@ SCHEMA_POLLS = Counter(
 SCHEMA_POLL_DURATION = Histogram(
     "tidemark_schema_poll_duration_seconds", "Time one poll took (fingerprint, and discover when it changed).",
 )
-DRIFT_EVENTS = Counter("tidemark_schema_drift_events_total", "Schema drift events detected.")
+DRIFT_EVENTS = Counter(
+    "tidemark_schema_drift_events_total",
+    "Schema drift events detected, by whether a change was breaking (true, false).", ["breaking"],
+)
+# Every label value exists from the start at 0, so a first drift or failure shows as an increase.
+for _breaking in ("true", "false"):
+    DRIFT_EVENTS.labels(_breaking)
+for _outcome in ("unchanged", "changed", "discovered", "failed"):
+    SCHEMA_POLLS.labels(_outcome)

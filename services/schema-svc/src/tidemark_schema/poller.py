@@ -106,7 +106,7 @@ async def _record(runtime: SchemaRuntime, session: AsyncSession, connection_id: 
     session.add(drift)
     await session.flush()
     await runtime.emit(session, drift_event(drift, changes, watched.name))
-    DRIFT_EVENTS.inc()
+    DRIFT_EVENTS.labels(breaking=str(drift.breaking).lower()).inc()
     log.info("schema drift detected", extra=fields(connection_id=str(connection_id), drift_id=str(drift.id),
                                                    version=version, changes=len(changes)))
     return PollResult(connection_id, "changed", version, drift.id)

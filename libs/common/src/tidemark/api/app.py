@@ -11,12 +11,16 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
 from tidemark import __version__
-from tidemark.api.auth import TokenVerifier, require_internal_token, require_token
+from tidemark.access import TokenRegistry
+from tidemark.access import projection as issued_tokens
+from tidemark.api.auth import TokenVerifier, require_admin, require_internal_token, require_token
 from tidemark.api.inputs import reject_unstorable_text, require_json_body
+from tidemark.api.limits import BodyLimits
 from tidemark.api.metrics import install_metrics
 from tidemark.api.openapi import install_openapi, problem_responses
 from tidemark.api.problems import MEDIA_TYPE, install_problem_handlers
 from tidemark.bus import Bus
+from tidemark.errors import ConfigError
 from tidemark.logs import configure_logging
 from tidemark.service import ServiceDefinition, ServiceRuntime
 
@@ -41,8 +45,11 @@ def build_app(
         started: list[ServiceRuntime[Any, Any]] = []
         try:
             for runtime in runtimes.values():
+                tokens = issued_tokens.TokenProjection(runtime)
+                issued_tokens.subscribe(runtime, tokens)
                 await runtime.start(migrate=migrate)
                 started.append(runtime)
+                await issued_tokens.attach(runtime, tokens, app.state.api_tokens)
             if bus is not None:
                 await bus.start()
             yield
@@ -58,16 +65,23 @@ def build_app(
     app = FastAPIOffline(
         title=title, version=__version__, lifespan=lifespan, swagger_ui_parameters={"validatorUrl": None}
     )
-    verifiers = [TokenVerifier.for_api(s.auth, s.platform) for _, s in services]
-    app.state.api_tokens = TokenVerifier(d for v in verifiers for d in v.digests)
+    app.state.api_tokens = TokenRegistry.from_settings([(s.auth, s.platform) for _, s in services])
     app.state.internal_tokens = TokenVerifier.for_internal(first_settings.platform)
+    if any(app.state.api_tokens.knows_digest(d) for d in app.state.internal_tokens.digests):
+        # Then one secret would open both doors, and a user could call service-to-service routes.
+        raise ConfigError("platform.internal_token must differ from every API token")
 
     install_problem_handlers(app)
+    # A body over the limits never reaches a route or a parser (the metrics layer, added after, still counts it).
+    app.add_middleware(BodyLimits, max_body_bytes=first_settings.platform.max_body_bytes,
+                       max_json_depth=first_settings.platform.max_json_depth)
     install_metrics(app)
     body_checks = [Depends(require_json_body), Depends(reject_unstorable_text)]
     for definition, _ in services:
         for router in definition.routers:
             app.include_router(router, dependencies=[Depends(require_token), *body_checks])
+        for router in definition.admin_routers:
+            app.include_router(router, dependencies=[Depends(require_admin), *body_checks])
         for router in definition.internal_routers:
             app.include_router(router, dependencies=[Depends(require_internal_token), *body_checks])
         for router in definition.pages:

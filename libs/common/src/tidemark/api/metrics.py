@@ -21,6 +21,9 @@ HTTP_DURATION = Histogram(
 )
 # The label of every path no route serves (scanners, typos): one value, however many paths.
 UNMATCHED = "unmatched"
+# Any token is a valid HTTP method; a scanner's inventions share one label value.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -48,8 +51,9 @@ class MetricsMiddleware(BaseHTTPMiddleware):
         started = time.perf_counter()
         response = await call_next(request)
         route = route_template(request)
-        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        HTTP_DURATION.labels(request.method, route).observe(time.perf_counter() - started)
+        method = request.method if request.method in METHODS else OTHER_METHOD
+        HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
+        HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
         return response
 
 

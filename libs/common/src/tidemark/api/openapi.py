@@ -46,6 +46,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 DESCRIPTIONS = {
     400: "Malformed JSON",
     401: "Missing or invalid bearer token",
+    403: "The token's scope does not allow this request",
     404: "Not found",
     409: "Conflicts with the current state",
     415: "The body is not JSON",
@@ -92,6 +93,8 @@ def document_problems(schema: dict[str, Any]) -> None:
             has_body = "requestBody" in operation
             if operation.get("security"):
                 responses.setdefault("401", _problem(401))
+            if any("bearer" in requirement for requirement in operation.get("security", [])):
+                responses.setdefault("403", _problem(403))
             if has_body:
                 responses.setdefault("400", _problem(400))
                 responses.setdefault("415", _problem(415))

@@ -9,10 +9,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from tidemark.db.errors import unavailable
 from tidemark.errors import TidemarkError
+from tidemark.logs import fields
 
 log = logging.getLogger(__name__)
 
@@ -115,12 +118,28 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, slug, slug.replace("-", " ").capitalize(), str(exc.detail), headers=headers)
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if unavailable(exc):
+        # The service's database is restarting or unreachable (a driver error SQLAlchemy did not wrap):
+        # the same 503 as a busy database, which the client may retry.
+        return await _database_busy(request, exc)
     log.exception("unhandled error", exc_info=exc)
     return problem(500, "internal", "Internal error", "An unexpected error occurred; it has been logged.")
 
 
+async def _database_busy(_request: Request, exc: Exception) -> JSONResponse:
+    # Every connection of the service's database stayed busy for the pool's whole timeout, or the
+    # database itself could not run the statement now (SQLite's "database is locked", a dropped
+    # connection): an overload or outage a retry can outlast, so a 503 with Retry-After, not a 500.
+    log.warning("the service database could not serve the request in time", extra=fields(error=str(exc)))
+    return problem(503, "unavailable", "Dependency unavailable",
+                   "the service's database is busy or unavailable right now; retry shortly",
+                   headers={"Retry-After": "1"}, kind="transient")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(sa_exc.TimeoutError, _database_busy)
+    app.add_exception_handler(sa_exc.OperationalError, _database_busy)
     app.add_exception_handler(TidemarkError, _tidemark_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -35,7 +35,7 @@ def service_main(
         sub.add_parser(name, help=help_text)
     args = parser.parse_args(argv)
     settings = load_settings()
-    if args.command == "migrate" or args.migrate:
+    if args.command == "migrate" or getattr(args, "migrate", False):  # --migrate is a flag of serve only
         asyncio.run(_migrate(definition, settings))
     if args.command in (commands or {}):
         asyncio.run(_migrate(definition, settings))

@@ -2,11 +2,12 @@
 
 from tidemark.bus.base import Bus, Handler
 from tidemark.bus.factory import create_bus
-from tidemark.bus.inbox import IdempotentHandler, SessionHandler
+from tidemark.bus.inbox import BatchHandler, IdempotentHandler, SessionHandler
 from tidemark.bus.memory import MemoryBus
 from tidemark.bus.outbox import MessagingTables, Outbox, OutboxRelay, messaging_tables
 
 __all__ = [
+    "BatchHandler",
     "Bus",
     "Handler",
     "IdempotentHandler",

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import IllegalStateError, KafkaError, TopicAlreadyExistsError
 from pydantic import ValidationError
 
 from tidemark.aio import cancel_and_wait
 from tidemark.bus.base import Bus, Handler
-from tidemark.bus.dispatch import dispatch
-from tidemark.bus.metrics import EVENTS_CONSUMED, EVENTS_PUBLISHED
+from tidemark.bus.dispatch import dispatch_many
+from tidemark.bus.metrics import CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_PUBLISHED
 from tidemark.bus.retry import backoff_seconds
 from tidemark.errors import TransientError
 from tidemark.events import Envelope, Topic
@@ -33,6 +34,10 @@ def client_options(s: KafkaSettings, client_id: str) -> dict[str, Any]:
         "client_id": client_id,
         "security_protocol": s.security_protocol,
     }
+    if s.security_protocol.endswith("SSL"):
+        # aiokafka refuses SSL without a context. Verify the brokers against the system CAs, or against
+        # `ssl_cafile` (a private CA, e.g. a mounted Secret); read once per client, at start-up.
+        opts["ssl_context"] = ssl.create_default_context(cafile=str(s.ssl_cafile) if s.ssl_cafile else None)
     if s.sasl_mechanism:
         opts["sasl_mechanism"] = s.sasl_mechanism
         opts["sasl_plain_username"] = s.sasl_username
@@ -173,22 +178,49 @@ class KafkaBus(Bus):
             auto_offset_reset="earliest",
             session_timeout_ms=self._settings.session_timeout_ms,
             heartbeat_interval_ms=self._settings.heartbeat_interval_ms,
+            fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
         )
         try:
             # Inside the try: a start that fails (broker down) must still close its connections.
             await consumer.start()
             while True:
                 batches = await consumer.getmany(timeout_ms=500, max_records=100)
+                # The fetched batch counts as lag until handled: a slow handler shows as a growing lag.
+                await self._observe_lag(consumer, group, topics, {tp: m[0].offset for tp, m in batches.items() if m})
                 for tp, messages in batches.items():
-                    for message in messages:
-                        envelope = decode(group, message.value)
-                        if envelope is not None:
-                            await dispatch(group, handler, envelope)
+                    envelopes = [e for e in (decode(group, m.value) for m in messages) if e is not None]
+                    await dispatch_many(group, handler, envelopes)
                     if messages:
                         await consumer.commit({tp: messages[-1].offset + 1})
+                await self._observe_lag(consumer, group, topics, {})
         finally:
             with contextlib.suppress(KafkaError):
                 await consumer.stop()
+
+    async def _observe_lag(self, consumer: AIOKafkaConsumer, group: str, topics: list[Topic],
+                           in_hand: dict[TopicPartition, int]) -> None:
+        """Sum highwater minus position over the partitions this process holds, per topic; for a partition
+        with fetched messages not yet handled, the position is the first of those (``in_hand``). Other
+        replicas of the group report their own partitions: the group's lag is the sum over processes."""
+        by_name = {self.topic_name(t): t for t in topics}
+        lag = dict.fromkeys(topics, 0)
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)  # known once a fetch for the partition answered
+            if highwater is None or tp.topic not in by_name:
+                continue
+            position = in_hand[tp] if tp in in_hand else await _position(consumer, tp)
+            if position is not None:
+                lag[by_name[tp.topic]] += max(0, highwater - position)
+        for topic, messages in lag.items():
+            CONSUMER_LAG.labels(group, topic.value).set(messages)
+
+
+async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    try:
+        position: int = await consumer.position(tp)
+    except IllegalStateError:  # revoked by a rebalance since assignment() was read: not ours to count
+        return None
+    return position
 
 
 def decode(group: str, raw: bytes | None) -> Envelope | None:

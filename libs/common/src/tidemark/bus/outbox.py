@@ -9,19 +9,22 @@ is at-least-once; consumers deduplicate on the envelope id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tidemark.aio import wait_for_event
+from tidemark.aio import finish_before_cancel, wait_for_event
 from tidemark.bus.base import Bus
-from tidemark.bus.metrics import OUTBOX_PENDING, OUTBOX_PUBLISH_SECONDS
+from tidemark.bus.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PENDING, OUTBOX_PUBLISH_SECONDS
 from tidemark.bus.retry import backoff_seconds
+from tidemark.db.errors import unavailable
 from tidemark.db.types import UTCDateTime, utcnow
 from tidemark.errors import TransientError
 from tidemark.events import Envelope, EventPayload, Topic
@@ -34,10 +37,12 @@ log = logging.getLogger(__name__)
 class MessagingTables:
     outbox: sa.Table
     inbox: sa.Table
+    tokens: sa.Table
 
 
 def messaging_tables(metadata: sa.MetaData) -> MessagingTables:
-    """Declare the outbox and the processed-events inbox in a service's own metadata."""
+    """Declare the outbox, the processed-events inbox and the issued-tokens projection in a service's own
+    metadata."""
     outbox = sa.Table(
         "outbox",
         metadata,
@@ -55,7 +60,21 @@ def messaging_tables(metadata: sa.MetaData) -> MessagingTables:
         sa.Column("event_id", sa.Uuid, primary_key=True),
         sa.Column("processed_at", UTCDateTime, nullable=False),
     )
-    return MessagingTables(outbox=outbox, inbox=inbox)
+    # Every service's projection of the `token.*` events (see tidemark.access): digests, never values.
+    tokens = sa.Table(
+        "access_tokens",
+        metadata,
+        sa.Column("token_id", sa.Uuid, primary_key=True),
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("scope", sa.String(16), nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False, unique=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("revoked_at", UTCDateTime, nullable=True),
+    )
+    return MessagingTables(outbox=outbox, inbox=inbox, tokens=tokens)
+
+
+ADDED = "tidemark.outbox.added"  # session.info key: this transaction added events
 
 
 class Outbox:
@@ -69,6 +88,7 @@ class Outbox:
 
     async def add(self, session: AsyncSession, payload: EventPayload) -> Envelope:
         """Record ``payload`` in the caller's transaction. Call :meth:`notify` after commit."""
+        session.info[ADDED] = True
         envelope = Envelope.wrap(payload, source=self._source)
         await session.execute(
             sa.insert(self._table).values(
@@ -84,14 +104,16 @@ class Outbox:
         """Record ``payloads`` in order, in one statement (a scheduler pass emits thousands)."""
         envelopes = [Envelope.wrap(p, source=self._source) for p in payloads]
         if envelopes:
+            session.info[ADDED] = True
             await session.execute(sa.insert(self._table), [
                 {"event_id": e.id, "topic": p.topic.value, "envelope": e.model_dump_json(), "created_at": e.occurred_at}
                 for e, p in zip(envelopes, payloads, strict=True)])
         return envelopes
 
-    def notify(self) -> None:
-        """Wake the relay now instead of at its next poll."""
-        if self._wakeup is not None:
+    def notify(self, session: AsyncSession | None = None) -> None:
+        """Wake the relay now instead of at its next poll; given the committed ``session``, only if
+        it added events (a busy consumer commits thousands of transactions that add none)."""
+        if self._wakeup is not None and (session is None or session.info.get(ADDED)):
             self._wakeup.set()
 
 
@@ -104,8 +126,13 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         batch_size: int = 500,
         retention: timedelta = timedelta(days=1),
+        service: str = "unknown",
     ) -> None:
         self._sessions = sessions
+        self._service = service
+        # When the oldest unsent event was written: the age gauge reads it at scrape time, so the
+        # age keeps growing while the relay waits out a broker outage.
+        self._oldest: datetime | None = None
         self._table = table
         self._bus = bus
         self._poll = poll_seconds
@@ -150,6 +177,22 @@ class OutboxRelay:
             )
         return int(count or 0)
 
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """How many events wait to be published, and when the oldest of them was written."""
+        t = self._table
+        async with self._sessions() as session:
+            count, oldest = (await session.execute(
+                sa.select(sa.func.count(), sa.func.min(t.c.created_at)).where(t.c.published_at.is_(None))
+            )).one()
+        return int(count or 0), oldest
+
+    def oldest_age_seconds(self) -> float:
+        return max(0.0, (utcnow() - self._oldest).total_seconds()) if self._oldest is not None else 0.0
+
+    async def observe_backlog(self) -> None:
+        count, self._oldest = await self.backlog()
+        OUTBOX_PENDING.labels(self._service).set(count)
+
     async def purge_published(self) -> None:
         t = self._table
         async with self._sessions() as session, session.begin():
@@ -158,13 +201,25 @@ class OutboxRelay:
             )
 
     async def run(self) -> None:
+        OUTBOX_OLDEST_AGE.labels(self._service).set_function(self.oldest_age_seconds)
+        try:
+            await self._relay()
+        finally:
+            self._oldest = None  # a stopped relay reports no age that keeps growing
+
+    async def _relay(self) -> None:
         attempt = 0
         last_purge = 0.0
+        last_count = 0.0
         while True:
             try:
-                sent = await self.publish_pending()
+                sent = await finish_before_cancel(self.publish_pending())
                 attempt = 0
-                OUTBOX_PENDING.set(await self.pending())
+                # The backlog's count and age are a scan: while busy, once a second at most, not
+                # after every batch (each commit that adds events wakes the relay).
+                if sent == 0 or time.monotonic() - last_count >= 1.0:
+                    await self.observe_backlog()
+                    last_count = time.monotonic()
                 if time.monotonic() - last_purge > 3600:
                     await self.purge_published()
                     last_purge = time.monotonic()
@@ -175,6 +230,21 @@ class OutboxRelay:
                 attempt += 1
                 log.warning("outbox relay cannot publish; will retry",
                             extra=fields(error=exc.message, retry_in_s=round(delay, 2)))
+                # The backlog still shows while the broker is away (unless the database is away too).
+                with contextlib.suppress(SQLAlchemyError, OSError):
+                    await self.observe_backlog()
+                await asyncio.sleep(delay)
+                continue
+            except (SQLAlchemyError, OSError) as exc:
+                # Its own database away (restarting, connection lost): the relay must outlive that, or
+                # nothing this service writes is published again until it restarts.
+                delay = backoff_seconds(attempt, base=0.5, cap=15)
+                attempt += 1
+                if unavailable(exc):
+                    log.warning("outbox relay cannot reach its database; will retry",
+                                extra=fields(error=type(exc).__name__, retry_in_s=round(delay, 2)))
+                else:
+                    log.exception("outbox relay failed; will retry", extra=fields(retry_in_s=round(delay, 2)))
                 await asyncio.sleep(delay)
                 continue
             self.wakeup.clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -28,6 +28,11 @@ class ConnectorConfig(BaseModel):
     @classmethod
     def secret_fields(cls) -> list[str]:
         return [name for name, f in cls.model_fields.items() if f.annotation in (SecretStr, SecretStr | None)]
+
+    def endpoints(self) -> dict[str, str]:
+        """``{field: url}`` of every user-given host this connection contacts, for the egress check
+        (:mod:`tidemark.connectors.egress`); a database connection's host is the user's own network."""
+        return {}
 
     def reveal(self) -> dict[str, Any]:
         """The config as plain JSON, secrets included: only for storage and for workers."""
@@ -120,10 +125,15 @@ class Source(abc.ABC):
     type_name: ClassVar[str]
     title: ClassVar[str]
     config_model: ClassVar[type[ConnectorConfig]]
+    # Whether a worker may read several streams of one source at once, each from its own thread
+    # (each read opens its own connection; the source's shared state is safe across threads).
+    concurrent_streams: ClassVar[bool] = True
 
     def __init__(self, config: ConnectorConfig) -> None:
         self.config = config
         self.warnings = ReadWarnings()
+        # Per stream: the rows its last read counted in the read's own snapshot (see snapshot_rows).
+        self.snapshot_counts: dict[str, int] = {}
 
     @abc.abstractmethod
     def check(self) -> None:
@@ -140,6 +150,10 @@ class Source(abc.ABC):
     def read(self, stream: StreamSpec, state: StreamState | None) -> Iterator[pa.RecordBatch]:
         """Yield batches of the stream; with ``state``, only rows past its cursor."""
 
+    def prepare(self, streams: Sequence[StreamSpec]) -> None:  # noqa: B027 - optional hook
+        """Called once before a run reads ``streams``: a source that looks each stream up (its columns,
+        its key) may look them all up at once here, instead of once per stream."""
+
     def source_key(self, stream: StreamSpec) -> list[str]:
         """The primary key the source declares for ``stream`` when all of it is among the selected
         columns, else ``[]``; tables record it as their identifier fields."""
@@ -151,6 +165,13 @@ class Source(abc.ABC):
         tracks its own (a file source's ledger of files read); None: the writer commits the largest
         value of the cursor column, as for SQL sources."""
         return None
+
+    def snapshot_rows(self, stream: StreamSpec) -> int | None:
+        """How many rows the last ``read`` of ``stream`` should have yielded, counted by the source in the
+        same snapshot as the rows it read (a ``COUNT`` in the read's REPEATABLE READ transaction); None
+        when the source cannot count so. Asked (once) after the read is exhausted; the worker fails the
+        stream, uncommitted, when it differs from the rows read."""
+        return self.snapshot_counts.pop(stream.name, None)
 
     def declared_key(self, stream: StreamSpec) -> list[str]:
         """The primary key the source declares for ``stream``; ``[]`` when it declares none."""

@@ -15,11 +15,11 @@ import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
-from urllib.parse import quote, quote_plus
 
 from tidemark.connectors.base import ConnectorConfig
 from tidemark.errors import FailureKind, SourceError, TidemarkError
 from tidemark.logs import fields
+from tidemark.redact import secret_forms
 
 log = logging.getLogger("tidemark.connectors")
 
@@ -39,7 +39,7 @@ def secret_values(config: ConnectorConfig) -> list[str]:
 def scrub(message: str, secrets: Iterable[str], limit: int | None = MESSAGE_LIMIT) -> str:
     """``message`` with every secret value replaced by the mask, cut to ``limit`` characters."""
     # Longest first, so a secret containing another is replaced whole.
-    variants = {v for s in secrets if s for v in (s, quote(s, safe=""), quote_plus(s))}
+    variants = {v for s in secrets if s for v in secret_forms(s)}
     for value in sorted(variants, key=len, reverse=True):
         message = message.replace(value, MASK)
     return message if limit is None or len(message) <= limit else message[: limit - 1] + "…"

@@ -21,6 +21,9 @@ def _count_statement(*_args: Any) -> None:
     DB_STATEMENTS.inc()
 
 
+SQLITE_OVERFLOW = 45
+
+
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     url = make_url(settings.url)
     kwargs: dict[str, Any] = {"echo": settings.echo}
@@ -29,6 +32,10 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         # The worker process writes the ingest database while the service reads it.
         kwargs["connect_args"] = {"timeout": 30}
+        # WAL lets readers share the file, and a connection is only a file handle and a thread: a
+        # larger overflow keeps a burst of requests (200 API clients, see `make bench-api`) from
+        # waiting out the pool's timeout while the file itself could serve them.
+        kwargs.update(pool_size=settings.pool_size, max_overflow=SQLITE_OVERFLOW)
         engine = create_async_engine(url, **kwargs)
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:

@@ -13,6 +13,7 @@ from tidemark.events.contracts import (
     PipelineDriftActionRequested,
     PipelinePauseRequested,
     PipelineSpec,
+    Reconciliation,
     RetryPolicy,
     RunCancelRequested,
     RunError,
@@ -32,6 +33,8 @@ from tidemark.events.contracts import (
     StreamStats,
     StreamWarning,
     SyncMode,
+    TokenCreated,
+    TokenRevoked,
 )
 from tidemark.events.envelope import Envelope
 from tidemark.events.lifecycle import (
@@ -65,6 +68,7 @@ __all__ = [
     "PipelineDriftActionRequested",
     "PipelinePauseRequested",
     "PipelineSpec",
+    "Reconciliation",
     "RetryPolicy",
     "RunCancelRequested",
     "RunError",
@@ -85,6 +89,8 @@ __all__ = [
     "StreamStats",
     "StreamWarning",
     "SyncMode",
+    "TokenCreated",
+    "TokenRevoked",
     "Topic",
     "Trigger",
     "may_move",

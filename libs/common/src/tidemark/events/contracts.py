@@ -77,6 +77,84 @@ class DestinationSpec(_Model):
     table_prefix: str = Field(default="", description="Prefix added to every table name.")
 
 
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][0-9]+)?$"
+"""A non-negative Kubernetes quantity (``500m``, ``2``, ``1.5Gi``, ``1e3``); the API and the launcher's
+settings check amounts against it, so a Job is never refused for one."""
+
+
+class ResourceAmounts(_Model):
+    cpu: str | None = Field(default=None, description="CPU as a Kubernetes quantity, e.g. `500m` or `2`.")
+    memory: str | None = Field(default=None, description="Memory as a Kubernetes quantity, e.g. `512Mi` or `2Gi`.")
+
+
+class WorkerResources(_Model):
+    requests: ResourceAmounts | None = Field(default=None, description="What the worker's pod is scheduled with.")
+    limits: ResourceAmounts | None = Field(default=None, description="What the worker's container may use at most.")
+
+
+class Toleration(_Model):
+    key: str | None = Field(default=None, description="The taint's key; absent with `Exists`: every taint.")
+    operator: str = Field(default="Equal", description="`Equal` (key and value match) or `Exists` (key matches).")
+    value: str | None = Field(default=None, description="The taint's value (`Equal` only).")
+    effect: str | None = Field(
+        default=None, description="`NoSchedule`, `PreferNoSchedule` or `NoExecute`; absent: every effect.",
+    )
+    toleration_seconds: int | None = Field(
+        default=None, description="`NoExecute` only: how long the pod stays bound after the taint appears.",
+    )
+
+
+class WorkerOptions(_Model):
+    """Where and with what a pipeline's worker runs (the Kubernetes launcher; the local one ignores it).
+    Anything left out falls back to the launcher's settings."""
+
+    resources: WorkerResources | None = Field(default=None, description="CPU and memory requests and limits.")
+    node_selector: dict[str, str] | None = Field(default=None, description="Node labels the pod must run on.")
+    tolerations: list[Toleration] | None = Field(default=None, description="Taints the pod tolerates.")
+    service_account: str | None = Field(default=None, description="The service account the worker's pod runs as.")
+
+
+MaintenanceAction = Literal["compact", "expire", "clean", "all"]
+
+
+class MaintenancePolicy(_Model):
+    """How a pipeline's tables are maintained (docs/maintenance.md); the defaults are on."""
+
+    enabled: bool = Field(default=True, description="Schedule maintenance runs for the pipeline's tables.")
+    compact_small_files: bool = Field(default=True, description="Rewrite small data files into larger ones.")
+    compact_delete_files: bool = Field(default=True, description="Fold position-delete files into their data.")
+    expire_days: float = Field(default=7, gt=0, le=3650, description="Keep snapshots younger than this.")
+    keep_snapshots: int = Field(default=10, ge=1, le=10_000, description="Keep at least this many snapshots.")
+    orphan_days: float = Field(default=3, gt=0, le=3650,
+                               description="Delete unreferenced files only when older than this.")
+
+
+class MaintenanceRequest(_Model):
+    """What a maintenance run (trigger ``maintenance``) does instead of loading the streams."""
+
+    action: MaintenanceAction = Field(default="all", description="`compact`, `expire`, `clean` or `all`.")
+    table: str | None = Field(default=None, description="One of the pipeline's tables; null: all of them.")
+    dry_run: bool = Field(default=False, description="Only report what would change.")
+
+
+class MaintenanceStats(_Model):
+    """What maintenance did to one table (or, in a dry run, would do)."""
+
+    dry_run: bool = False
+    actions: list[str] = Field(default_factory=list)
+    data_files_before: int | None = None
+    data_files_after: int | None = None
+    delete_files_before: int | None = None
+    delete_files_after: int | None = None
+    files_rewritten: int = 0
+    delete_files_folded: int = 0
+    bytes_rewritten: int = 0
+    compaction_abandoned: bool = False
+    snapshots_expired: int = 0
+    files_deleted: int = 0
+    bytes_reclaimed: int = 0
+
+
 class PipelineSpec(_Model):
     """Everything a worker needs to know about a pipeline, frozen at request time."""
 
@@ -85,6 +163,9 @@ class PipelineSpec(_Model):
     connection_id: UUID
     streams: list[StreamSpec]
     destination: DestinationSpec
+    worker: WorkerOptions | None = Field(default=None, description="Where and with what the worker runs.")
+    maintenance: MaintenancePolicy = Field(default_factory=MaintenancePolicy,
+                                           description="How the pipeline's tables are maintained.")
 
 
 class RunError(_Model):
@@ -108,6 +189,24 @@ class StreamWarning(_Model):
     message: str = Field(description="The rule, in words.")
 
 
+class Reconciliation(_Model):
+    """The counts a run checked for one stream before committing it; they must all be equal."""
+
+    rows_read: int = Field(description="Rows the source's reader yielded.")
+    rows_committed: int | None = Field(
+        default=None, description="Rows in the data the commit adds (Iceberg data files, Parquet files); for a merge "
+                    "(`incremental`), the rows the merge received; null when the check stopped before.",
+    )
+    source_rows: int | None = Field(
+        default=None, description="Rows the source held for this read, counted in the same snapshot as the read "
+                                  "(PostgreSQL, MySQL/MariaDB over PyMySQL); null when the source cannot count so.",
+    )
+    table_rows: int | None = Field(
+        default=None, description="Full refresh: the table's row count as of the commit; null for other modes.",
+    )
+    ok: bool = Field(description="Whether every count agreed (a stream whose counts disagree is not committed).")
+
+
 class StreamStats(_Model):
     stream: str
     table: str = Field(description="Destination table identifier.")
@@ -126,6 +225,22 @@ class StreamStats(_Model):
     )
     cursor_after: str | None = Field(
         default=None, description="Incremental state the run committed with its data, when any.",
+    )
+    maintenance: MaintenanceStats | None = Field(
+        default=None, description="A maintenance run's work on the table; null for an ingestion run.",
+    )
+    data_files: int | None = Field(
+        default=None, description="Data files of the table after the run (Iceberg), for automatic compaction.",
+    )
+    delete_files: int | None = Field(
+        default=None, description="Position-delete files of the table after the run (Iceberg).",
+    )
+    table_bytes: int | None = Field(
+        default=None, description="Bytes of the table's data and delete files after the run (Iceberg).",
+    )
+    reconciliation: Reconciliation | None = Field(
+        default=None, description="The row counts checked before the commit; null when the stream failed "
+                                  "before its read ended.",
     )
 
 
@@ -147,6 +262,9 @@ class RunRequested(EventPayload):
         default=None,
         description="The pipeline's limit: a run still running this long after its worker started is "
                     "stopped and ends `failed` (error starting `timeout`). None: no limit.",
+    )
+    maintenance: MaintenanceRequest | None = Field(
+        default=None, description="Set for a maintenance run (trigger `maintenance`): what to do instead of loading.",
     )
 
     def subject(self) -> str:
@@ -478,6 +596,40 @@ class PipelineDriftActionRequested(EventPayload):
         return str(self.pipeline_id)
 
 
+class TokenCreated(EventPayload):
+    """An admin created an API token (connector-svc owns `/v1/tokens`). Carries the token's SHA-256
+    digest, never its value: every service adds it to its own table of accepted tokens."""
+
+    event_type: ClassVar[str] = "token.created"
+    topic: ClassVar[Topic] = Topic.ACCESS
+
+    token_id: UUID
+    name: str
+    scope: Literal["read", "write", "admin"]
+    digest: str = Field(description="SHA-256 hex digest of the token.", pattern=r"^[0-9a-f]{64}$")
+    created_at: datetime
+
+    def subject(self) -> str:
+        return str(self.token_id)
+
+
+class TokenRevoked(EventPayload):
+    """An admin revoked an API token: every service refuses it from then on (revocation is final)."""
+
+    event_type: ClassVar[str] = "token.revoked"
+    topic: ClassVar[Topic] = Topic.ACCESS
+
+    token_id: UUID
+    name: str
+    scope: Literal["read", "write", "admin"]
+    digest: str = Field(description="SHA-256 hex digest of the token.", pattern=r"^[0-9a-f]{64}$")
+    created_at: datetime
+    revoked_at: datetime
+
+    def subject(self) -> str:
+        return str(self.token_id)
+
+
 EVENT_TYPES: dict[str, type[EventPayload]] = {
     cls.event_type: cls
     for cls in (
@@ -486,5 +638,6 @@ EVENT_TYPES: dict[str, type[EventPayload]] = {
         ConnectionChanged,
         SchemaDriftDetected, DriftActionRecorded, AlertSent,
         PipelineChanged, PipelinePauseRequested, PipelineDriftActionRequested,
+        TokenCreated, TokenRevoked,
     )
 }

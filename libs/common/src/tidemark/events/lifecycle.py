@@ -42,7 +42,7 @@ _RANK: dict[RunStatus, int] = {
     **dict.fromkeys(TERMINAL, 4),
 }
 
-Trigger = Literal["manual", "schedule", "dependency", "retry"]
+Trigger = Literal["manual", "schedule", "dependency", "retry", "maintenance"]
 TRIGGERS: tuple[Trigger, ...] = get_args(Trigger)
 
 ErrorKind = Literal["config", "transient", "terminal"]

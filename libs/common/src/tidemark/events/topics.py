@@ -11,6 +11,7 @@ class Topic(StrEnum):
     PIPELINES = "pipelines"
     SCHEMA = "schema"
     ALERTS = "alerts"
+    ACCESS = "access"
 
     def qualified(self, prefix: str) -> str:
         return f"{prefix}.{self.value}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from pyiceberg.catalog import Catalog
@@ -15,6 +17,7 @@ from pyiceberg.exceptions import (
     TooManyRequestsError,
     UnauthorizedError,
 )
+from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 
 from tidemark.errors import ConfigError, TransientError
@@ -40,10 +43,39 @@ def _sql_catalog(settings: LakehouseSettings, props: dict[str, str]) -> Catalog:
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return SqlCatalog(CATALOG_NAME, **props)
+        catalog = SqlCatalog(CATALOG_NAME, **props)
     except SQLAlchemyError as exc:
         where = url.render_as_string(hide_password=True)
         raise TransientError(f"cannot open the Iceberg SQL catalog at {where}: {_first_line(exc)}") from exc
+    if url.get_backend_name() == "sqlite":
+        _one_writer(catalog.engine)
+    return catalog
+
+
+# SQLite takes one writer at a time: a second one waits in its busy handler and fails with "database
+# is locked" once the timeout is spent. A worker loading several streams at once therefore lets one
+# of its threads write the catalog at a time, from its first INSERT, UPDATE or DELETE until the
+# connection goes back to the pool (after the commit): the row writes take turns, while reading
+# table metadata, staging and writing metadata files, and the loads themselves, do not wait.
+_SQLITE_WRITES = threading.Lock()
+_HOLDS_WRITE = "tidemark.holds-write"
+_WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def _one_writer(engine: sa.Engine) -> None:
+    def before(conn: sa.Connection, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip()[:6].upper() in _WRITES and not conn.info.get(_HOLDS_WRITE):
+            _SQLITE_WRITES.acquire()
+            conn.info[_HOLDS_WRITE] = True
+
+    def done(dbapi_connection: Any, record: Any, *_: Any) -> None:
+        if record is not None and record.info.pop(_HOLDS_WRITE, False):
+            _SQLITE_WRITES.release()
+
+    event.listen(engine, "before_cursor_execute", before)
+    # Checked in after its commit or rollback; invalidated when the connection broke.
+    event.listen(engine.pool, "checkin", done)
+    event.listen(engine.pool, "invalidate", done)
 
 
 def _rest_catalog(settings: LakehouseSettings, props: dict[str, str]) -> Catalog:

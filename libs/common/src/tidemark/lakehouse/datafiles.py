@@ -5,7 +5,7 @@ and then encodes it; here each bounded group of batches becomes one row group of
 the open file as soon as it arrives, and a file is closed when it reaches the
 table's target size. Memory holds one group, however big the stream.
 
-Dictionary encoding is chosen per column from a sample of the file's first group:
+Dictionary encoding is chosen per column from a sample of the first group written:
 a column whose values barely repeat (keys, timestamps, free text, JSON) is written
 plain, because trying a dictionary on it costs about a third of the encoding time
 and saves nothing; a column that repeats keeps its dictionary.
@@ -84,7 +84,8 @@ class DataFileWriter:
     """
 
     def __init__(self, metadata: TableMetadata, io: FileIO, arrow_schema: pa.Schema, written: list[DataFile],
-                 target_bytes: int | None = None, dictionary: list[str] | None = None) -> None:
+                 target_bytes: int | None = None, dictionary: list[str] | None = None,
+                 dictionary_ids: set[int] | None = None) -> None:
         self.metadata = metadata
         self.io = io
         self.written = written
@@ -106,8 +107,10 @@ class DataFileWriter:
         self.write_uuid = uuid.uuid4()
         self.count = 0
         self.current: _OpenFile | None = None
-        # The columns to dictionary-encode; None: judged from each file's first group.
+        # The columns to dictionary-encode (by name, or by field id); None: judged from the first group written.
         self.dictionary = dictionary
+        if dictionary is None and dictionary_ids is not None:
+            self.dictionary = [f.name for f in self.file_schema.fields if f.field_id in dictionary_ids]
 
     def write(self, group: Iterable[pa.RecordBatch]) -> None:
         batches = [_to_requested_schema(self.file_schema, self.task_schema, b, include_field_ids=True,
@@ -145,10 +148,13 @@ class DataFileWriter:
         self.count += 1
         path = self.locations.new_data_location(data_file_name=name)
         stream = self.io.new_output(path).create(overwrite=True)
-        dictionary = self.dictionary if self.dictionary is not None else dictionary_columns(first)
+        if self.dictionary is None:
+            # Judged once per writer (one stream's files hold the same kind of data): counting the distinct
+            # values of a sample again for every file cost about a tenth of a text-heavy table's write.
+            self.dictionary = dictionary_columns(first)
         try:
             writer = pq.ParquetWriter(cast(IO[Any], stream), schema=first.schema, store_decimal_as_integer=True,
-                                      use_dictionary=dictionary, **self.kwargs)
+                                      use_dictionary=self.dictionary, **self.kwargs)
         except BaseException:
             stream.close()
             raise

@@ -99,6 +99,11 @@ class DeletesOverwrite(_OverwriteFiles):
         self._dropped: list[ManifestEntry] = []
 
     def _existing_manifests(self) -> list[ManifestFile]:
+        if not self._deleted_data_files and not self._drop_deletes:
+            # A merge-on-read removes no data file, so every manifest stays as it is: pyiceberg would read
+            # every entry of every manifest to find none to drop, a cost that grows with each merge.
+            snapshot = self._transaction.table_metadata.snapshot_by_name(name=self._target_branch)
+            return list(snapshot.manifests(io=self._io)) if snapshot is not None else []
         manifests = super()._existing_manifests()
         if not self._drop_deletes:
             return manifests
@@ -109,6 +114,10 @@ class DeletesOverwrite(_OverwriteFiles):
             else:
                 kept.append(manifest)
         return kept
+
+    def _deleted_entries(self) -> list[ManifestEntry]:
+        # Likewise: with no data file removed, no entry is deleted, and no manifest needs reading.
+        return super()._deleted_entries() if self._deleted_data_files else []
 
     def _manifests(self) -> list[ManifestFile]:
         manifests = super()._manifests()

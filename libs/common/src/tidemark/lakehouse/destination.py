@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -29,12 +30,14 @@ class Lakehouse:
     def __init__(self, settings: LakehouseSettings) -> None:
         self.settings = settings
         self._catalog: Catalog | None = None
+        self._opening = threading.Lock()  # streams loaded at once share one catalog (one connection pool)
 
     @property
     def catalog(self) -> Catalog:
-        if self._catalog is None:
-            self._catalog = open_catalog(self.settings)
-        return self._catalog
+        with self._opening:
+            if self._catalog is None:
+                self._catalog = open_catalog(self.settings)
+            return self._catalog
 
     def close(self) -> None:
         if self._catalog is not None:

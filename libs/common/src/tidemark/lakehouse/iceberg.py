@@ -18,6 +18,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -38,8 +39,9 @@ from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.schema import assign_fresh_schema_ids
 from pyiceberg.table import Table, Transaction
+from pyiceberg.table.snapshots import Snapshot
 from pyiceberg.table.update.snapshot import _OverwriteFiles
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from tidemark.connectors.base import StreamState
 from tidemark.errors import ConfigError, TransientError
@@ -47,14 +49,16 @@ from tidemark.events import PartitionField, SyncMode
 from tidemark.lakehouse.batches import Feed, check_columns, chunks, writable_schema
 from tidemark.lakehouse.datafiles import DataFileWriter
 from tidemark.lakehouse.deletes import DeletesOverwrite
-from tidemark.lakehouse.merge import Merger
+from tidemark.lakehouse.merge import Merger, row_numbers
 from tidemark.lakehouse.partition import evolve_spec, new_spec, parts
+from tidemark.lakehouse.reconcile import reconcile
 from tidemark.lakehouse.request import DEFAULT_OPTIONS, WriteOptions, WriteRequest
 from tidemark.lakehouse.schema import evolve, iceberg_schema, keyed_schema, required_as_in
 from tidemark.lakehouse.settings import MergeStrategy
 from tidemark.lakehouse.state import (
     CONNECTION_ID,
     CURSOR,
+    CURSOR_FIELD,
     PIPELINE_NAME,
     RUN_ID,
     SOURCE_STREAM,
@@ -114,19 +118,28 @@ def _write(table: Table, request: WriteRequest, target: pa.Schema, batches: Iter
     if changed:
         txn.set_properties(changed)
     written: list[DataFile] = []
+    skipped = 0
+    table_rows: int | None = None
     try:
-        if mode is SyncMode.INCREMENTAL:
-            _upsert(txn, table, feed, request.primary_key, run_id, options.chunk_bytes, options.upsert_chunk_rows,
-                    options.merge_strategy)
+        if mode is SyncMode.INCREMENTAL and not (request.unique_keys and _empty(before)):
+            skipped = _upsert(txn, table, feed, request.primary_key, run_id, options.chunk_bytes,
+                              options.upsert_chunk_rows, options.merge_strategy)
+            # A merge replaces rows in place, so what it received is what can be checked.
+            committing = feed.rows
         else:
             _write_files(txn, table, feed, options.chunk_bytes, written)
+            committing = sum(f.record_count for f in written)
             props = summary_properties(run_id, feed.cursor)
             if mode is SyncMode.FULL_REFRESH:
                 _replace(txn, table, written, props)
+                table_rows = _total(txn.table_metadata.current_snapshot(), "total-records")
             elif written:
+                # An append, or the first merge into an empty table: with unique keys there is nothing to
+                # replace, so it costs what a full refresh does (no snapshot per chunk, no key lookups).
                 with txn.update_snapshot(snapshot_properties=props).fast_append() as append:
                     for data_file in written:
                         append.append_data_file(data_file)
+        rows_read = reconcile(identifier, request.rows_read, committing, table_rows)
         with _translated(identifier):
             committed = txn.commit_transaction()
     except BaseException:
@@ -136,23 +149,35 @@ def _write(table: Table, request: WriteRequest, target: pa.Schema, batches: Iter
     snapshot = committed.current_snapshot()
     new = snapshot is not None and (before is None or snapshot.snapshot_id != before.snapshot_id)
     result = WriteResult(
-        rows_written=feed.rows,
+        rows_written=feed.rows - skipped,
         bytes_written=_added_bytes(committed, before.snapshot_id if before else None),
         snapshot_id=snapshot.snapshot_id if new and snapshot is not None else None,
         cursor_value=feed.cursor.value,
+        data_files=_total(snapshot, "total-data-files"),
+        delete_files=_total(snapshot, "total-delete-files"),
+        files_bytes=_total(snapshot, "total-files-size"),
+        rows_read=rows_read, rows_committed=committing, table_rows=table_rows,
     )
     log.info("table written", extra=fields(table=identifier, mode=mode.value, rows=result.rows_written,
                                            snapshot_id=result.snapshot_id))
     return result
 
 
+def _empty(snapshot: Snapshot | None) -> bool:
+    """Whether the table holds no row as of ``snapshot`` (no snapshot, or one with no records)."""
+    if snapshot is None:
+        return True
+    summary = snapshot.summary.additional_properties if snapshot.summary else {}
+    return summary.get("total-records") == "0"
+
+
 @contextlib.contextmanager
-def _translated(identifier: str) -> Iterator[None]:
+def catalog_errors(identifier: str, warehouse: str = "cannot write table metadata to the warehouse") -> Iterator[None]:
+    """Catalog and storage failures as Tidemark errors (``warehouse`` says what an OSError stopped).
+    A commit conflict (CommitFailedException, ValidationException) passes through: the caller decides
+    what it means."""
     try:
         yield
-    except (CommitFailedException, ValidationException) as exc:
-        # pyiceberg already rebased what commutes (appends); what is left conflicts for real.
-        raise TransientError(f"table {identifier}: another writer committed first; retry the run") from exc
     except OperationalError as exc:
         raise TransientError(f"table {identifier}: the Iceberg catalog database is unavailable") from exc
     except (UnauthorizedError, ForbiddenError) as exc:
@@ -160,7 +185,17 @@ def _translated(identifier: str) -> Iterator[None]:
     except (ServerError, CommitStateUnknownException, requests.RequestException) as exc:
         raise TransientError(f"table {identifier}: the Iceberg REST catalog is unavailable") from exc
     except OSError as exc:
-        raise TransientError(f"table {identifier}: cannot write table metadata to the warehouse: {exc}") from exc
+        raise TransientError(f"table {identifier}: {warehouse}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _translated(identifier: str) -> Iterator[None]:
+    try:
+        with catalog_errors(identifier):
+            yield
+    except (CommitFailedException, ValidationException) as exc:
+        # pyiceberg already rebased what commutes (appends); what is left conflicts for real.
+        raise TransientError(f"table {identifier}: another writer committed first; retry the run") from exc
 
 
 def read_state(catalog: Catalog, identifier: str) -> StreamState | None:
@@ -174,11 +209,17 @@ def read_state(catalog: Catalog, identifier: str) -> StreamState | None:
             table = catalog.load_table(identifier)
     except (NoSuchTableError, NoSuchNamespaceError):
         return None
+    props = _recorded(table)
+    return None if props is None else state_from_properties(props)
+
+
+def _recorded(table: Table) -> dict[str, str] | None:
+    """The summary of the newest snapshot a Tidemark run committed; None when there is none."""
     snapshot = table.current_snapshot()
     while snapshot is not None:
         props = snapshot.summary.additional_properties if snapshot.summary else {}
         if RUN_ID in props:
-            return state_from_properties(props)
+            return props
         parent = snapshot.parent_snapshot_id
         snapshot = table.snapshot_by_id(parent) if parent is not None else None
     return None
@@ -201,7 +242,9 @@ def _load_or_create(catalog: Catalog, identifier: str, schema: pa.Schema, partit
         pass
     fresh = keyed_schema(assign_fresh_schema_ids(iceberg_schema(schema, identifier)), primary_key)
     spec = new_spec(parts(partition, fresh, identifier), fresh)
-    catalog.create_namespace_if_not_exists(namespace)
+    # Another writer (a stream of the same run) may create it between the check and the insert.
+    with contextlib.suppress(IntegrityError):
+        catalog.create_namespace_if_not_exists(namespace)
     log.info("creating table", extra=fields(table=identifier, partition=str(spec)))
     try:
         return catalog.create_table(identifier, schema=fresh, partition_spec=spec, properties=dict(properties)), True
@@ -298,8 +341,11 @@ def _replace(txn: Transaction, table: Table, written: list[DataFile], props: dic
 
 
 def _upsert(txn: Transaction, table: Table, feed: Feed, primary_key: Sequence[str], run_id: str,
-            chunk_bytes: int, chunk_rows: int, strategy: MergeStrategy) -> None:
+            chunk_bytes: int, chunk_rows: int, strategy: MergeStrategy) -> int:
+    """Merge the feed; return how many of its rows were left out because the table already held them."""
     keys = list(primary_key)
+    recorded = _recorded(table) if table.current_snapshot() is not None else None
+    seen = _seen_through(recorded, feed)
     # Unpartitioned tables merge by rewriting only the files a chunk touches (see merge.py), in chunks
     # bounded by bytes alone, since each chunk may rewrite files; partitioned ones use pyiceberg's upsert.
     merger = None
@@ -307,27 +353,64 @@ def _upsert(txn: Transaction, table: Table, feed: Feed, primary_key: Sequence[st
         # Position deletes need format v2; older tables merge copy-on-write.
         on_read = strategy == "merge_on_read" and txn.table_metadata.format_version >= 2
         merger = Merger(txn, table, keys, feed.schema, chunk_bytes, merge_on_read=on_read)
-    for group in chunks(feed, chunk_bytes, None if merger else chunk_rows):
-        data = _last_per_key(pa.Table.from_batches(group, schema=feed.schema), keys)
-        # Each chunk sees the chunks before it (they are staged in txn), so later rows win.
-        props = summary_properties(run_id, feed.cursor)
+    try:
+        skipped = _merge_chunks(txn, feed, keys, merger, seen, run_id, chunk_bytes, chunk_rows)
+    finally:
         if merger is not None:
-            with _warehouse_errors():
-                merger.merge(data, props)
-        else:
-            txn.upsert(data, join_cols=keys, snapshot_properties=props)
+            merger.close()
     if feed.rows == 0:
-        return
+        return skipped
     final = summary_properties(run_id, feed.cursor)
     staged = txn.table_metadata.current_snapshot()
     base = table.current_snapshot()
     unchanged = staged is None or (base is not None and staged.snapshot_id == base.snapshot_id)
-    recorded = staged.summary.additional_properties.get(CURSOR) if staged and staged.summary else None
-    if unchanged or recorded != final.get(CURSOR):
+    if unchanged and recorded is not None and all(
+            recorded.get(k) == final.get(k) for k in (CURSOR, CURSOR_FIELD)):
+        # Nothing changed and the state is the one already committed: a snapshot would say nothing.
+        return skipped
+    staged_cursor = staged.summary.additional_properties.get(CURSOR) if staged and staged.summary else None
+    if unchanged or staged_cursor != final.get(CURSOR):
         # The last chunks changed nothing, so no snapshot carries the final cursor yet:
         # an empty append records it, keeping the state in the table.
         with txn.update_snapshot(snapshot_properties=final).fast_append():
             pass
+    return skipped
+
+
+def _merge_chunks(txn: Transaction, feed: Feed, keys: list[str], merger: Merger | None, seen: Any, run_id: str,
+                  chunk_bytes: int, chunk_rows: int) -> int:
+    skipped = 0
+    for group in chunks(feed, chunk_bytes, None if merger else chunk_rows):
+        data = _last_per_key(pa.Table.from_batches(group, schema=feed.schema), keys)
+        # Each chunk sees the chunks before it (they are staged in txn), so later rows win.
+        props = summary_properties(run_id, feed.cursor)
+        if merger is not None and merger.merge_on_read:
+            with _warehouse_errors():
+                skipped += merger.merge_checked(data, feed.cursor.field, seen, props)
+        elif merger is not None:
+            with _warehouse_errors():
+                if seen is not None and feed.cursor.field is not None:
+                    kept = merger.without_unchanged(data, feed.cursor.field, seen)
+                    skipped += data.num_rows - kept.num_rows
+                    data = kept
+                if data.num_rows:
+                    merger.merge(data, props)
+        else:
+            # pyiceberg's upsert already leaves rows equal to the table's alone.
+            txn.upsert(data, join_cols=keys, snapshot_properties=props)
+    return skipped
+
+
+def _seen_through(recorded: Mapping[str, str] | None, feed: Feed) -> Any:
+    """The cursor value the table's rows were read up to, when it is this feed's cursor; else None.
+
+    The table holds no row whose cursor is beyond it, so only rows at or below it (the boundary
+    an incremental read takes again, and its lookback window) can already be in the table as they are.
+    """
+    if recorded is None or feed.cursor.field is None or recorded.get(CURSOR_FIELD) != feed.cursor.field:
+        return None
+    state = state_from_properties(recorded)
+    return None if state is None else state.cursor_value
 
 
 def _last_per_key(data: pa.Table, keys: list[str]) -> pa.Table:
@@ -335,11 +418,16 @@ def _last_per_key(data: pa.Table, keys: list[str]) -> pa.Table:
     if data.num_rows < 2:
         return data
     index = "__tidemark_row"
-    numbered = data.append_column(index, pa.array(range(data.num_rows), pa.int64()))
+    numbered = data.append_column(index, row_numbers(data.num_rows))
     last = numbered.group_by(keys, use_threads=False).aggregate([(index, "max")])[f"{index}_max"]
     if len(last) == data.num_rows:
         return data
     return data.take(pc.take(last, pc.sort_indices(last)))
+
+
+def _total(snapshot: Snapshot | None, key: str) -> int | None:
+    raw = snapshot.summary.additional_properties.get(key) if snapshot is not None and snapshot.summary else None
+    return int(raw) if raw is not None and raw.isdigit() else None
 
 
 def _added_bytes(table: Table, since: int | None) -> int:

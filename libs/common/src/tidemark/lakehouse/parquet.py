@@ -38,6 +38,7 @@ from tidemark.errors import ConfigError, TransientError
 from tidemark.events import PartitionField, SyncMode
 from tidemark.lakehouse.batches import Feed, check_columns, chunks, writable_schema
 from tidemark.lakehouse.partition import Part, described, parts, split
+from tidemark.lakehouse.reconcile import reconcile
 from tidemark.lakehouse.request import DEFAULT_OPTIONS, WriteOptions, WriteRequest
 from tidemark.lakehouse.schema import check_compatible, iceberg_schema
 from tidemark.lakehouse.settings import LakehouseSettings
@@ -112,7 +113,9 @@ def write_parquet_stream(settings: LakehouseSettings, request: WriteRequest, bat
     feed = Feed(batches, target, request.cursor_field, request.final_cursor)
     files: list[str] = []
     try:
-        size = _write_files(loc, staging, feed, chunk_bytes, run_id, items, files, identifier)
+        size, committing = _write_files(loc, staging, feed, chunk_bytes, run_id, items, files, identifier)
+        # The files replace the whole table on a full refresh, so they are its rows too.
+        rows_read = reconcile(identifier, request.rows_read, committing)
         state = json.dumps({**summary_properties(run_id, feed.cursor), PARTITION: json.dumps(described(items))})
         with _storage(identifier):
             if mode is SyncMode.FULL_REFRESH:
@@ -125,7 +128,9 @@ def write_parquet_stream(settings: LakehouseSettings, request: WriteRequest, bat
     finally:
         _remove_dir(loc.fs, staging)
     log.info("parquet written", extra=fields(table=identifier, mode=mode.value, rows=feed.rows, files=len(files)))
-    return WriteResult(rows_written=feed.rows, bytes_written=size, snapshot_id=None, cursor_value=feed.cursor.value)
+    return WriteResult(rows_written=feed.rows, bytes_written=size, snapshot_id=None, cursor_value=feed.cursor.value,
+                       rows_read=rows_read, rows_committed=committing,
+                       table_rows=committing if mode is SyncMode.FULL_REFRESH else None)
 
 
 def read_parquet_state(settings: LakehouseSettings, identifier: str) -> StreamState | None:
@@ -173,9 +178,10 @@ def _storage(identifier: str) -> Iterator[None]:
 
 
 def _write_files(loc: ParquetLocation, staging: str, feed: Feed, chunk_bytes: int, run_id: str,
-                 items: Sequence[Part], names: list[str], identifier: str) -> int:
-    """Write the feed under ``staging``, appending each file's path (relative to it) to ``names``."""
-    size = 0
+                 items: Sequence[Part], names: list[str], identifier: str) -> tuple[int, int]:
+    """Write the feed under ``staging``, appending each file's path (relative to it) to ``names``;
+    return the bytes and the rows written."""
+    size = written = 0
     if loc.local:
         with _storage(identifier):
             loc.fs.create_dir(staging, recursive=True)
@@ -190,8 +196,9 @@ def _write_files(loc: ParquetLocation, staging: str, feed: Feed, chunk_bytes: in
                     loc.fs.create_dir(f"{staging}/{directory}", recursive=True)
                 pq.write_table(rows, path, filesystem=loc.fs)
                 size += loc.fs.get_file_info(path).size or 0
+            written += rows.num_rows
             names.append(name)
-    return size
+    return size, written
 
 
 def _replace(loc: ParquetLocation, staging: str, files: list[str], existing: list[str], state: str,

@@ -29,7 +29,13 @@ class WriteRequest:
     the table (Iceberg only): its source stream and pipeline; a table holding another stream's rows is
     refused. ``run_id`` and the largest ``cursor_field`` value are committed with the data; a source
     that tracks its own state (a file source's ledger) gives ``final_cursor``, called once the batches
-    are consumed, whose value is committed instead.
+    are consumed, whose value is committed instead. ``unique_keys``: the input holds each
+    ``primary_key`` at most once (the source's own primary key covers it, and one read is one
+    snapshot of the table), so an ``incremental`` write into an empty table is a plain append.
+    ``rows_read``, when given, is called once the batches are consumed, before the commit: how many
+    rows the source yielded. The writer commits only when the rows it is about to commit are as many
+    (for a full refresh, the table's row count after the commit too); else it raises
+    :class:`~tidemark.errors.ReconciliationError` and commits nothing (see ``reconcile.py``).
     """
 
     identifier: str
@@ -41,6 +47,8 @@ class WriteRequest:
     partition: Sequence[PartitionField] | None = None
     properties: Mapping[str, str] = field(default_factory=dict)
     final_cursor: Callable[[], Any] | None = None
+    unique_keys: bool = False
+    rows_read: Callable[[], int] | None = None
 
 
 @dataclass(frozen=True)

@@ -316,7 +316,9 @@ def _variables(model: BaseModel, prefix: str, path: str) -> list[EnvVariable]:
     for name in type(model).model_fields:
         value = getattr(model, name)
         key, where = f"{prefix}{name.upper()}", f"{path}{name}"
-        if value is None:
+        if value is None or value == {}:
+            # Unset: the default rebuilds it. An empty `properties` would otherwise be a secret reference
+            # that a Kubernetes worker must find in some Secret although it holds nothing.
             continue
         if isinstance(value, BaseModel):
             found.extend(_variables(value, f"{key}__", f"{where}."))

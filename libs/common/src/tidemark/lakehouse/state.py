@@ -38,6 +38,15 @@ class WriteResult:
     bytes_written: int
     snapshot_id: int | None
     cursor_value: Any
+    # The table's files after the write (Iceberg), from the snapshot summary: what decides a compaction.
+    data_files: int | None = None
+    delete_files: int | None = None
+    files_bytes: int | None = None
+    # Reconciliation (when the request gave ``rows_read``): the rows checked, the rows the commit added
+    # (a merge: the rows it received), and for a full refresh the table's rows after the commit.
+    rows_read: int | None = None
+    rows_committed: int | None = None
+    table_rows: int | None = None
 
 
 class CursorTracker:

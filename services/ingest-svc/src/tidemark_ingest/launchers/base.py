@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import ClassVar
+from collections.abc import Awaitable
+from typing import ClassVar, Protocol
 
+from tidemark.events import ErrorKind
 from tidemark_ingest.launchers.spec import WorkerSpec
 
-ExitCallback = Callable[[uuid.UUID, int], Awaitable[None]]
-"""Called with the run id and the exit code when a supervised worker ends."""
+
+class ExitCallback(Protocol):
+    """Called when a supervised worker ends: the run id, the exit code (negative: the signal that
+    stopped it), and, when the launcher knows it in words (a Job past its deadline, a pod that could not
+    pull its image), the reason, which then is the run's error; ``kind`` says whether a retry may help."""
+
+    def __call__(self, run_id: uuid.UUID, code: int, reason: str | None = None,
+                 kind: ErrorKind = "terminal") -> Awaitable[None]: ...
 
 
 class Launcher(abc.ABC):
@@ -31,6 +38,9 @@ class Launcher(abc.ABC):
 
         Return once it is gone: True when a worker was found, False when none runs for the run
         (it never started, or already ended). Its exit is reported as any exit is."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Begin supervising (called once when the service starts): e.g. adopt workers still running."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Stop supervising (called when the service stops)."""

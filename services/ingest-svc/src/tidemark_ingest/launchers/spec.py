@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tidemark.events.contracts import RunRequested, WorkerOptions
 from tidemark.lakehouse.settings import env_text, setting_at
 from tidemark_ingest.settings import ENV_PREFIX, IngestSettings
 
@@ -46,11 +47,16 @@ class WorkerSpec(BaseModel):
     image: str = Field(description="The container image (the Kubernetes launcher; the local one runs its own code).")
     env: dict[str, str] = Field(description="Plain settings as environment variables (no secrets).")
     secrets: tuple[SecretRef, ...] = Field(description="Secrets the worker reads from its environment.")
+    pipeline_id: uuid.UUID | None = Field(default=None, description="The run's pipeline (a Job's label).")
+    timeout_seconds: int | None = Field(default=None, description="The pipeline's run timeout, when it has one.")
+    worker: WorkerOptions | None = Field(
+        default=None, description="The pipeline's resources, node selector, tolerations and service account.")
 
 
-def worker_spec(settings: IngestSettings, run_id: uuid.UUID) -> WorkerSpec:
+def worker_spec(settings: IngestSettings, run_id: uuid.UUID, requested: RunRequested | None = None) -> WorkerSpec:
     """The worker for ``run_id``, with exactly the settings this service runs with (also when they
-    came from code rather than the environment)."""
+    came from code rather than the environment), and what ``requested`` (the run's ``run.requested``)
+    says about where and how long it runs."""
     env = {
         "TIDEMARK_HOME": str(settings.platform.home.expanduser().resolve()),
         "TIDEMARK_ENVIRONMENT": settings.platform.environment,
@@ -58,21 +64,33 @@ def worker_spec(settings: IngestSettings, run_id: uuid.UUID) -> WorkerSpec:
         f"{ENV_PREFIX}LAUNCHER": settings.launcher,
         f"{ENV_PREFIX}HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
         f"{ENV_PREFIX}HEARTBEAT_TIMEOUT_SECONDS": str(settings.heartbeat_timeout_seconds),
+        f"{ENV_PREFIX}STREAM_CONCURRENCY": str(settings.stream_concurrency),
         f"{ENV_PREFIX}LOG_LEVEL": settings.log_level,
         f"{ENV_PREFIX}LOG_FORMAT": settings.log_format,
         f"{ENV_PREFIX}BUS": settings.bus,
     }
+    if settings.platform.egress_allow:
+        # The worker's sources check their endpoints against the same allow-list as the API's.
+        env["TIDEMARK_EGRESS_ALLOW"] = settings.platform.egress_allow
     # The database URL may carry a password: always a reference.
     secrets = [SecretRef(name=f"{ENV_PREFIX}DATABASE__URL", setting="database.url")]
     if settings.platform.internal_token is not None:
         secrets.append(SecretRef(name=INTERNAL_TOKEN, setting="platform.internal_token"))
     for var in settings.lakehouse.variables(f"{ENV_PREFIX}LAKEHOUSE__"):
+        if var.secret and setting_at(settings.lakehouse, var.path) in ("", {}):
+            # Nothing to pass (no passthrough properties): the worker's default is the same, and a
+            # Kubernetes worker is not made to need a Secret key for it.
+            continue
         if var.secret:
             secrets.append(SecretRef(name=var.name, setting=f"lakehouse.{var.path}"))
         else:
             env[var.name] = env_text(setting_at(settings.lakehouse, var.path))
+    pipeline = requested.pipeline if requested is not None else None
     return WorkerSpec(run_id=run_id, args=("run", str(run_id)), image=settings.worker_image, env=env,
-                      secrets=tuple(secrets))
+                      secrets=tuple(secrets),
+                      pipeline_id=pipeline.pipeline_id if pipeline else None,
+                      timeout_seconds=requested.timeout_seconds if requested else None,
+                      worker=pipeline.worker if pipeline else None)
 
 
 def resolve_secret(settings: IngestSettings, ref: SecretRef) -> str:

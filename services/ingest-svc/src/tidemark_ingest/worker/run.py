@@ -13,19 +13,22 @@ import os
 import signal
 import uuid
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tidemark.bus import Outbox
-from tidemark.db import create_engine, session_factory, utcnow
+from tidemark.bus.retry import backoff_seconds
+from tidemark.db import create_engine, session_factory, unavailable, utcnow
 from tidemark.events import RunFinished, RunProgress, RunRequested, RunStarted, RunStatus, may_move
 from tidemark.events.contracts import RunError
 from tidemark.logs import fields, log_context
 from tidemark_ingest import repository
 from tidemark_ingest.models import TABLES
-from tidemark_ingest.settings import IngestSettings
+from tidemark_ingest.settings import IngestSettings, WorkerSettings
 from tidemark_ingest.stopping import ending
 from tidemark_ingest.worker.load import INTERNAL_ERROR, Outcome, Progress, ingest
 from tidemark_ingest.worker.logship import LogShipper
+from tidemark_ingest.worker.maintain import maintain
 
 STOPPED_BY_SIGTERM = "worker was stopped by SIGTERM"
 
@@ -34,12 +37,16 @@ log = logging.getLogger(__name__)
 SOURCE = "ingest-svc"
 
 
-async def run_worker(settings: IngestSettings, run_id: uuid.UUID) -> int:
-    """Do the run; the exit code is 0 when it succeeded (also partially), 1 when it failed."""
+async def run_worker(settings: IngestSettings, run_id: uuid.UUID, startup_seconds: float | None = None) -> int:
+    """Do the run; the exit code is 0 when it succeeded (also partially), 1 when it failed.
+    ``startup_seconds``: from its launch to the worker's first line of code, when the launcher said."""
     with log_context(run_id=str(run_id)):
         engine = create_engine(settings.database)
         try:
             with LogShipper(run_id) as logs:
+                log.info("worker up", extra=fields(
+                    pid=os.getpid(), launched_at=settings.launched_at if isinstance(settings, WorkerSettings) else None,
+                    startup_seconds=None if startup_seconds is None else round(startup_seconds, 3)))
                 worker = _Worker(settings, session_factory(engine), Outbox(TABLES.outbox, source=SOURCE), run_id)
                 worker.logs = logs
                 return await worker.run()
@@ -67,7 +74,8 @@ class _Worker:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, self._stop)
         try:
-            outcome = await asyncio.to_thread(ingest, self.settings, request, self.progress)
+            work = maintain if request.maintenance is not None else ingest
+            outcome = await asyncio.to_thread(work, self.settings, request, self.progress)
         except Exception:
             log.exception("run failed unexpectedly")
             outcome = Outcome(RunStatus.FAILED, error=RunError(message=INTERNAL_ERROR, kind="terminal"))
@@ -76,7 +84,7 @@ class _Worker:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
-        ended = await self._finish(request, outcome)
+        ended = await self._finish_when_possible(request, outcome)
         return 1 if (ended or outcome.status) is RunStatus.FAILED else 0
 
     def _stop(self) -> None:
@@ -112,7 +120,10 @@ class _Worker:
             try:
                 async with self.sessions() as session, session.begin():
                     if not await repository.touch_heartbeat(session, self.run_id):
-                        log.warning("the run is no longer running here; it was failed by the service")
+                        # Failed by the reaper (or ended otherwise) while this worker still loads: stop before
+                        # the commit, or a retry's commit would come on top of this one (rows twice in append).
+                        log.warning("the run is no longer running here; it was ended by the service; stopping")
+                        self.progress.stop()
                         return
                     current = (self.progress.stream, self.progress.rows_read)
                     if current[0] is not None and current != reported:
@@ -125,6 +136,24 @@ class _Worker:
             except Exception:
                 # A missed beat is survivable (the timeout allows several); a dead heartbeat is not.
                 log.exception("heartbeat failed; will retry")
+
+    async def _finish_when_possible(self, request: RunRequested, outcome: Outcome) -> RunStatus | None:
+        """:meth:`_finish`, waiting out the database being away (PostgreSQL restarting) for as long as the
+        heartbeat timeout allows, so the run ends with its own reason rather than "worker exited with code 1"."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.heartbeat_timeout_seconds
+        attempt = 0
+        while True:
+            try:
+                return await self._finish(request, outcome)
+            except (SQLAlchemyError, OSError) as exc:
+                if not unavailable(exc) or loop.time() >= deadline:
+                    raise
+                delay = backoff_seconds(attempt, base=0.5, cap=5)
+                attempt += 1
+                log.warning("cannot record the run's ending: the database is away; will retry",
+                            extra=fields(error=type(exc).__name__, retry_in_s=round(delay, 2)))
+                await asyncio.sleep(delay)
 
     async def _finish(self, request: RunRequested, outcome: Outcome) -> RunStatus | None:
         """Record the outcome; the status the run ended with here (None: someone else ended it first)."""

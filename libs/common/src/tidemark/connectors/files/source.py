@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from pyarrow import fs as pafs
 
 from tidemark.connectors.base import Catalog, ColumnInfo, ConnectorConfig, Source, StreamInfo, StreamState
+from tidemark.connectors.egress import check_endpoints
 from tidemark.connectors.files.config import FilesConfig, FileStream
 from tidemark.connectors.files.formats import BadFile, batches, file_schema
 from tidemark.connectors.files.ledger import Ledger, fingerprint
@@ -71,6 +72,8 @@ class FileSource(Source):
     @property
     def fs(self) -> pafs.FileSystem:
         if self._fs is None:
+            # The store's client resolves the endpoint itself: check it before the first request.
+            check_endpoints(self.config.endpoints())
             self._fs = self.open_filesystem()
         return self._fs
 
@@ -84,10 +87,15 @@ class FileSource(Source):
         return SourceError(f"{self.location()}: {text}", FailureKind.TRANSIENT)
 
     def entries(self) -> list[FileEntry]:
+        """Every file of the connection; an error when the bucket or container is not there (stores
+        list a missing one as empty, which a run would take for "no files yet" and succeed with 0 rows)."""
         try:
-            return list_entries(self.fs, self.base(), self.config.root())
+            found = list_entries(self.fs, self.base(), self.config.root())
+            if not found and self.fs.get_file_info(self.base()).type != pafs.FileType.Directory:
+                raise SourceError(f"{self.location()}: the bucket or container does not exist", FailureKind.CONFIG)
         except OSError as exc:
             raise self.translate(exc) from exc
+        return found
 
     def stream_config(self, name: str) -> FileStream:
         found = self.config.stream(name)
@@ -103,16 +111,8 @@ class FileSource(Source):
     # -- protocol ----------------------------------------------------------
 
     def check(self) -> None:
-        """The listing works; an empty listing of a bucket or container that is not there is an error
-        (stores list a missing one as empty). A glob that matches nothing yet is fine."""
-        if self.entries():
-            return
-        try:
-            found = self.fs.get_file_info(self.base()).type == pafs.FileType.Directory
-        except OSError as exc:
-            raise self.translate(exc) from exc
-        if not found:
-            raise SourceError(f"{self.location()}: the bucket or container does not exist", FailureKind.CONFIG)
+        """The listing works and the bucket or container exists. A glob that matches nothing yet is fine."""
+        self.entries()
 
     def discover(self) -> Catalog:
         entries = self.entries()
@@ -198,6 +198,8 @@ class FileSource(Source):
                 continue
             try:
                 sha = fingerprint(self.fs, entry)
+            except FileNotFoundError as exc:
+                raise vanished(spec.name, entry) from exc
             except OSError as exc:
                 raise self.translate(exc) from exc
             if old.same_content(entry, sha):
@@ -224,6 +226,8 @@ class FileSource(Source):
         except BadFile as bad:
             raise SourceError(f"stream {stream!r}: {bad.message} (set on_bad_file: skip to skip such files)",
                               FailureKind.TERMINAL, stream=stream, file=bad.key) from bad
+        except FileNotFoundError as exc:
+            raise vanished(stream, entry) from exc
         except OSError as exc:
             raise self.translate(exc) from exc
 
@@ -280,3 +284,11 @@ class FileSource(Source):
         if field.name in (FILE, MODIFIED):
             return "file metadata"
         return f"{stream.format} {field.type}"
+
+
+def vanished(stream: str, entry: FileEntry) -> SourceError:
+    """A listed file that is gone when read: deleted or moved meanwhile. Transient: the retry lists the
+    files again, so it reads what is there then (and a file source's ledger never records this one)."""
+    return SourceError(f"stream {stream!r}: file {entry.key!r} was deleted (or moved) after it was listed, "
+                       "while the stream was being read; a retry lists the files again",
+                       FailureKind.TRANSIENT, stream=stream, file=entry.key)

@@ -16,6 +16,7 @@ import httpx
 
 from tidemark.connectors.rest.errors import RETRY_STATUSES, RetryableError, retry_after, vendor_message
 from tidemark.errors import FailureKind, SourceError
+from tidemark.redact import basic_credentials
 
 
 class BearerToken(httpx.Auth):
@@ -29,9 +30,18 @@ class BearerToken(httpx.Auth):
         yield request
 
 
+class BasicAuth(httpx.BasicAuth):
+    """HTTP basic whose header value is a secret too: a vendor that echoes the header back in an error
+    body echoes base64("user:token"), in which the token itself never appears."""
+
+    def __init__(self, user: str, token: str) -> None:
+        super().__init__(user, token)
+        self.secret_forms = [basic_credentials(user, token)]
+
+
 def basic(user: str, token: str) -> httpx.Auth:
     """HTTP basic with an account e-mail and an API token (Jira Cloud)."""
-    return httpx.BasicAuth(user, token)
+    return BasicAuth(user, token)
 
 
 class OAuth2(httpx.Auth):

@@ -20,6 +20,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from tidemark.connectors.boundary import scrub
+from tidemark.connectors.egress import GuardedTransport
 from tidemark.connectors.rest.errors import RETRY_STATUSES, Advice, RetryableError, explain, retry_after
 from tidemark.connectors.rest.metrics import API_REQUESTS, API_RETRY_WAIT
 from tidemark.connectors.rest.ratelimit import RateLimiter
@@ -45,6 +46,7 @@ class RestClient:
         max_wait: float = 120.0,
         headers: dict[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        url_field: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.advice = advice
@@ -58,7 +60,9 @@ class RestClient:
         self._date_seen_at = 0.0
         self._sleep = sleep
         self._backoff = wait_exponential_jitter(multiplier=0.5, max=30.0)
-        self.http = httpx.Client(base_url=base_url, auth=auth, timeout=timeout, transport=transport,
+        # Every request, redirects and absolute next-page URLs included, goes to a checked, pinned address.
+        guarded = transport or GuardedTransport(field=url_field)
+        self.http = httpx.Client(base_url=base_url, auth=auth, timeout=timeout, transport=guarded,
                                  headers={"Accept": "application/json", **(headers or {})})
 
     def close(self) -> None:
@@ -166,4 +170,5 @@ class RestClient:
         # An OAuth access token is a secret too, though no config field holds it.
         issued = getattr(self.http.auth, "token", None)
         token = issued.get("access_token") if isinstance(issued, dict) else None
-        return scrub(message, [*self.secrets, *([token] if isinstance(token, str) else [])])
+        derived: list[str] = getattr(self.http.auth, "secret_forms", [])  # basic auth's encoded header
+        return scrub(message, [*self.secrets, *derived, *([token] if isinstance(token, str) else [])])

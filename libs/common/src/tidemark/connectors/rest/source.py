@@ -7,7 +7,7 @@ import abc
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 from pydantic import Field
@@ -30,6 +30,12 @@ class RestConfig(ConnectorConfig):
     max_attempts: int = Field(default=8, ge=1, le=20,
                               description="Tries per request on 429, 5xx and timeouts before the run fails.")
     batch_size: int = Field(default=10_000, ge=1, le=1_000_000, description="Records per Arrow batch.")
+
+    url_field: ClassVar[str] = "base_url"
+    """The field holding the vendor's URL: the egress check names it when it refuses the host."""
+
+    def endpoints(self) -> dict[str, str]:
+        return {self.url_field: str(getattr(self, self.url_field))}
 
 
 @dataclass
@@ -62,6 +68,8 @@ class RestSource(Source):
     """A vendor module implements :meth:`_make_client`, :meth:`_discover` and :meth:`_records`."""
 
     config: RestConfig
+    # One client, one token and one rate limit per connection: a vendor's streams take turns.
+    concurrent_streams: ClassVar[bool] = False
 
     def __init__(self, config: ConnectorConfig) -> None:
         super().__init__(config)

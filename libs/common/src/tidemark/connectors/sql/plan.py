@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -86,6 +87,12 @@ class Dialect(abc.ABC):
         if plan.order_by is not None:
             sql += f" ORDER BY {self.quote(plan.order_by.name)}"
         return sql, params
+
+
+    def render_count(self, plan: ReadPlan) -> tuple[str, list[Any]]:
+        """``SELECT count(*)`` of the rows ``plan`` reads (same filters and bound values, no order)."""
+        sql, params = self.render(dataclasses.replace(plan, order_by=None))
+        return f"SELECT count(*) FROM ({sql}) AS tidemark_count", params  # noqa: S608 - rendered above
 
 
 def quote_with(identifier: str, open_: str, close: str) -> str:

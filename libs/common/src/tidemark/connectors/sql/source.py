@@ -28,10 +28,30 @@ from tidemark.logs import fields
 
 log = logging.getLogger("tidemark.connectors")
 
+# From this many streams a run looks up, listing the source's tables once is cheaper than a
+# connection and a catalog query per stream.
+PREPARE_AT_ONCE = 8
+
 
 @dataclass
 class _Cache:
     tables: dict[str, SqlTable] = field(default_factory=dict)
+
+
+def needs_order(spec: StreamSpec, table: SqlTable) -> bool:
+    """Whether a read must come in cursor order: only when a merge may see one key twice.
+
+    State is committed once per run (the largest cursor seen, see ``lakehouse.state``) and a
+    failed run commits nothing, so the order of rows never decides which rows the next run
+    reads. It decides one thing: when a merge key repeats within a read, the row read last
+    wins. A key that covers the table's declared primary key cannot repeat in one statement
+    (one snapshot of the table), so only merges on other keys (a view, a key the user chose
+    narrower than the table's) pay for ``ORDER BY``, to keep "the newest version wins".
+    """
+    if spec.sync_mode is not SyncMode.INCREMENTAL:
+        return False
+    declared = set(table.primary_key)
+    return not declared or not declared <= set(spec.primary_key)
 
 
 class SqlSource(Source):
@@ -98,6 +118,16 @@ class SqlSource(Source):
                     log.warning(column.warning, extra=fields(stream=table.stream, column=column.name))
         return Catalog(streams=[stream_info(t) for t in tables])
 
+    def prepare(self, streams: Sequence[StreamSpec]) -> None:
+        wanted = {s.name for s in streams} - set(self._cache.tables)
+        if len(wanted) < PREPARE_AT_ONCE:
+            return  # a lookup per stream is cheaper than listing a scope that may hold thousands of tables
+        with self.connect() as conn:
+            tables = self.list_tables(conn)
+        for table in tables:
+            if table.stream in wanted:
+                self._cache.tables[table.stream] = table
+
     def table(self, stream: str) -> SqlTable:
         cached = self._cache.tables.get(stream)
         if cached is not None:
@@ -124,9 +154,7 @@ class SqlSource(Source):
                 log.warning(c.warning, extra=fields(stream=spec.name, column=c.name))
                 self.warnings.add(spec.name, "type_as_text", c.name, c.warning, count=0)
         cursor = cursor_filter(spec, state, table)
-        order_by = None
-        if spec.sync_mode is not SyncMode.FULL_REFRESH and spec.cursor_field:
-            order_by = table.column(spec.cursor_field)
+        order_by = table.column(spec.cursor_field) if needs_order(spec, table) and spec.cursor_field else None
         if key_range is not None and table.column(key_range.column) is None:
             raise SourceError(f"stream {spec.name!r}: unknown key column {key_range.column!r}", FailureKind.CONFIG)
         return ReadPlan(table=table, columns=columns, cursor=cursor, order_by=order_by, key_range=key_range)

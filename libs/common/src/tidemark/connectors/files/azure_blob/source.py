@@ -43,6 +43,12 @@ class AzureBlobConfig(FilesConfig):
             raise ValueError("account_name is required (or a connection_string that names the account)")
         return self
 
+    def endpoints(self) -> dict[str, str]:
+        if self.blob_endpoint:
+            return {"blob_endpoint": self.blob_endpoint}
+        parts = parse_connection_string(self.connection_string.get_secret_value()) if self.connection_string else {}
+        return {"connection_string": parts["blobendpoint"]} if parts.get("blobendpoint") else {}
+
     def account(self) -> str:
         if self.account_name:
             return self.account_name

@@ -31,6 +31,9 @@ class S3Config(FilesConfig):
     role_arn: str = Field(default="", description="Role to assume (with the credentials above, or the default chain).")
     role_session_name: str = Field(default="tidemark", description="Session name when assuming `role_arn`.")
 
+    def endpoints(self) -> dict[str, str]:
+        return {"endpoint": self.endpoint} if self.endpoint else {}
+
 
 S3_ERRORS = (
     ErrorRule(("no_such_bucket", "nosuchbucket", "bucket does not exist"), FailureKind.CONFIG,

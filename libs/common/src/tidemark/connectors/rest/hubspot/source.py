@@ -96,7 +96,7 @@ class HubSpotSource(RestSource):
         token = self.config.access_token.get_secret_value()
         return RestClient(self.config.base_url, advice=ADVICE, auth=BearerToken(token), secrets=[token],
                           timeout=self.config.timeout_seconds, requests_per_second=self.config.requests_per_second,
-                          max_attempts=self.config.max_attempts, sleep=self.sleep)
+                          max_attempts=self.config.max_attempts, sleep=self.sleep, url_field="base_url")
 
     def _discover(self) -> list[RestStream]:
         streams = [self._object_stream(name) for name in self.config.objects]

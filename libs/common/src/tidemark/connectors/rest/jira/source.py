@@ -67,7 +67,7 @@ class JiraSource(RestSource):
         return RestClient(self.config.base_url, advice=ADVICE, auth=basic(self.config.email, token),
                           secrets=[token], timeout=self.config.timeout_seconds,
                           requests_per_second=self.config.requests_per_second,
-                          max_attempts=self.config.max_attempts, sleep=self.sleep)
+                          max_attempts=self.config.max_attempts, sleep=self.sleep, url_field="base_url")
 
     def _discover(self) -> list[RestStream]:
         found = self.client.json("GET", "/rest/api/3/field", what="list the Jira issue fields")

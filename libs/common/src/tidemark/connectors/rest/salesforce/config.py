@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -10,6 +11,7 @@ from tidemark.connectors.rest.source import RestConfig
 
 
 class SalesforceConfig(RestConfig):
+    url_field: ClassVar[str] = "login_url"
     login_url: str = Field(
         default="https://login.salesforce.com",
         description="Where tokens come from: `https://login.salesforce.com`, `https://test.salesforce.com` for a "

@@ -75,7 +75,7 @@ class SalesforceSource(RestSource):
                                 "refresh token")
         client = RestClient(cfg.login_url, advice=ADVICE, auth=auth, secrets=[s for s in (secret, refresh) if s],
                             timeout=cfg.timeout_seconds, requests_per_second=cfg.requests_per_second,
-                            max_attempts=cfg.max_attempts, sleep=self.sleep)
+                            max_attempts=cfg.max_attempts, sleep=self.sleep, url_field="login_url")
         # The token response names the instance the org's API lives at.
         try:
             auth.accept(client.request("POST", auth.token_url, what="get a Salesforce access token", data=auth.form,

@@ -130,24 +130,40 @@ def to_text(value: Any) -> str:
     return str(value)
 
 
+# Where a value goes until render() writes it in: NUL delimits it, and no quoted identifier holds NUL.
+_MARK = "\x00p{}\x00"
+
+
+def literal(value: str) -> str:
+    """A T-SQL Unicode string literal (quotes doubled: T-SQL has no other escape in string literals)."""
+    return "N'" + value.replace("'", "''") + "'"
+
+
 class MssqlDialect(Dialect):
-    """Square-bracket identifiers; values as named pyformat parameters, cast server-side from
-    text (pymssql would otherwise cut datetimes to milliseconds)."""
+    """Square-bracket identifiers; values as Unicode literals cast server-side from text (pymssql would
+    otherwise cut datetimes to milliseconds).
+
+    pymssql substitutes parameters on the client, in the SQL text, and has no escape for ``%``: an
+    identifier holding ``%(p0)s`` would have the value pasted into it. So values are written in as
+    literals here, as pymssql itself would quote them, and the statement goes without parameters."""
 
     def quote(self, identifier: str) -> str:
         return quote_with(identifier, "[", "]")
 
     def placeholder(self, column: SqlColumn, index: int) -> str:
-        return f"CAST(%(p{index})s AS {cast_target(column.source_type, column.arrow_type)})"
+        return f"CAST({_MARK.format(index)} AS {cast_target(column.source_type, column.arrow_type)})"
 
     def bind(self, value: Any, column: SqlColumn) -> Any:
         return to_text(value)
 
+    def render(self, plan: ReadPlan) -> tuple[str, list[Any]]:
+        sql, params = super().render(plan)
+        for index, value in enumerate(params):
+            sql = sql.replace(_MARK.format(index), literal(value))
+        return sql, []
+
     def limit(self, sql: str, rows: int) -> str:
         return sql.replace("SELECT ", f"SELECT TOP {int(rows)} ", 1)
-
-    def named(self, params: Sequence[Any]) -> dict[str, Any]:
-        return {f"p{i}": v for i, v in enumerate(params)}
 
 
 def _int(value: Any) -> int:
@@ -231,8 +247,8 @@ class MssqlSource(SqlSource):
         converters = [default_converter(c.arrow_type) for c in plan.columns]
         with self.connect() as conn:
             cur = conn.cursor()
-            # Dict parameters: pymssql then only substitutes %(name)s, never a `%` in an identifier.
-            cur.execute(sql, self.dialect.named(params) if params else None)
+            # No parameters: pymssql leaves the text alone, `%` in identifiers included (see MssqlDialect).
+            cur.execute(sql, tuple(params) or None)
             done = 0
             while rows := cur.fetchmany(self.config.batch_size):
                 yield rows_to_batch(rows, plan.schema, converters, plan.table.stream, first_row=done)

@@ -1,13 +1,16 @@
-"""The MySQL / MariaDB source: PyMySQL, an unbuffered (streaming) cursor, Arrow casts in bulk."""
+"""The MySQL / MariaDB source: rows read by connectorx straight into Arrow (columnar.py), or by PyMySQL
+with an unbuffered (streaming) cursor and Arrow casts in bulk (read.py) where connectorx cannot."""
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import connectorx
 import pyarrow as pa
 import pymysql  # type: ignore[import-untyped]
 import pymysql.cursors  # type: ignore[import-untyped]
@@ -17,6 +20,7 @@ from tidemark.connectors.boundary import scrub, secret_values
 from tidemark.connectors.sql import fingerprint
 from tidemark.connectors.sql.config import SqlConfig
 from tidemark.connectors.sql.errors import ErrorRule, classify
+from tidemark.connectors.sql.mysql import columnar
 from tidemark.connectors.sql.mysql.config import MySQLConfig, connect_args
 from tidemark.connectors.sql.mysql.read import RAW_CONVERSIONS, stream_rows
 from tidemark.connectors.sql.mysql.types import map_type
@@ -82,8 +86,13 @@ RULES = (
 )
 
 
+CX_ERROR = re.compile(r"MySqlError \{ ERROR (\d+) \([0-9A-Z]{5}\): (.*) \}")
+
+
 def translate(exc: BaseException, config: SqlConfig, action: str) -> SourceError:
     detail = scrub(" ".join(str(exc).split()), secret_values(config), limit=None)
+    # connectorx spells a server error `MySqlError { ERROR 1142 (42000): text }`, PyMySQL `(1142, 'text')`.
+    detail = CX_ERROR.sub(r"(\1, \2)", detail)
     fmt = {"user": config.user, "database": config.database, "host": config.host, "port": config.port,
            "tls_mode": config.tls_mode, "timeout": config.connect_timeout_seconds, "detail": detail}
     found = classify(detail, RULES, fmt)
@@ -109,6 +118,8 @@ class MySQLSource(SqlSource):
     title: ClassVar[str] = "MySQL / MariaDB"
     config_model: ClassVar[type[ConnectorConfig]] = MySQLConfig
     dialect: ClassVar[Dialect] = MySQLDialect()
+    # Whether connections go without TLS (learnt on the first connection): only then may connectorx read.
+    _plain_tcp: bool | None = None
 
     def _databases(self) -> list[str]:
         assert isinstance(self.config, MySQLConfig)
@@ -120,11 +131,13 @@ class MySQLSource(SqlSource):
         try:
             try:
                 conn = pymysql.connect(**args, conv=RAW_CONVERSIONS, cursorclass=cursorclass)
+                self._plain_tcp = args["ssl"] is None
             except pymysql.err.OperationalError as exc:
                 # PyMySQL refuses a server without TLS once TLS is asked for; `prefer` then goes plain.
                 if self.config.tls_mode != "prefer" or not exc.args or exc.args[0] != NO_TLS:
                     raise
                 conn = pymysql.connect(**(args | {"ssl": None}), conv=RAW_CONVERSIONS, cursorclass=cursorclass)
+                self._plain_tcp = True
         except pymysql.MySQLError as exc:
             raise translate(exc, self.config, "connecting") from exc
         try:
@@ -195,10 +208,59 @@ class MySQLSource(SqlSource):
             log.warning("some tables are not readable", extra=fields(user=user, tables=denied[:20]))
 
     def execute(self, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
-        sql, params = self.dialect.render(plan)
+        sql = self._columnar_sql(plan)
+        if sql is not None:
+            yield from self._execute_columnar(plan, sql)
+            return
+        rendered, params = self.dialect.render(plan)
+        count_sql, _ = self.dialect.render_count(plan)
         with self._connection(pymysql.cursors.SSCursor) as conn, conn.cursor() as cur:
-            cur.execute(sql, params)
+            # The count and the rows come from one consistent snapshot (InnoDB's REPEATABLE READ); the
+            # count after the rows, so the first rows do not wait for a scan.
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            cur.execute(rendered, params)
             yield from stream_rows(cur, plan, self.config.batch_size, self.warnings)
+            cur.execute(count_sql, params)
+            found = cur.fetchall()
+            self.snapshot_counts[plan.table.stream] = int(found[0][0]) if found else 0
+
+    def _columnar_sql(self, plan: ReadPlan) -> str | None:
+        """The SQL connectorx runs for ``plan``, or None when PyMySQL reads it: columnar reads are off,
+        the connection uses TLS (connectorx's TLS options do not match ``tls_mode``'s), or a bound value
+        cannot be a literal."""
+        assert isinstance(self.config, MySQLConfig)
+        if not self.config.columnar:
+            return None
+        if self._plain_tcp is None:
+            # One catalog connection tells whether `prefer` found TLS, and fails fast on a bad password
+            # (connectorx's pool would retry for half a minute).
+            with self.connect():
+                pass
+        return columnar.render(self.dialect, plan) if self._plain_tcp else None
+
+    def _execute_columnar(self, plan: ReadPlan, sql: str) -> Iterator[pa.RecordBatch]:
+        stream = plan.table.stream
+        queries, count = list(columnar.PRE_QUERIES), None
+        with_count = columnar.counted(self.dialect, plan, sql)
+        if with_count is not None:
+            sql, before = with_count
+            queries += before
+
+            def count(rows: int) -> None:
+                self.snapshot_counts[stream] = rows
+        try:
+            reader = connectorx.read_sql(columnar.url(self.config), sql, return_type="arrow_stream",
+                                         batch_size=self.config.batch_size, pre_execution_query=queries)
+            yield from columnar.stream_batches(reader, plan, self.warnings, count)
+        except SourceError:
+            raise
+        except BaseException as exc:
+            # connectorx raises RuntimeError, and pyo3's PanicException (a BaseException) on a value it
+            # cannot convert; both become a SourceError with the URL's secrets scrubbed.
+            if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+                raise
+            raise translate(exc, self.config, "reading") from exc
 
     def partitions(self, stream: StreamSpec, count: int) -> list[KeyRange]:
         """Equal-width ranges of an integer first key column, from its MIN and MAX."""

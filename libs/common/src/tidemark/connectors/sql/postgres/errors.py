@@ -27,6 +27,10 @@ RULES = (
               "nothing accepts connections at {host}:{port}: is the server running, and is the port right?"),
     ErrorRule(("timeout expired", "timed out", "no route to host", "network is unreachable"), TRANSIENT,
               "{host}:{port} did not answer within {timeout} s: is the host reachable from here?"),
+    ErrorRule(("statement timeout",), TRANSIENT,
+              "the server at {host}:{port} cancelled the read at its statement_timeout (set for user {user!r} or "
+              "database {database!r}); raise it for this user, e.g. ALTER ROLE <user> SET statement_timeout = "
+              "'1h', or read when the server is less busy"),
     ErrorRule(("too many connections", "the database system is starting up", "shutting down",
                "server closed the connection", "terminating connection", "connection reset"), TRANSIENT,
               "the server at {host}:{port} is unavailable right now: {detail}"),

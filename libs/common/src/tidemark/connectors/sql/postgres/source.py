@@ -21,6 +21,7 @@ from tidemark.connectors.sql.postgres.config import PostgresConfig, libpq_params
 from tidemark.connectors.sql.postgres.errors import translate
 from tidemark.connectors.sql.postgres.read import (
     SETTING,
+    AdbcConnections,
     adbc_batches,
     psycopg_batches,
     register_infinity_loaders,
@@ -89,6 +90,13 @@ class PostgresSource(SqlSource):
     config_model: ClassVar[type[ConnectorConfig]] = PostgresConfig
     dialect: ClassVar[Dialect] = PostgresDialect()
 
+    def __init__(self, config: ConnectorConfig) -> None:
+        super().__init__(config)
+        self._adbc = AdbcConnections()
+
+    def close(self) -> None:
+        self._adbc.close()
+
     @contextmanager
     def connect(self) -> Iterator[Any]:
         with libpq_params(self.config) as params:
@@ -144,16 +152,24 @@ class PostgresSource(SqlSource):
 
     def execute(self, plan: ReadPlan) -> Iterator[pa.RecordBatch]:
         assert isinstance(self.config, PostgresConfig)
+        stream = plan.table.stream
+
+        def counted(rows: int) -> None:
+            self.snapshot_counts[stream] = rows
+
         if self.config.engine == "psycopg":
             sql, params = self.dialect.render(plan)
+            count_sql, _ = self.dialect.render_count(plan)
             with self.connect() as conn:
-                yield from psycopg_batches(conn, sql, params, plan, self.config.batch_size, self.warnings)
+                yield from psycopg_batches(conn, sql, params, plan, self.config.batch_size, self.warnings,
+                                           count_sql, counted)
             return
         sql, params = ADBC_DIALECT.render(plan)
+        count_sql, _ = ADBC_DIALECT.render_count(plan)
         with libpq_params(self.config) as libpq:
             try:
-                yield from adbc_batches(libpq_uri(libpq), sql, params, plan, self.config.batch_size,
-                                        self.warnings)
+                yield from adbc_batches(self._adbc, libpq_uri(libpq), sql, params, plan, self.config.batch_size,
+                                        self.warnings, count_sql, counted)
             except adbc.Error as exc:
                 raise translate(exc, self.config, f"reading {plan.table.stream}") from exc
 

@@ -18,7 +18,7 @@ from tidemark.connectors.base import Catalog, ColumnInfo, ConnectorConfig, Sourc
 from tidemark.connectors.sql.cursor import cursor_bound
 from tidemark.connectors.sql.fingerprint import digest
 from tidemark.errors import FailureKind, SourceError
-from tidemark.events import StreamSpec
+from tidemark.events import StreamSpec, SyncMode
 
 SAMPLE_PREFIX = "sample:"
 # Sample databases are demo data of the embedded platform, shipped by tidemark-cli, which
@@ -193,9 +193,16 @@ class SQLiteSource(Source):
                 sql += f" WHERE {column} {op} ?"
                 value = str(value) if isinstance(value, Decimal) else value
             params.append(value)
-        if stream.cursor_field:
+        count_sql = f"SELECT count(*) FROM ({sql})"  # noqa: S608 - built above
+        declared = set(self.declared_key(stream))
+        if stream.cursor_field and stream.sync_mode is SyncMode.INCREMENTAL and (
+                not declared or not declared <= set(stream.primary_key)):
+            # As in tidemark.connectors.sql.source.needs_order: only a merge whose key may repeat needs order.
             sql += f" ORDER BY {_quote(stream.cursor_field)}"
         with self._connect() as conn:
+            # One read transaction: the count and the rows see the same state of the file.
+            conn.execute("BEGIN")
+            self.snapshot_counts[stream.name] = int(conn.execute(count_sql, params).fetchone()[0])
             cursor = conn.execute(sql, params)
             while rows := cursor.fetchmany(self.config.batch_size):
                 columns = [
