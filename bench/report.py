@@ -91,7 +91,7 @@ def write(root: Path, rows: int, results: list[Any], dlt_python: Path | None) ->
         lines += [f"### {r.shape} ({'MariaDB' if r.source == 'mysql' else 'PostgreSQL'})", "", r.what, "",
                   "| what | seconds | rows/s | peak RSS |", "|---|---:|---:|---:|"]
         for m in [r.ceiling, r.full, r.first_incremental, *r.dlt.values(),
-                  *(m for m in (r.changed, r.noop) if m is not None)]:
+                  *(m for m in (r.read_alone, r.reader_floor, r.changed, r.noop) if m is not None)]:
             rss = f"{m.rss_mb:.0f} MB" if m.rss_mb is not None else "-"
             lines.append(f"| {m.name} | {m.seconds:.2f} | {m.rows_per_s:,.0f} | {rss} |")
         lines += ["", "| target | measured | met |", "|---|---:|:-:|",
@@ -106,6 +106,14 @@ def write(root: Path, rows: int, results: list[Any], dlt_python: Path | None) ->
                      f"{r.first_run_ratio:.2f} | {_yes(r.first_run_ratio <= 1.1)} |")
         lines.append(f"| peak RSS ≤ {RSS_TARGET_MB} MB | {r.peak_rss_mb:.0f} MB | "
                      f"{_yes(r.peak_rss_mb <= RSS_TARGET_MB)} |")
+        if r.read_alone is not None:
+            lines.append(f"| (no target) the read alone, nothing written, x ceiling: the most a load could reach | "
+                         f"{r.ceiling.seconds / r.read_alone.seconds:.2f} x | - |")
+        if r.reader_floor is not None and r.dlt:
+            best = min(m.seconds for m in r.dlt.values())
+            lines.append(f"| (no target) dlt's best load time / {DLT_TARGET} against the reader's floor: below it, "
+                         f"no load through this reader reaches {DLT_TARGET} x dlt | {best / DLT_TARGET:.2f} s vs "
+                         f"{r.reader_floor.seconds:.2f} s | - |")
         if r.changed is not None:
             share = r.changed.seconds / r.full.seconds
             lines.append(f"| incremental, 1% changed uniformly ≤ {CHANGED_TARGET:.0%} of Full Refresh time | "

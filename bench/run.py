@@ -74,6 +74,8 @@ class ShapeResult:
     ceiling: Measured
     full: Measured
     first_incremental: Measured
+    read_alone: Measured | None = None
+    reader_floor: Measured | None = None
     dlt: dict[str, Measured] = field(default_factory=dict)
     changed: Measured | None = None
     noop: Measured | None = None
@@ -209,7 +211,7 @@ def measure(name: str, what: str, source: str, rows: int, repeats: int, conn: di
     """Ceiling, Full Refresh and the first run of an incremental stream into an empty table, taking turns
     ``repeats`` times (the fastest of each kept: the machine is shared)."""
     home = WORK / f"tidemark-{name}"
-    ceiling_runs, full_runs, full_rss, first_runs, first_rss = [], [], 0.0, [], 0.0
+    ceiling_runs, full_runs, full_rss, first_runs, first_rss, reads = [], [], 0.0, [], 0.0, []
     for attempt in range(repeats):
         ceiling_runs.append(ceiling())
         log(f"{name}: ceiling run {attempt + 1}: {rows / ceiling_runs[-1]:,.0f} rows/s ({ceiling_runs[-1]:.2f} s)")
@@ -230,11 +232,18 @@ def measure(name: str, what: str, source: str, rows: int, repeats: int, conn: di
         first_rss = max(first_rss, rss)
         log(f"{name}: first incremental run {attempt + 1}: {rows / out['seconds']:,.0f} rows/s "
             f"({out['seconds']:.2f} s), peak RSS {rss:.0f} MB")
+        # Where a shape misses its ceiling ratio, this says whether reading or writing is the share that costs.
+        out, rss = tidemark(conn, stream, home, "read")
+        if out["rows_read"] != rows:
+            raise SystemExit(f"{name}: the read alone returned {out['rows_read']} rows, not {rows}")
+        reads.append(Measured("Tidemark's read alone (nothing written)", out["seconds"], rows, rss))
+        log(f"{name}: read alone {attempt + 1}: {rows / out['seconds']:,.0f} rows/s ({out['seconds']:.2f} s)")
     return ShapeResult(
         shape=name, source=source, what=what, rows=rows,
         ceiling=Measured(f"{source} (ceiling)", min(ceiling_runs), rows),
         full=Measured("Tidemark Full Refresh → Iceberg", min(full_runs), rows, full_rss),
         first_incremental=Measured("Tidemark incremental, first run → Iceberg", min(first_runs), rows, first_rss),
+        read_alone=min(reads, key=lambda m: m.seconds),
     )
 
 
@@ -315,6 +324,7 @@ def mysql_shape(rows: int, repeats: int, backends: list[str], python: Path | Non
                          f"{mytable.DATABASE}.{MYSQL_TABLE}", lambda: mytable.ceiling(server),
                          lambda: mytable.summary(server), False)
         result.ceiling.name = "mariadb --quick → /dev/null (ceiling)"
+        result.reader_floor = connectorx_floor(server, rows, repeats)
         for backend in backends:
             assert python is not None
             url = f"mysql+pymysql://{server.user}@{server.host}:{server.port}/{mytable.DATABASE}"
@@ -328,6 +338,19 @@ def mysql_shape(rows: int, repeats: int, backends: list[str], python: Path | Non
         if os.environ.get("BENCH_KEEP") != "1":
             shutil.rmtree(WORK / "tidemark-mysql", ignore_errors=True)
     return result
+
+
+def connectorx_floor(server: mytable.MyServer, rows: int, repeats: int) -> Measured:
+    """connectorx alone, native types, nothing written: the floor of a load through it (best of ``repeats``)."""
+    args = {"url": f"mysql://{server.user}:@{server.host}:{server.port}/{mytable.DATABASE}", "table": MYSQL_TABLE}
+    runs = []
+    for attempt in range(repeats):
+        out, rss = run_child([sys.executable, str(ROOT / "bench" / "cx_read.py"), json.dumps(args)])
+        if out["rows_read"] != rows:
+            raise SystemExit(f"connectorx read {out['rows_read']} rows, not {rows}")
+        runs.append(Measured("connectorx alone, native types, nothing written (floor)", out["seconds"], rows, rss))
+        log(f"mysql: connectorx read alone {attempt + 1}: {out['seconds']:.2f} s")
+    return min(runs, key=lambda m: m.seconds)
 
 
 def main() -> None:
@@ -353,7 +376,7 @@ def main() -> None:
     for r in results:
         print(f"{r.shape} ({'MariaDB' if r.source == 'mysql' else 'PostgreSQL'}): {r.what}")
         for m in [r.ceiling, r.full, r.first_incremental, *r.dlt.values(),
-                  *(m for m in (r.changed, r.noop) if m is not None)]:
+                  *(m for m in (r.read_alone, r.reader_floor, r.changed, r.noop) if m is not None)]:
             rss = f"{m.rss_mb:.0f} MB" if m.rss_mb is not None else "-"
             print(f"  {m.name:58} {m.seconds:9.2f} s {m.rows_per_s:11,.0f} rows/s {rss:>8}")
         dlt = f"{r.dlt_ratio:.2f}" if r.dlt_ratio is not None else "-"

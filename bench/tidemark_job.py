@@ -4,7 +4,9 @@ The worker's own loading code (``load_stream``) reads the source table and write
 Iceberg table. Argument: a JSON object with the connection parts, ``source`` (``postgres``
 or ``mysql``), ``stream`` (``schema.table``), ``home`` (the warehouse directory) and
 ``mode``: ``full_refresh`` (a Full Refresh stream), ``incremental`` (an incremental stream on
-``updated_at`` merged on ``id``; its first run into an empty home reads everything).
+``updated_at`` merged on ``id``; its first run into an empty home reads everything), ``read``
+(the Full Refresh stream's read alone, batches discarded: the source's share of a load, with
+Tidemark's casts and its reconciliation count, and nothing written).
 Prints one JSON line.
 """
 
@@ -57,6 +59,9 @@ def main() -> None:
     else:
         stream = StreamSpec(name=args["stream"], sync_mode=SyncMode.INCREMENTAL, cursor_field="updated_at",
                             primary_key=["id"])
+    if args["mode"] == "read":
+        read_only(source, stream)
+        return
     destination = DestinationSpec(namespace="bench")
     started = time.perf_counter()
     stats = load_stream(lake, source, destination, stream, str(uuid.uuid4()), Progress())
@@ -71,6 +76,17 @@ def main() -> None:
     print(json.dumps({"seconds": seconds, "rows_read": stats.rows_read, "rows_written": stats.rows_written,
                       "table_rows": total, "bytes": stats.bytes_written, "table": stats.table,
                       "snapshot_id": stats.snapshot_id, "peak_rss_mb": peak_rss_mb()}))
+
+
+def read_only(source: Source, stream: StreamSpec) -> None:
+    started = time.perf_counter()
+    rows = sum(batch.num_rows for batch in source.read(stream, None))
+    counted = source.snapshot_rows(stream)
+    seconds = time.perf_counter() - started
+    source.close()
+    if counted is not None and counted != rows:
+        raise SystemExit(f"read {rows} rows, but the source counted {counted}")
+    print(json.dumps({"seconds": seconds, "rows_read": rows, "peak_rss_mb": peak_rss_mb()}))
 
 
 if __name__ == "__main__":
