@@ -430,3 +430,14 @@ async def test_without_a_key_one_is_created_in_home_and_reused(start: AppFactory
     async with start(secret_key=None) as client:
         response = await client.get(f"/internal/v1/connections/{cid}/config", headers=internal())
         assert response.json()["config"]["password"] == PASSWORD
+
+
+async def test_every_connector_types_check_and_discovery_series_start_at_zero(client: httpx.AsyncClient) -> None:
+    """So the first failed check of a type is an increase a rate or an alert sees, not a new series."""
+    text = (await client.get("/metrics")).text
+    names = {registry.get_connector(t).type_name for t in registry.connector_types()}
+    assert names == set(registry.distinct_types())  # an alias (mariadb) is counted under its class's name
+    for name in names:
+        for outcome in ("succeeded", "failed"):
+            for metric in ("tidemark_connection_checks_total", "tidemark_catalog_discoveries_total"):
+                assert f'{metric}{{connector_type="{name}",outcome="{outcome}"}}' in text, (metric, name, outcome)

@@ -7,9 +7,11 @@ import asyncio
 from fastapi import FastAPI
 
 from tidemark.api.app import build_app
+from tidemark.connectors.registry import distinct_types
 from tidemark.service import ServiceDefinition
 from tidemark_connector.crypto import SecretBox, load_secret_key
 from tidemark_connector.deps import ConnectorRuntime, ConnectorState
+from tidemark_connector.metrics import series_at_zero
 from tidemark_connector.models import TABLES, Base
 from tidemark_connector.rotation import rotate_at_start_up
 from tidemark_connector.routes import internal_router, router, types_router
@@ -19,6 +21,7 @@ from tidemark_connector.tokens import router as tokens_router
 
 async def _setup(runtime: ConnectorRuntime) -> ConnectorState:
     key = await asyncio.to_thread(load_secret_key, runtime.settings)
+    series_at_zero(distinct_types())
     box = SecretBox(key, runtime.settings.previous_secret_keys)
     if box.rotating:
         # Older keys configured: re-encrypt what they still hold, so they can be dropped (docs/deploy.md).

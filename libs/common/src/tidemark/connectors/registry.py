@@ -38,6 +38,15 @@ def connector_types() -> list[str]:
     return sorted(_all_paths())
 
 
+def distinct_types() -> list[str]:
+    """One name per connector class, without importing any: the first name registered for its path
+    (an alias such as ``mariadb`` shares ``mysql``'s class, whose ``type_name`` is ``mysql``)."""
+    seen: dict[str, str] = {}
+    for name, path in _all_paths().items():
+        seen.setdefault(path, name)
+    return sorted(seen.values())
+
+
 def get_connector(type_name: str) -> type[Source]:
     path = _all_paths().get(type_name)
     if path is None:
