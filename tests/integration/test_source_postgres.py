@@ -231,6 +231,59 @@ def test_every_type_round_trips_value_by_value(pg: dict[str, Any], engine: str) 
     assert counted == {("value_as_null", c): 1 for c in ("num", "num_small", "d", "ts", "tstz")}
 
 
+EDGE_DECIMALS = {  # column: (type, values) — the largest, smallest and finest each type holds
+    "whole": ("numeric(18, 0)", ["999999999999999999", "-999999999999999999", "0", "1", "-1"]),
+    "fine": ("numeric(18, 18)", ["0.999999999999999999", "-0.999999999999999999", "0.000000000000000001",
+                                 "-0.000000000000000001", "0"]),
+    "money4": ("numeric(18, 4)", ["99999999999999.9999", "-99999999999999.9999", "-0.0001", "12.3400", "0"]),
+    "tiny": ("numeric(1, 0)", ["9", "-9", "0", "5", "-5"]),
+    "past_int8": ("numeric(19, 2)", ["99999999999999999.99", "-99999999999999999.99", "-0.01", "0.10", "0"]),
+}
+
+
+@pytest.mark.parametrize("engine", ["adbc", "psycopg"])
+def test_decimals_at_the_edges_of_their_precision_read_exactly(pg: dict[str, Any], engine: str) -> None:
+    """Every value exactly as stored, at the largest, smallest and finest each precision holds (18 digits
+    is int8's edge, 19 past it), NaN as a counted NULL, on both engines."""
+    names = list(EDGE_DECIMALS)
+    with psycopg.connect(pg["conninfo"], autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS edge_decimals")
+        conn.execute("CREATE TABLE edge_decimals (id int PRIMARY KEY, "
+                     + ", ".join(f"{n} {t}" for n, (t, _) in EDGE_DECIMALS.items()) + ")")
+        rows = [[i, *(EDGE_DECIMALS[n][1][i] for n in names)] for i in range(5)]
+        rows += [[5, *(None for _ in names)], [6, *("NaN" for _ in names)]]
+        with conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO edge_decimals VALUES ({', '.join(['%s'] * (len(names) + 1))})", rows)
+    src = source(pg, engine=engine)
+    spec = StreamSpec(name="public.edge_decimals")
+    read = sorted(rows_of(src.read(spec, None)), key=lambda r: r["id"])
+    for row in read[:5]:
+        for name in names:
+            assert row[name] == Decimal(EDGE_DECIMALS[name][1][row["id"]]), (name, row[name])
+            assert row[name].as_tuple().exponent == -int(EDGE_DECIMALS[name][0].split(",")[1].strip(" )"))
+    assert all(read[5][n] is None and read[6][n] is None for n in names)
+    counted = {w.column: w.count for w in src.warnings.take(spec.name) if w.kind == "value_as_null"}
+    assert counted == dict.fromkeys(names, 1)  # the NaNs, not the NULLs
+
+
+@pytest.mark.parametrize("engine", ["adbc", "psycopg"])
+@pytest.mark.parametrize("precision", [12, 30])
+def test_a_keyless_merge_reads_in_numeric_cursor_order_whatever_the_decimal_travels_as(
+        pg: dict[str, Any], engine: str, precision: int) -> None:
+    """A view has no key, so an incremental merge reads in cursor order and the row read last wins:
+    that order must be the numbers', never their text's ("10.00" sorts before "9.00")."""
+    with psycopg.connect(pg["conninfo"], autocommit=True) as conn:
+        conn.execute("DROP VIEW IF EXISTS versions_v")
+        conn.execute("DROP TABLE IF EXISTS versions")
+        conn.execute(f"CREATE TABLE versions (k text, version numeric({precision}, 2))")
+        conn.execute("INSERT INTO versions VALUES ('a', 10.00), ('a', 9.00), ('a', 100.00), ('a', 2.50)")
+        conn.execute("CREATE VIEW versions_v AS SELECT * FROM versions")
+    spec = StreamSpec(name="public.versions_v", sync_mode=SyncMode.INCREMENTAL, cursor_field="version",
+                      primary_key=["k"])
+    read = [r["version"] for r in rows_of(source(pg, engine=engine).read(spec, None))]
+    assert read == [Decimal("2.50"), Decimal("9.00"), Decimal("10.00"), Decimal("100.00")]
+
+
 def test_composite_and_keyless_tables_read_completely(pg: dict[str, Any]) -> None:
     src = source(pg)
     composite = rows_of(src.read(StreamSpec(name="public.composite"), None))

@@ -43,7 +43,7 @@ def test_postgres_quotes_identifiers_and_binds_values() -> None:
     sql, params = PostgresDialect().render(plan(state=STATE))
     assert sql == (
         'SELECT "id", "Se""le]ct`%%s", "Updated At", "doc"::text AS "doc" FROM "My Schema"."Order" '
-        'WHERE "Updated At" >= CAST(%s AS timestamp with time zone) ORDER BY "Updated At"'
+        'WHERE "Updated At" >= CAST(%s AS timestamp with time zone) ORDER BY "My Schema"."Order"."Updated At"'
     )
     assert params == ["2024-03-02T10:00:00+00:00"]
 
@@ -53,7 +53,7 @@ def test_adbc_reads_bound_values_back_from_session_settings() -> None:
     assert sql == (
         'SELECT "id", "Se""le]ct`%s", "Updated At", "doc"::text AS "doc" FROM "My Schema"."Order" '
         "WHERE \"Updated At\" > CAST(current_setting('tidemark.p0') AS timestamp with time zone) "
-        "AND \"id\" >= CAST(current_setting('tidemark.p1') AS bigint) ORDER BY \"Updated At\""
+        "AND \"id\" >= CAST(current_setting('tidemark.p1') AS bigint) ORDER BY \"My Schema\".\"Order\".\"Updated At\""
     )
     assert params == ["2024-03-02T10:00:00+00:00", "10"]
     assert settings_sql(2) == "SELECT set_config('tidemark.p0', $1, false), set_config('tidemark.p1', $2, false)"
@@ -79,7 +79,7 @@ def test_mysql_backticks_and_naive_utc_parameters() -> None:
     sql, params = MySQLDialect().render(plan(state=STATE, key_range=KeyRange(column="id", lower="5", upper="9")))
     assert sql == (
         "SELECT `id`, `Se\"le]ct``%%s`, `Updated At`, `doc`::text AS `doc` FROM `My Schema`.`Order` "
-        "WHERE `Updated At` >= %s AND `id` >= %s AND `id` < %s ORDER BY `Updated At`"
+        "WHERE `Updated At` >= %s AND `id` >= %s AND `id` < %s ORDER BY `My Schema`.`Order`.`Updated At`"
     )
     assert params == [datetime(2024, 3, 2, 10), 5, 9]
 
@@ -95,7 +95,7 @@ def test_mssql_brackets_casts_and_writes_values_as_literals() -> None:
     sql, params = dialect.render(plan(state=STATE, lookback=3600))
     assert sql == (
         "SELECT [id], [Se\"le]]ct`%s], [Updated At], [doc]::text AS [doc] FROM [My Schema].[Order] "
-        "WHERE [Updated At] >= CAST(N'2024-03-02T09:00:00+00:00' AS datetimeoffset(7)) ORDER BY [Updated At]"
+        "WHERE [Updated At] >= CAST(N'2024-03-02T09:00:00+00:00' AS datetimeoffset(7)) ORDER BY [My Schema].[Order].[Updated At]"
     )
     assert params == []
 

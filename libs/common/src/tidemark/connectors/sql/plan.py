@@ -85,7 +85,9 @@ class Dialect(abc.ABC):
         if where:
             sql += " WHERE " + " AND ".join(where)
         if plan.order_by is not None:
-            sql += f" ORDER BY {self.quote(plan.order_by.name)}"
+            # Qualified: a bare name would mean the select list's column of that name, which may be the
+            # value read through a cast (a decimal as text sorts "10.00" before "9.00").
+            sql += f" ORDER BY {self.table_sql(plan.table)}.{self.quote(plan.order_by.name)}"
         return sql, params
 
 
