@@ -95,7 +95,8 @@ def test_mssql_brackets_casts_and_writes_values_as_literals() -> None:
     sql, params = dialect.render(plan(state=STATE, lookback=3600))
     assert sql == (
         "SELECT [id], [Se\"le]]ct`%s], [Updated At], [doc]::text AS [doc] FROM [My Schema].[Order] "
-        "WHERE [Updated At] >= CAST(N'2024-03-02T09:00:00+00:00' AS datetimeoffset(7)) ORDER BY [My Schema].[Order].[Updated At]"
+        "WHERE [Updated At] >= CAST(N'2024-03-02T09:00:00+00:00' AS datetimeoffset(7)) "
+        "ORDER BY [My Schema].[Order].[Updated At]"
     )
     assert params == []
 
