@@ -13,14 +13,7 @@ import sys
 import time
 
 import connectorx as cx
-
-
-def peak_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return -1.0
+from rss import peak_rss_mb
 
 
 def main() -> None:

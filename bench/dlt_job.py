@@ -21,15 +21,7 @@ os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
 import dlt
 import pyarrow.parquet as pq
 from dlt.sources.sql_database import sql_database
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM), in MB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return -1.0
+from rss import peak_rss_mb
 
 
 def main() -> None:

@@ -16,19 +16,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from pyarrow import fs as pafs
+from rss import peak_rss_mb
 
 from tidemark.connectors.files.s3 import S3Config, S3Source
 from tidemark.events import DestinationSpec, StreamSpec
 from tidemark_ingest.worker.memory import use_jemalloc
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM), in MB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return -1.0
 
 
 def source(a: dict[str, str]) -> S3Source:

@@ -22,6 +22,7 @@ from pathlib import Path
 # (a worker pays its imports once at start; "with process start" in the output includes them).
 import pyiceberg.catalog.sql  # noqa: F401
 import sqlalchemy.dialects.sqlite  # noqa: F401 - the catalog's dialect, as the worker's fork server imports it
+from rss import peak_rss_mb
 
 from tidemark.connectors import Source
 from tidemark.connectors.sql.mysql import MySQLConfig, MySQLSource
@@ -31,15 +32,6 @@ from tidemark.lakehouse import Lakehouse
 from tidemark.lakehouse.settings import LakehouseSettings
 from tidemark_ingest.worker.load import Progress, load_stream
 from tidemark_ingest.worker.memory import use_jemalloc
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set (VmHWM), in MB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return -1.0
 
 
 def open_source(args: dict[str, object]) -> Source:
